@@ -1,0 +1,294 @@
+"""Observed trajectories: times, states (with missing values) and measured inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import DataError, describe
+
+INTERPOLATIONS = ("linear", "cubic")
+
+
+def _check_time(t, where: str) -> np.ndarray:
+    try:
+        arr = np.asarray(t, dtype=float)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: expected a 1-D array of times, received {describe(t)}.") from None
+    if arr.ndim != 1:
+        raise DataError(f"{where}: expected a 1-D array of times, received shape {arr.shape}.")
+    if arr.size < 2:
+        raise DataError(f"{where}: expected at least two time points, received {arr.size}.")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise DataError(f"{where}: times must be finite, received {arr[bad]} at position {bad}; drop or fill that row.")
+    steps = np.diff(arr)
+    if np.any(steps <= 0):
+        bad = int(np.flatnonzero(steps <= 0)[0])
+        raise DataError(
+            f"{where}: times must be strictly increasing, received {arr[bad]} then {arr[bad + 1]} "
+            f"at positions {bad}, {bad + 1}; sort the rows and remove duplicate times."
+        )
+    return arr
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One observed trajectory.
+
+    Attributes
+    ----------
+    t : ndarray of shape (T,)
+        Strictly increasing observation times.
+    y : ndarray of shape (T, n_observed)
+        Observations; NaN marks a missing value.
+    u : ndarray of shape (T_u, n_inputs)
+        Measured inputs, sampled at ``u_t``.
+    u_t : ndarray of shape (T_u,)
+        Times of the input samples (``t`` unless given separately).
+    """
+
+    t: np.ndarray
+    y: np.ndarray
+    u: np.ndarray
+    u_t: np.ndarray
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Boolean array of shape (T, n_observed), True where observed."""
+        return ~np.isnan(self.y)
+
+
+class Dataset:
+    """Observed trajectories of some (or all) of a model's states.
+
+    Parameters
+    ----------
+    t : array of shape (T,) or list of such arrays
+        Observation times of one trajectory, or one array per trajectory
+        (each trajectory may have its own irregular grid).
+    y : array of shape (T, n) or (T,), or list of such arrays
+        Observations, NaN where missing.  Columns are the states named in
+        ``states``.
+    states : sequence of str, optional
+        Names of the observed states, one per column (default: the model's
+        states in order, resolved at fit time).
+    inputs : array of shape (T_u, m) or list of such arrays, optional
+        Measured inputs for each trajectory.
+    input_names : sequence of str, optional
+        Names of the input columns (required with ``inputs``).
+    input_times : array of shape (T_u,) or list, optional
+        Times of the input samples (default: ``t``).
+    interpolation : {"linear", "cubic"}, default "linear"
+        How inputs are interpolated between samples.
+
+    Raises
+    ------
+    DataError
+        For times that are not 1-D, finite and strictly increasing, fewer than
+        two time points, mismatched shapes, non-finite inputs, or names that do
+        not match the columns.
+    """
+
+    def __init__(self, t, y, *, states: Sequence[str] | None = None, inputs=None,
+                 input_names: Sequence[str] | None = None, input_times=None, interpolation: str = "linear"):
+        ts = list(t) if isinstance(t, (list, tuple)) else [t]
+        ys = list(y) if isinstance(y, (list, tuple)) else [y]
+        if len(ts) != len(ys):
+            raise DataError(f"t and y: expected one y array per time array, received {len(ts)} and {len(ys)}.")
+        if interpolation not in INTERPOLATIONS:
+            raise DataError(f"interpolation: expected one of {INTERPOLATIONS}, received {interpolation!r}.")
+        self.interpolation = interpolation
+        us = None
+        if inputs is not None:
+            us = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+            if len(us) != len(ts):
+                raise DataError(f"inputs: expected one array per trajectory ({len(ts)}), received {len(us)}.")
+            if input_names is None:
+                raise DataError("input_names: expected the names of the input columns when inputs= is given.")
+        uts = None
+        if input_times is not None:
+            uts = list(input_times) if isinstance(input_times, (list, tuple)) else [input_times]
+        self.trajectories: list[Trajectory] = []
+        n_obs = None
+        for k, (tk, yk) in enumerate(zip(ts, ys, strict=True)):
+            where = f"trajectory {k}" if len(ts) > 1 else "t"
+            tk = _check_time(tk, where if len(ts) > 1 else "t")
+            try:
+                yk = np.asarray(yk, dtype=float)
+            except (TypeError, ValueError):
+                raise DataError(f"y ({where}): expected a numeric array, received {describe(yk)}.") from None
+            if yk.ndim == 1:
+                yk = yk[:, None]
+            if yk.ndim != 2 or yk.shape[0] != tk.size:
+                raise DataError(
+                    f"y ({where}): expected shape ({tk.size}, n_states) to match {tk.size} time points, "
+                    f"received {yk.shape}."
+                )
+            if np.isinf(yk).any():
+                raise DataError(f"y ({where}): observations must be finite or NaN (missing), received inf.")
+            if n_obs is None:
+                n_obs = yk.shape[1]
+            elif yk.shape[1] != n_obs:
+                raise DataError(f"y ({where}): expected {n_obs} columns like trajectory 0, received {yk.shape[1]}.")
+            if us is not None:
+                uk = np.asarray(us[k], dtype=float)
+                if uk.ndim == 1:
+                    uk = uk[:, None]
+                utk = _check_time(uts[k], f"input_times ({where})") if uts is not None else tk
+                if uk.ndim != 2 or uk.shape[0] != utk.size or uk.shape[1] != len(input_names):
+                    raise DataError(
+                        f"inputs ({where}): expected shape ({utk.size}, {len(input_names)}), received {uk.shape}."
+                    )
+                if not np.all(np.isfinite(uk)):
+                    raise DataError(f"inputs ({where}): inputs must be finite; fill or drop the missing samples.")
+            else:
+                uk, utk = np.zeros((tk.size, 0)), tk
+            self.trajectories.append(Trajectory(tk, yk, uk, utk))
+        if states is not None:
+            states = [str(s) for s in states]
+            if len(states) != n_obs:
+                raise DataError(f"states: expected {n_obs} names (one per column of y), received {len(states)}: {states}.")
+            if len(set(states)) != len(states):
+                raise DataError(f"states: names must be unique, received {states}.")
+        self.state_names: list[str] | None = states
+        self.input_names: list[str] = [str(s) for s in (input_names or [])]
+        if all(np.isnan(tr.y).all() for tr in self.trajectories):
+            raise DataError("y: every observation is NaN; nothing to fit.")
+
+    @classmethod
+    def from_frame(cls, df, time: str, states: Sequence[str], *, trajectory: str | None = None,
+                   inputs: Sequence[str] = (), interpolation: str = "linear") -> Dataset:
+        """Build a dataset from a long-format pandas DataFrame.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            One row per observation time (per trajectory).
+        time : str
+            Time column.
+        states : sequence of str
+            Observed state columns (NaN = missing).
+        trajectory : str, optional
+            Column identifying trajectories; rows are grouped by it in order of
+            first appearance.
+        inputs : sequence of str
+            Measured input columns.
+        interpolation : {"linear", "cubic"}
+            Input interpolation.
+
+        Returns
+        -------
+        Dataset
+
+        Raises
+        ------
+        DataError
+            If a column is missing, or the time column is not strictly
+            increasing within a trajectory or contains NaN.
+        """
+        states = [states] if isinstance(states, str) else list(states)
+        inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+        cols = [time, *states, *inputs] + ([trajectory] if trajectory else [])
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise DataError(f"from_frame: unknown column(s) {missing}; the frame has columns {list(df.columns)}.")
+        groups = [df] if trajectory is None else [g for _, g in df.groupby(trajectory, sort=False)]
+        ts, ys, us = [], [], []
+        for k, g in enumerate(groups):
+            label = f"column {time!r}" + (f" (trajectory {g[trajectory].iloc[0]!r})" if trajectory else "")
+            ts.append(_check_time(g[time].to_numpy(dtype=float), label))
+            ys.append(g[states].to_numpy(dtype=float))
+            us.append(g[inputs].to_numpy(dtype=float))
+        return cls(ts, ys, states=states, inputs=us if inputs else None, input_names=inputs or None,
+                   interpolation=interpolation)
+
+    @property
+    def n_trajectories(self) -> int:
+        """Number of trajectories."""
+        return len(self.trajectories)
+
+    def __len__(self) -> int:
+        return len(self.trajectories)
+
+    def __repr__(self) -> str:
+        sizes = [tr.t.size for tr in self.trajectories]
+        return (f"Dataset({self.n_trajectories} trajectories, points={sizes}, states={self.state_names}, "
+                f"inputs={self.input_names})")
+
+    def window(self, t_start: float = -np.inf, t_end: float = np.inf) -> Dataset:
+        """The observations with ``t_start <= t <= t_end`` (inputs kept whole).
+
+        Raises
+        ------
+        DataError
+            If a trajectory keeps fewer than two points.
+        """
+        ts, ys, us, uts = [], [], [], []
+        for tr in self.trajectories:
+            keep = (tr.t >= t_start) & (tr.t <= t_end)
+            ts.append(tr.t[keep])
+            ys.append(tr.y[keep])
+            us.append(tr.u)
+            uts.append(tr.u_t)
+        return Dataset(ts, ys, states=self.state_names, inputs=us if self.input_names else None,
+                       input_names=self.input_names or None, input_times=uts if self.input_names else None,
+                       interpolation=self.interpolation)
+
+
+class InputInterpolator:
+    """Batched interpolation of measured inputs, one series per trajectory.
+
+    Parameters
+    ----------
+    times : list of ndarray, each (T_k,)
+    values : list of ndarray, each (T_k, m)
+    kind : {"linear", "cubic"}
+    dtype : torch.dtype
+
+    Call ``interp(t, index)`` with ``t`` of shape ``(B,)`` (or ``()``) and
+    ``index`` of shape ``(B,)`` (trajectory of each batch element) to get
+    inputs of shape ``(B, m)``.  Outside a series' range the end values are held.
+    """
+
+    def __init__(self, times: list[np.ndarray], values: list[np.ndarray], kind: str = "linear",
+                 dtype: torch.dtype = torch.float64):
+        from scipy.interpolate import CubicSpline
+
+        if kind not in INTERPOLATIONS:
+            raise DataError(f"interpolation: expected one of {INTERPOLATIONS}, received {kind!r}.")
+        self.kind = kind
+        n_max = max(t.size for t in times)
+        m = values[0].shape[1]
+        knots = np.empty((len(times), n_max))
+        coef = np.zeros((len(times), n_max - 1, 4, m))
+        self.last = np.array([t.size - 2 for t in times])
+        for k, (t, v) in enumerate(zip(times, values, strict=True)):
+            knots[k, : t.size] = t
+            knots[k, t.size :] = t[-1] + np.arange(1, n_max - t.size + 1)
+            if kind == "cubic" and t.size >= 3:
+                c = CubicSpline(t, v, bc_type="natural", axis=0).c  # (4, T-1, m), highest power first
+                coef[k, : t.size - 1] = np.moveaxis(c, 0, 1)
+            else:
+                slope = np.diff(v, axis=0) / np.diff(t)[:, None]
+                coef[k, : t.size - 1, 2] = slope
+                coef[k, : t.size - 1, 3] = v[:-1]
+            coef[k, t.size - 1 :, 3] = v[-1]
+        self.knots = torch.as_tensor(knots, dtype=dtype)
+        self.coef = torch.as_tensor(coef, dtype=dtype)
+        self.t_lo = torch.as_tensor([t[0] for t in times], dtype=dtype)
+        self.t_hi = torch.as_tensor([t[-1] for t in times], dtype=dtype)
+        self.last_t = torch.as_tensor(self.last)
+
+    def __call__(self, t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=self.knots.dtype).expand(index.shape)
+        t = torch.minimum(torch.maximum(t, self.t_lo[index]), self.t_hi[index])
+        kn = self.knots[index]
+        i = torch.searchsorted(kn, t.unsqueeze(-1).contiguous(), right=True).squeeze(-1) - 1
+        i = torch.minimum(i.clamp(min=0), self.last_t[index])
+        dt = (t - kn.gather(-1, i.unsqueeze(-1)).squeeze(-1)).unsqueeze(-1)
+        c = self.coef[index, i]  # (B, 4, m)
+        return ((c[:, 0] * dt + c[:, 1]) * dt + c[:, 2]) * dt + c[:, 3]

@@ -1,0 +1,181 @@
+"""SymPy expressions to batched torch functions.
+
+The generated functions take one tensor per argument symbol, all broadcastable
+to a common batch shape ``(...)``, and return tensors of that shape.  The
+function table below is the set of SymPy functions the printer may emit; it is
+what known physics terms may use.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import sympy as sp
+import torch
+
+from .errors import ModelError
+
+
+def _as_tensor_like(value, ref):
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(ref, torch.Tensor):
+        return torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
+    return torch.as_tensor(value, dtype=torch.get_default_dtype())
+
+
+def _pair(a, b):
+    ref = a if isinstance(a, torch.Tensor) else b
+    return _as_tensor_like(a, ref), _as_tensor_like(b, ref)
+
+
+def _minimum(*args):
+    out = args[0]
+    for other in args[1:]:
+        out = torch.minimum(*_pair(out, other))
+    return out
+
+
+def _maximum(*args):
+    out = args[0]
+    for other in args[1:]:
+        out = torch.maximum(*_pair(out, other))
+    return out
+
+
+def _where(cond, a, b):
+    cond = _as_tensor_like(cond, a if isinstance(a, torch.Tensor) else b)
+    a, b = _pair(a, b)
+    return torch.where(cond.bool(), a, b)
+
+
+def _pow(a, b):
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return torch.pow(*_pair(a, b)) if not isinstance(b, (int, float)) else torch.pow(a, b)
+    return a**b
+
+
+def _unary(fn: Callable) -> Callable:
+    def apply(a):
+        return fn(a if isinstance(a, torch.Tensor) else torch.as_tensor(a, dtype=torch.get_default_dtype()))
+
+    return apply
+
+
+#: Names the SymPy torch printer emits, mapped to batch-safe torch callables.
+FUNCTION_TABLE: dict[str, Callable] = {
+    "sin": _unary(torch.sin),
+    "cos": _unary(torch.cos),
+    "tan": _unary(torch.tan),
+    "asin": _unary(torch.asin),
+    "acos": _unary(torch.acos),
+    "atan": _unary(torch.atan),
+    "atan2": lambda a, b: torch.atan2(*_pair(a, b)),
+    "sinh": _unary(torch.sinh),
+    "cosh": _unary(torch.cosh),
+    "tanh": _unary(torch.tanh),
+    "exp": _unary(torch.exp),
+    "log": _unary(torch.log),
+    "sqrt": _unary(torch.sqrt),
+    "abs": _unary(torch.abs),
+    "sign": _unary(torch.sign),
+    "erf": _unary(torch.erf),
+    "floor": _unary(torch.floor),
+    "ceil": _unary(torch.ceil),
+    "min": _minimum,
+    "max": _maximum,
+    "where": _where,
+    "pow": _pow,
+    "gt": lambda a, b: torch.gt(*_pair(a, b)),
+    "ge": lambda a, b: torch.ge(*_pair(a, b)),
+    "lt": lambda a, b: torch.lt(*_pair(a, b)),
+    "le": lambda a, b: torch.le(*_pair(a, b)),
+    "eq": lambda a, b: torch.eq(*_pair(a, b)),
+    "ne": lambda a, b: torch.ne(*_pair(a, b)),
+    "logical_and": lambda a, b: torch.logical_and(*_pair(a, b)),
+    "logical_or": lambda a, b: torch.logical_or(*_pair(a, b)),
+    "logical_not": _unary(torch.logical_not),
+    "e": math.e,
+    "pi": math.pi,
+}
+
+#: SymPy function classes a known term may contain (anything else is rejected).
+SUPPORTED_FUNCTIONS: tuple[type, ...] = (
+    sp.sin, sp.cos, sp.tan, sp.asin, sp.acos, sp.atan, sp.atan2, sp.sinh, sp.cosh, sp.tanh,
+    sp.exp, sp.log, sp.Abs, sp.sign, sp.erf, sp.floor, sp.ceiling, sp.Min, sp.Max, sp.Piecewise,
+)  # fmt: skip
+
+
+def check_supported(expr: sp.Expr, where: str) -> None:
+    """Raise :class:`ModelError` if ``expr`` uses a function the torch table lacks.
+
+    Parameters
+    ----------
+    expr : sympy.Expr
+        Expression without unknown (undefined) functions.
+    where : str
+        Name of the argument or equation, used in the message.
+
+    Raises
+    ------
+    ModelError
+        If a function outside :data:`SUPPORTED_FUNCTIONS` occurs.
+    """
+    for func in expr.atoms(sp.Function):
+        if isinstance(func, sp.core.function.AppliedUndef):
+            continue
+        if not isinstance(func, SUPPORTED_FUNCTIONS):
+            names = ", ".join(sorted(f.__name__ for f in SUPPORTED_FUNCTIONS))
+            raise ModelError(
+                f"{where}: function {type(func).__name__} has no torch translation; "
+                f"expected one of {names}, received {func}."
+            )
+
+
+def torch_function(exprs: Sequence[sp.Expr], args: Sequence[sp.Symbol]) -> Callable[..., list]:
+    """Compile SymPy expressions into one batched torch function.
+
+    Parameters
+    ----------
+    exprs : sequence of sympy.Expr, length m
+        Expressions in the symbols ``args``.
+    args : sequence of sympy.Symbol, length k
+        Argument order of the generated function.
+
+    Returns
+    -------
+    callable
+        ``f(a_1, ..., a_k) -> list`` of ``m`` tensors (or Python numbers for
+        constant expressions), each broadcast over the arguments' batch shape.
+        Use :func:`broadcast_outputs` to turn constants into full tensors.
+
+    Raises
+    ------
+    ModelError
+        If an expression uses an unsupported function.
+    """
+    for i, expr in enumerate(exprs):
+        check_supported(sp.sympify(expr), f"expression {i}")
+    return sp.lambdify(list(args), list(exprs), modules=[FUNCTION_TABLE, "torch"], cse=True)
+
+
+def broadcast_outputs(values: Sequence, like: torch.Tensor) -> torch.Tensor:
+    """Stack outputs of a :func:`torch_function` along a new last axis.
+
+    Parameters
+    ----------
+    values : sequence of tensors or numbers, length m
+    like : torch.Tensor of shape (...)
+        Reference tensor giving batch shape, dtype and device.
+
+    Returns
+    -------
+    torch.Tensor of shape (..., m)
+    """
+    cols = []
+    for v in values:
+        if not isinstance(v, torch.Tensor):
+            v = torch.as_tensor(float(v), dtype=like.dtype, device=like.device)
+        cols.append(v.expand(like.shape) if v.shape != like.shape else v)
+    return torch.stack(cols, dim=-1)

@@ -1,0 +1,402 @@
+"""Hybrid models: SymPy equations with unknown functions backed by networks."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import sympy as sp
+import torch
+from sympy.core.function import AppliedUndef
+from torch import nn
+
+from .errors import ConfigError, ModelError, describe
+from .lambdify import broadcast_outputs, check_supported, torch_function
+from .networks import MLP
+
+TIME = sp.Symbol("t")
+
+
+@dataclass(frozen=True)
+class Learnable:
+    """Marks a parameter as trainable, starting from ``value``.
+
+    Parameters
+    ----------
+    value : float
+        Initial value.
+
+    Raises
+    ------
+    ConfigError
+        If ``value`` is not a finite real number.
+    """
+
+    value: float
+
+    def __post_init__(self):
+        try:
+            v = float(self.value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"Learnable value: expected a real number, received {describe(self.value)}.") from None
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ConfigError(f"Learnable value: expected a finite number, received {self.value!r}.")
+        object.__setattr__(self, "value", v)
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """An unknown function and the symbols it is applied to.
+
+    Attributes
+    ----------
+    name : str
+        Function name, e.g. ``"U"``.
+    args : tuple of sympy.Symbol
+        Its arguments (states, inputs or time), in call order.
+    """
+
+    name: str
+    args: tuple[sp.Symbol, ...]
+
+    @property
+    def function(self) -> sp.FunctionClass:
+        """The undefined SymPy function class."""
+        return sp.Function(self.name)
+
+    @property
+    def call(self) -> sp.Expr:
+        """The applied function, e.g. ``U(x, y)``."""
+        return self.function(*self.args)
+
+
+def _as_symbol(key, what: str) -> sp.Symbol:
+    if isinstance(key, sp.Symbol):
+        return key
+    if isinstance(key, str) and key.isidentifier():
+        return sp.Symbol(key)
+    raise ModelError(f"{what}: expected a sympy Symbol or identifier string, received {describe(key)}.")
+
+
+class HybridModel:
+    """ODE model ``dy/dt = f(t, y, u; p)`` whose right-hand side mixes known SymPy
+    terms and unknown functions represented by neural networks.
+
+    Parameters
+    ----------
+    equations : mapping state -> sympy expression
+        One right-hand side per state; the keys (Symbols or names) define the
+        states and their order.  Unknown terms are undefined functions applied
+        to states, inputs or the time symbol, e.g. ``U(x, y)``.
+    params : mapping symbol -> float or Learnable, optional
+        Parameter values; :class:`Learnable` marks trainable ones.
+    inputs : iterable of symbols, optional
+        Measured time-varying inputs (forcing), supplied with the data.
+    states : iterable of symbols, optional
+        Explicit state list; if given it must match the equation keys.
+    time : sympy.Symbol, default ``t``
+        Symbol of the independent variable.
+    networks : mapping name -> torch.nn.Module, optional
+        Networks to use for some unknowns instead of the default MLP; each maps
+        ``(..., n_args) -> (..., 1)``.
+    width, depth : int, default 32, 2
+        Size of the default MLPs.
+    activation : str, default "tanh"
+        Activation of the default MLPs.
+
+    Raises
+    ------
+    ModelError
+        For a free symbol that is neither state, parameter, input nor time, a
+        state without equation, an equation for a non-state, an unknown applied
+        to nothing or to something other than states, inputs or time, or an
+        unknown applied with different arguments in different places.
+    ConfigError
+        For an invalid parameter value or network option.
+    """
+
+    def __init__(
+        self,
+        equations: Mapping,
+        params: Mapping | None = None,
+        inputs: Iterable = (),
+        *,
+        states: Iterable | None = None,
+        time: sp.Symbol = TIME,
+        networks: Mapping[str, nn.Module] | None = None,
+        width: int = 32,
+        depth: int = 2,
+        activation: str = "tanh",
+    ):
+        if not isinstance(equations, Mapping) or not equations:
+            raise ModelError(
+                f"equations: expected a non-empty mapping {{state: expression}}, received {describe(equations)}."
+            )
+        self.time = _as_symbol(time, "time")
+        eqs: dict[sp.Symbol, sp.Expr] = {}
+        for key, rhs in equations.items():
+            sym = _as_symbol(key, "equations key")
+            try:
+                eqs[sym] = sp.sympify(rhs)
+            except (sp.SympifyError, TypeError):
+                raise ModelError(f"equation for {sym}: expected a sympy expression, received {describe(rhs)}.") from None
+        self.states: tuple[sp.Symbol, ...] = tuple(eqs)
+        if states is not None:
+            declared = tuple(_as_symbol(s, "states entry") for s in states)
+            for s in declared:
+                if s not in eqs:
+                    raise ModelError(f"state {s} has no equation: add equations[{s}] = <right-hand side>.")
+            for s in eqs:
+                if s not in declared:
+                    raise ModelError(
+                        f"equations: received an equation for {s}, which is not a state "
+                        f"(states={list(declared)}); add it to states or remove the equation."
+                    )
+            self.states = declared
+            eqs = {s: eqs[s] for s in declared}
+        self.equations = eqs
+        self.inputs: tuple[sp.Symbol, ...] = tuple(_as_symbol(u, "inputs entry") for u in inputs)
+
+        self.params: dict[sp.Symbol, float] = {}
+        self.learnable: set[sp.Symbol] = set()
+        for key, value in (params or {}).items():
+            sym = _as_symbol(key, "params key")
+            if isinstance(value, Learnable):
+                self.params[sym] = value.value
+                self.learnable.add(sym)
+            else:
+                try:
+                    self.params[sym] = float(value)
+                except (TypeError, ValueError):
+                    raise ConfigError(
+                        f"params[{sym}]: expected a number or ud.Learnable(value), received {describe(value)}."
+                    ) from None
+
+        clash = (set(self.states) & set(self.params)) | (set(self.states) & set(self.inputs))
+        clash |= set(self.params) & set(self.inputs)
+        if self.time in set(self.states) | set(self.params) | set(self.inputs):
+            clash.add(self.time)
+        if clash:
+            raise ModelError(f"symbols {sorted(map(str, clash))} are declared in more than one role "
+                             "(state, parameter, input, time); give each symbol one role.")
+
+        self.unknowns: dict[str, Unknown] = {}
+        allowed_args = set(self.states) | set(self.inputs) | {self.time}
+        known = allowed_args | set(self.params)
+        for state, rhs in self.equations.items():
+            for app in sorted(rhs.atoms(AppliedUndef), key=str):
+                name = type(app).__name__
+                if not app.args:
+                    raise ModelError(
+                        f"equation for {state}: unknown {name}() has no arguments; expected it applied to "
+                        f"states/inputs/{self.time}, e.g. {name}({', '.join(map(str, self.states))})."
+                    )
+                for a in app.args:
+                    if not isinstance(a, sp.Symbol) or a not in allowed_args:
+                        raise ModelError(
+                            f"equation for {state}: unknown {name} has argument {a}, expected states "
+                            f"{list(map(str, self.states))}, inputs {list(map(str, self.inputs))} or "
+                            f"time {self.time}; received {app}."
+                        )
+                spec = Unknown(name, tuple(app.args))
+                if name in self.unknowns and self.unknowns[name] != spec:
+                    raise ModelError(
+                        f"unknown {name} is applied as {self.unknowns[name].call} and as {app}; "
+                        "an unknown function must have the same arguments everywhere."
+                    )
+                self.unknowns[name] = spec
+            free = rhs.free_symbols
+            for sym in sorted(free - known, key=str):
+                raise ModelError(
+                    f"equation for {state}: symbol {sym} is neither a state {list(map(str, self.states))}, "
+                    f"a parameter {list(map(str, self.params))}, an input {list(map(str, self.inputs))} "
+                    f"nor the time {self.time}; add it to params= or inputs=."
+                )
+            check_supported(rhs, f"equation for {state}")
+        names = {str(s) for s in (*self.states, *self.params, *self.inputs, self.time)}
+        for name in self.unknowns:
+            if name in names:
+                raise ModelError(f"unknown function {name} has the same name as a symbol; rename one of them.")
+
+        networks = dict(networks or {})
+        for name in networks:
+            if name not in self.unknowns:
+                raise ModelError(f"networks: received a network for {name!r}, expected one of {sorted(self.unknowns)}.")
+            if not isinstance(networks[name], nn.Module):
+                raise ModelError(f"networks[{name!r}]: expected a torch.nn.Module, received {describe(networks[name])}.")
+        nets = nn.ModuleDict()
+        for name, unk in self.unknowns.items():
+            nets[name] = networks.get(name) or MLP(len(unk.args), 1, width=width, depth=depth, activation=activation)
+        self.net_options = {"width": width, "depth": depth, "activation": activation}
+        self.module = VectorField(self, nets)
+
+    # -- views ---------------------------------------------------------------------------------
+    @property
+    def state_names(self) -> list[str]:
+        """Names of the states, in order."""
+        return [str(s) for s in self.states]
+
+    @property
+    def input_names(self) -> list[str]:
+        """Names of the inputs, in order."""
+        return [str(s) for s in self.inputs]
+
+    def parameter_values(self) -> dict[sp.Symbol, float]:
+        """Current parameter values (trained values for learnable ones)."""
+        out = dict(self.params)
+        for sym in self.learnable:
+            out[sym] = float(self.module.learnable[str(sym)].detach())
+        return out
+
+    def networks(self) -> dict[str, nn.Module]:
+        """The network behind each unknown, by name."""
+        return dict(self.module.nets.items())
+
+    def copy(self) -> HybridModel:
+        """Deep copy (specification and all weights)."""
+        return copy.deepcopy(self)
+
+    def substitute(self, expressions: Mapping[str, sp.Expr], learnable: Iterable[sp.Symbol] = (),
+                   params: Mapping[sp.Symbol, float] | None = None) -> HybridModel:
+        """Replace unknowns by closed-form expressions in their arguments.
+
+        Parameters
+        ----------
+        expressions : mapping unknown name -> sympy expression
+            Expression in the unknown's argument symbols (and any ``params``).
+        learnable : iterable of Symbol
+            New parameters (from ``params``) to mark learnable.
+        params : mapping Symbol -> float, optional
+            Extra parameters introduced by the expressions (e.g. coefficients).
+
+        Returns
+        -------
+        HybridModel
+            New model; parameters keep their current (trained) values and the
+            networks of unknowns not substituted keep their weights.
+
+        Raises
+        ------
+        ModelError
+            If a name is not an unknown of this model.
+        """
+        for name in expressions:
+            if name not in self.unknowns:
+                raise ModelError(f"expressions: {name!r} is not an unknown of this model ({sorted(self.unknowns)}).")
+        repl = {self.unknowns[n].call: sp.sympify(e) for n, e in expressions.items()}
+        eqs = {s: rhs.xreplace(repl) for s, rhs in self.equations.items()}
+        values = self.parameter_values()
+        learn = set(learnable) | self.learnable
+        new_params: dict = {}
+        for sym, val in {**values, **(params or {})}.items():
+            new_params[sym] = Learnable(val) if sym in learn else val
+        keep = {n: copy.deepcopy(net) for n, net in self.networks().items() if n not in expressions}
+        model = HybridModel(eqs, new_params, self.inputs, states=self.states, time=self.time,
+                            networks=keep, **self.net_options)
+        model.module.to(self.module.dtype)
+        return model
+
+    def __repr__(self) -> str:
+        lines = [f"HybridModel({len(self.states)} states, {len(self.unknowns)} unknowns)"]
+        for s, rhs in self.equations.items():
+            lines.append(f"  d{s}/d{self.time} = {rhs}")
+        return "\n".join(lines)
+
+
+class VectorField(nn.Module):
+    """The compiled right-hand side of a :class:`HybridModel` as a torch module.
+
+    Everything trainable (network weights, learnable parameters) is registered
+    here, so solvers and adjoints see it.
+
+    Call ``field(t, y)`` with ``t`` of shape ``()`` or ``(...)`` and ``y`` of
+    shape ``(..., n_states)``; returns ``dy/dt`` of shape ``(..., n_states)``.
+    Measured inputs come from :attr:`input_fn`, a callable ``t -> (..., n_inputs)``
+    installed by the solver before integrating.
+    """
+
+    def __init__(self, model: HybridModel, nets: nn.ModuleDict):
+        super().__init__()
+        self.nets = nets
+        self.learnable = nn.ParameterDict(
+            {str(s): nn.Parameter(torch.tensor(model.params[s], dtype=torch.get_default_dtype()))
+             for s in sorted(model.learnable, key=str)}
+        )
+        self.fixed = [(s, model.params[s]) for s in model.params if s not in model.learnable]
+        self.unknown_specs = list(model.unknowns.values())
+        self.placeholders = [sp.Dummy(f"unk_{u.name}") for u in self.unknown_specs]
+        repl = {u.call: ph for u, ph in zip(self.unknown_specs, self.placeholders, strict=True)}
+        rhs = [model.equations[s].xreplace(repl) for s in model.states]
+        self.param_syms = [s for s in model.params if s in model.learnable]
+        self.arg_syms = [model.time, *model.states, *model.inputs, *self.param_syms, *self.placeholders]
+        fixed = {s: v for s, v in model.params.items() if s not in model.learnable}
+        self._exprs = [e.subs(fixed) for e in rhs]
+        self._fn = torch_function(self._exprs, self.arg_syms)
+        self.state_index = {s: i for i, s in enumerate(model.states)}
+        self.input_index = {s: i for i, s in enumerate(model.inputs)}
+        self.time_symbol = model.time
+        self.n_states, self.n_inputs = len(model.states), len(model.inputs)
+        self.input_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.nfe = 0
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for p in self.parameters():
+            return p.dtype
+        for b in self.buffers():
+            return b.dtype
+        return torch.get_default_dtype()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_fn", None)
+        state["input_fn"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        # the lambdified function is not picklable: rebuild it from the stored expressions
+        self._fn = torch_function(self._exprs, self.arg_syms)
+
+    def __deepcopy__(self, memo):
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            if k in ("_fn", "input_fn"):
+                new.__dict__[k] = v
+            else:
+                new.__dict__[k] = copy.deepcopy(v, memo)
+        return new
+
+    def columns(self, t: torch.Tensor, y: torch.Tensor) -> dict:
+        """Values of time, states and inputs as tensors of shape ``(...)``, keyed by symbol."""
+        cols = dict(zip(self.state_index, y.unbind(-1), strict=True))
+        if not isinstance(t, torch.Tensor):
+            t = torch.as_tensor(t, dtype=y.dtype)
+        cols[self.time_symbol] = t.expand(y.shape[:-1]) if t.dim() <= y.dim() - 1 else t
+        if self.n_inputs:
+            if self.input_fn is None:
+                raise ModelError("this model has inputs but no input series was supplied; pass inputs= "
+                                 "(or a Dataset with input columns) to simulate/fit.")
+            u = self.input_fn(cols[self.time_symbol])
+            cols.update(zip(self.input_index, u.unbind(-1), strict=True))
+        return cols
+
+    def unknown_values(self, cols: dict) -> list[torch.Tensor]:
+        """Network outputs for each unknown, shape ``(...)`` each."""
+        out = []
+        for spec in self.unknown_specs:
+            z = torch.stack([cols[a] for a in spec.args], dim=-1)
+            out.append(self.nets[spec.name](z).squeeze(-1))
+        return out
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.nfe += 1
+        cols = self.columns(t, y)
+        args = [cols[self.time_symbol]]
+        args += [cols[s] for s in self.state_index]
+        args += [cols[s] for s in self.input_index]
+        args += [self.learnable[str(s)] for s in self.param_syms]
+        args += self.unknown_values(cols)
+        return broadcast_outputs(self._fn(*args), y[..., 0])

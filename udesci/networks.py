@@ -1,0 +1,102 @@
+"""Neural networks standing behind unknown functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+ACTIVATIONS = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "softplus": nn.Softplus,
+    "sigmoid": nn.Sigmoid,
+    "elu": nn.ELU,
+}
+
+
+class MLP(nn.Module):
+    """Fully connected network ``R^k -> R^m`` with fixed input/output scaling.
+
+    The affine input normalisation (``in_loc``, ``in_scale``) and output scale
+    (``out_scale``) are buffers, not parameters: training sets them once from
+    the data so that the network sees O(1) inputs whatever the units, and they
+    travel with ``state_dict``.  The last layer starts near zero, so an
+    untrained hybrid model starts from its known physics.
+
+    Parameters
+    ----------
+    n_in : int
+        Number of inputs ``k`` (the unknown function's arguments).
+    n_out : int, default 1
+        Number of outputs ``m``.
+    width : int, default 32
+        Hidden layer width.
+    depth : int, default 2
+        Number of hidden layers.
+    activation : str, default "tanh"
+        One of :data:`ACTIVATIONS`.
+
+    Raises
+    ------
+    ConfigError
+        If a size is not a positive integer or the activation is unknown.
+    """
+
+    def __init__(self, n_in: int, n_out: int = 1, width: int = 32, depth: int = 2, activation: str = "tanh"):
+        super().__init__()
+        for name, value in (("n_in", n_in), ("n_out", n_out), ("width", width), ("depth", depth)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"MLP {name}: expected a positive int, received {value!r}.")
+        if activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"MLP activation: expected one of {sorted(ACTIVATIONS)}, received {activation!r}."
+            )
+        layers: list[nn.Module] = []
+        size = n_in
+        for _ in range(depth):
+            layers += [nn.Linear(size, width), ACTIVATIONS[activation]()]
+            size = width
+        last = nn.Linear(size, n_out)
+        with torch.no_grad():
+            last.weight.mul_(0.1)
+            last.bias.zero_()
+        layers.append(last)
+        self.net = nn.Sequential(*layers)
+        self.n_in, self.n_out = n_in, n_out
+        self.width, self.depth, self.activation = width, depth, activation
+        self.register_buffer("in_loc", torch.zeros(n_in))
+        self.register_buffer("in_scale", torch.ones(n_in))
+        self.register_buffer("out_scale", torch.ones(n_out))
+
+    def set_scaling(self, loc: Sequence[float], scale: Sequence[float], out_scale: Sequence[float] | float = 1.0):
+        """Set the input normalisation ``(z - loc) / scale`` and the output scale.
+
+        Parameters
+        ----------
+        loc, scale : sequence of float, length n_in
+        out_scale : float or sequence of float, length n_out
+        """
+        dtype, device = self.in_loc.dtype, self.in_loc.device
+        self.in_loc.copy_(torch.as_tensor(loc, dtype=dtype, device=device))
+        scale_t = torch.as_tensor(scale, dtype=dtype, device=device)
+        self.in_scale.copy_(torch.where(scale_t > 0, scale_t, torch.ones_like(scale_t)))
+        self.out_scale.copy_(torch.as_tensor(out_scale, dtype=dtype, device=device).expand(self.n_out))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Evaluate the network.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (..., n_in)
+
+        Returns
+        -------
+        torch.Tensor of shape (..., n_out)
+        """
+        return self.net((z - self.in_loc) / self.in_scale) * self.out_scale
