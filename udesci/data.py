@@ -93,8 +93,17 @@ class Dataset:
         not match the columns.
     """
 
-    def __init__(self, t, y, *, states: Sequence[str] | None = None, inputs=None,
-                 input_names: Sequence[str] | None = None, input_times=None, interpolation: str = "linear"):
+    def __init__(
+        self,
+        t,
+        y,
+        *,
+        states: Sequence[str] | None = None,
+        inputs=None,
+        input_names: Sequence[str] | None = None,
+        input_times=None,
+        interpolation: str = "linear",
+    ):
         ts = list(t) if isinstance(t, (list, tuple)) else [t]
         ys = list(y) if isinstance(y, (list, tuple)) else [y]
         if len(ts) != len(ys):
@@ -151,7 +160,9 @@ class Dataset:
         if states is not None:
             states = [str(s) for s in states]
             if len(states) != n_obs:
-                raise DataError(f"states: expected {n_obs} names (one per column of y), received {len(states)}: {states}.")
+                raise DataError(
+                    f"states: expected {n_obs} names (one per column of y), received {len(states)}: {states}."
+                )
             if len(set(states)) != len(states):
                 raise DataError(f"states: names must be unique, received {states}.")
         self.state_names: list[str] | None = states
@@ -160,8 +171,16 @@ class Dataset:
             raise DataError("y: every observation is NaN; nothing to fit.")
 
     @classmethod
-    def from_frame(cls, df, time: str, states: Sequence[str], *, trajectory: str | None = None,
-                   inputs: Sequence[str] = (), interpolation: str = "linear") -> Dataset:
+    def from_frame(
+        cls,
+        df,
+        time: str,
+        states: Sequence[str],
+        *,
+        trajectory: str | None = None,
+        inputs: Sequence[str] = (),
+        interpolation: str = "linear",
+    ) -> Dataset:
         """Build a dataset from a long-format pandas DataFrame.
 
         Parameters
@@ -198,13 +217,19 @@ class Dataset:
             raise DataError(f"from_frame: unknown column(s) {missing}; the frame has columns {list(df.columns)}.")
         groups = [df] if trajectory is None else [g for _, g in df.groupby(trajectory, sort=False)]
         ts, ys, us = [], [], []
-        for k, g in enumerate(groups):
+        for g in groups:
             label = f"column {time!r}" + (f" (trajectory {g[trajectory].iloc[0]!r})" if trajectory else "")
             ts.append(_check_time(g[time].to_numpy(dtype=float), label))
             ys.append(g[states].to_numpy(dtype=float))
             us.append(g[inputs].to_numpy(dtype=float))
-        return cls(ts, ys, states=states, inputs=us if inputs else None, input_names=inputs or None,
-                   interpolation=interpolation)
+        return cls(
+            ts,
+            ys,
+            states=states,
+            inputs=us if inputs else None,
+            input_names=inputs or None,
+            interpolation=interpolation,
+        )
 
     @property
     def n_trajectories(self) -> int:
@@ -216,8 +241,10 @@ class Dataset:
 
     def __repr__(self) -> str:
         sizes = [tr.t.size for tr in self.trajectories]
-        return (f"Dataset({self.n_trajectories} trajectories, points={sizes}, states={self.state_names}, "
-                f"inputs={self.input_names})")
+        return (
+            f"Dataset({self.n_trajectories} trajectories, points={sizes}, states={self.state_names}, "
+            f"inputs={self.input_names})"
+        )
 
     def window(self, t_start: float = -np.inf, t_end: float = np.inf) -> Dataset:
         """The observations with ``t_start <= t <= t_end`` (inputs kept whole).
@@ -234,9 +261,15 @@ class Dataset:
             ys.append(tr.y[keep])
             us.append(tr.u)
             uts.append(tr.u_t)
-        return Dataset(ts, ys, states=self.state_names, inputs=us if self.input_names else None,
-                       input_names=self.input_names or None, input_times=uts if self.input_names else None,
-                       interpolation=self.interpolation)
+        return Dataset(
+            ts,
+            ys,
+            states=self.state_names,
+            inputs=us if self.input_names else None,
+            input_names=self.input_names or None,
+            input_times=uts if self.input_names else None,
+            interpolation=self.interpolation,
+        )
 
 
 class InputInterpolator:
@@ -254,8 +287,13 @@ class InputInterpolator:
     inputs of shape ``(B, m)``.  Outside a series' range the end values are held.
     """
 
-    def __init__(self, times: list[np.ndarray], values: list[np.ndarray], kind: str = "linear",
-                 dtype: torch.dtype = torch.float64):
+    def __init__(
+        self,
+        times: list[np.ndarray],
+        values: list[np.ndarray],
+        kind: str = "linear",
+        dtype: torch.dtype = torch.float64,
+    ):
         from scipy.interpolate import CubicSpline
 
         if kind not in INTERPOLATIONS:

@@ -140,7 +140,9 @@ class HybridModel:
             try:
                 eqs[sym] = sp.sympify(rhs)
             except (sp.SympifyError, TypeError):
-                raise ModelError(f"equation for {sym}: expected a sympy expression, received {describe(rhs)}.") from None
+                raise ModelError(
+                    f"equation for {sym}: expected a sympy expression, received {describe(rhs)}."
+                ) from None
         self.states: tuple[sp.Symbol, ...] = tuple(eqs)
         if states is not None:
             declared = tuple(_as_symbol(s, "states entry") for s in states)
@@ -178,8 +180,10 @@ class HybridModel:
         if self.time in set(self.states) | set(self.params) | set(self.inputs):
             clash.add(self.time)
         if clash:
-            raise ModelError(f"symbols {sorted(map(str, clash))} are declared in more than one role "
-                             "(state, parameter, input, time); give each symbol one role.")
+            raise ModelError(
+                f"symbols {sorted(map(str, clash))} are declared in more than one role "
+                "(state, parameter, input, time); give each symbol one role."
+            )
 
         self.unknowns: dict[str, Unknown] = {}
         allowed_args = set(self.states) | set(self.inputs) | {self.time}
@@ -224,7 +228,9 @@ class HybridModel:
             if name not in self.unknowns:
                 raise ModelError(f"networks: received a network for {name!r}, expected one of {sorted(self.unknowns)}.")
             if not isinstance(networks[name], nn.Module):
-                raise ModelError(f"networks[{name!r}]: expected a torch.nn.Module, received {describe(networks[name])}.")
+                raise ModelError(
+                    f"networks[{name!r}]: expected a torch.nn.Module, received {describe(networks[name])}."
+                )
         nets = nn.ModuleDict()
         for name, unk in self.unknowns.items():
             nets[name] = networks.get(name) or MLP(len(unk.args), 1, width=width, depth=depth, activation=activation)
@@ -257,8 +263,12 @@ class HybridModel:
         """Deep copy (specification and all weights)."""
         return copy.deepcopy(self)
 
-    def substitute(self, expressions: Mapping[str, sp.Expr], learnable: Iterable[sp.Symbol] = (),
-                   params: Mapping[sp.Symbol, float] | None = None) -> HybridModel:
+    def substitute(
+        self,
+        expressions: Mapping[str, sp.Expr],
+        learnable: Iterable[sp.Symbol] = (),
+        params: Mapping[sp.Symbol, float] | None = None,
+    ) -> HybridModel:
         """Replace unknowns by closed-form expressions in their arguments.
 
         Parameters
@@ -292,8 +302,9 @@ class HybridModel:
         for sym, val in {**values, **(params or {})}.items():
             new_params[sym] = Learnable(val) if sym in learn else val
         keep = {n: copy.deepcopy(net) for n, net in self.networks().items() if n not in expressions}
-        model = HybridModel(eqs, new_params, self.inputs, states=self.states, time=self.time,
-                            networks=keep, **self.net_options)
+        model = HybridModel(
+            eqs, new_params, self.inputs, states=self.states, time=self.time, networks=keep, **self.net_options
+        )
         model.module.to(self.module.dtype)
         return model
 
@@ -320,8 +331,10 @@ class VectorField(nn.Module):
         super().__init__()
         self.nets = nets
         self.learnable = nn.ParameterDict(
-            {str(s): nn.Parameter(torch.tensor(model.params[s], dtype=torch.get_default_dtype()))
-             for s in sorted(model.learnable, key=str)}
+            {
+                str(s): nn.Parameter(torch.tensor(model.params[s], dtype=torch.get_default_dtype()))
+                for s in sorted(model.learnable, key=str)
+            }
         )
         self.fixed = [(s, model.params[s]) for s in model.params if s not in model.learnable]
         self.unknown_specs = list(model.unknowns.values())
@@ -377,8 +390,10 @@ class VectorField(nn.Module):
         cols[self.time_symbol] = t.expand(y.shape[:-1]) if t.dim() <= y.dim() - 1 else t
         if self.n_inputs:
             if self.input_fn is None:
-                raise ModelError("this model has inputs but no input series was supplied; pass inputs= "
-                                 "(or a Dataset with input columns) to simulate/fit.")
+                raise ModelError(
+                    "this model has inputs but no input series was supplied; pass inputs= "
+                    "(or a Dataset with input columns) to simulate/fit."
+                )
             u = self.input_fn(cols[self.time_symbol])
             cols.update(zip(self.input_index, u.unbind(-1), strict=True))
         return cols

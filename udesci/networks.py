@@ -20,6 +20,17 @@ ACTIVATIONS = {
 }
 
 
+_FUNCTIONAL = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "gelu": nn.functional.gelu,
+    "silu": nn.functional.silu,
+    "softplus": nn.functional.softplus,
+    "sigmoid": torch.sigmoid,
+    "elu": nn.functional.elu,
+}
+
+
 class MLP(nn.Module):
     """Fully connected network ``R^k -> R^m`` with fixed input/output scaling.
 
@@ -54,9 +65,7 @@ class MLP(nn.Module):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"MLP {name}: expected a positive int, received {value!r}.")
         if activation not in ACTIVATIONS:
-            raise ConfigError(
-                f"MLP activation: expected one of {sorted(ACTIVATIONS)}, received {activation!r}."
-            )
+            raise ConfigError(f"MLP activation: expected one of {sorted(ACTIVATIONS)}, received {activation!r}.")
         layers: list[nn.Module] = []
         size = n_in
         for _ in range(depth):
@@ -99,4 +108,46 @@ class MLP(nn.Module):
         -------
         torch.Tensor of shape (..., n_out)
         """
-        return self.net((z - self.in_loc) / self.in_scale) * self.out_scale
+        # a plain loop over the layers: nn.Sequential's per-module call overhead dominates small UDEs
+        h = (z - self.in_loc) / self.in_scale
+        layers = self.net
+        act = _FUNCTIONAL[self.activation]
+        for i in range(0, len(layers) - 1, 2):
+            lin = layers[i]
+            h = act(torch.nn.functional.linear(h, lin.weight, lin.bias))
+        last = layers[len(layers) - 1]
+        return torch.nn.functional.linear(h, last.weight, last.bias) * self.out_scale
+
+
+class TermSum(nn.Module):
+    """Linear combination of fixed SymPy terms, ``sum_j mask_j c_j term_j(z)``.
+
+    Used by discovery to put a candidate closed form where a network was,
+    with trainable coefficients, without recompiling the model.
+
+    Parameters
+    ----------
+    terms : sequence of sympy.Expr, length p
+        Terms in the symbols ``args``.
+    args : sequence of sympy.Symbol, length k
+    coefficients : sequence of float, length p
+    mask : sequence of bool, length p
+        Which terms are active.
+    """
+
+    def __init__(self, terms, args, coefficients, mask):
+        super().__init__()
+        from .lambdify import broadcast_outputs, torch_function
+
+        self._features = torch_function(list(terms), list(args))
+        self._broadcast = broadcast_outputs
+        self.coef = nn.Parameter(torch.as_tensor(coefficients, dtype=torch.get_default_dtype()).clone())
+        self.register_buffer("mask", torch.as_tensor(mask, dtype=torch.get_default_dtype()).clone())
+
+    def features(self, z: torch.Tensor) -> torch.Tensor:
+        """Library terms at ``z`` (..., k) -> (..., p)."""
+        return self._broadcast(self._features(*z.unbind(-1)), z[..., 0])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``(..., k) -> (..., 1)``."""
+        return (self.features(z) @ (self.coef * self.mask)).unsqueeze(-1)

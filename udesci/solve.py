@@ -198,8 +198,9 @@ def _input_series(model, t: np.ndarray, inputs, input_times, interpolation, dtyp
     return InputInterpolator([ut], [arr], interpolation, dtype)
 
 
-def simulate(model, y0, t, *, inputs=None, input_times=None, interpolation: str = "linear",
-             solver: Solver | None = None) -> np.ndarray:
+def simulate(
+    model, y0, t, *, inputs=None, input_times=None, interpolation: str = "linear", solver: Solver | None = None
+) -> np.ndarray:
     """Simulate a :class:`~udesci.HybridModel` (with or without unknowns).
 
     Parameters
@@ -235,7 +236,9 @@ def simulate(model, y0, t, *, inputs=None, input_times=None, interpolation: str 
     batched = y0a.ndim == 2
     y0a = np.atleast_2d(y0a)
     if y0a.ndim != 2 or y0a.shape[1] != len(model.states):
-        raise DataError(f"y0: expected shape ({len(model.states)},) or (B, {len(model.states)}), received {np.shape(y0)}.")
+        raise DataError(
+            f"y0: expected shape ({len(model.states)},) or (B, {len(model.states)}), received {np.shape(y0)}."
+        )
     field = model.module
     dtype = field.dtype
     interp = _input_series(model, t, inputs, input_times, interpolation, dtype)

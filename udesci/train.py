@@ -60,6 +60,8 @@ class WarmStart:
     smoothing : float or None, default None
         Smoothing-spline penalty; ``None`` chooses it per state by generalised
         cross-validation.
+    lbfgs : int, default 0
+        L-BFGS iterations after Adam.
 
     Raises
     ------
@@ -70,9 +72,11 @@ class WarmStart:
     iterations: int = 600
     lr: float = 1e-2
     smoothing: float | None = None
+    lbfgs: int = 0
 
     def __post_init__(self):
         _check_int(self.iterations, "WarmStart iterations")
+        _check_int(self.lbfgs, "WarmStart lbfgs")
         _check_pos(self.lr, "WarmStart lr")
         if self.smoothing is not None:
             _check_pos(self.smoothing, "WarmStart smoothing")
@@ -95,7 +99,7 @@ class Shooting:
         Adam learning rate.
     lbfgs : int, default 0
         L-BFGS iterations after Adam.
-    solver : Solver, default ``Solver("rk4", substeps=2)``
+    solver : Solver, default ``Solver("rk4", substeps=1)``
         Solver for the segments; set ``adjoint=True`` for adjoint gradients.
 
     Raises
@@ -109,7 +113,7 @@ class Shooting:
     iterations: int = 800
     lr: float = 5e-3
     lbfgs: int = 0
-    solver: Solver = field(default_factory=lambda: Solver("rk4", substeps=2))
+    solver: Solver = field(default_factory=lambda: Solver("rk4", substeps=1))
 
     def __post_init__(self):
         _check_int(self.segment_length, "Shooting segment_length", 1)
@@ -255,8 +259,10 @@ class Prepared:
         if model.inputs:
             cols = [data.input_names.index(u) for u in model.input_names]
             self.interp = InputInterpolator(
-                [tr.u_t for tr in data.trajectories], [tr.u[:, cols] for tr in data.trajectories],
-                data.interpolation, dtype,
+                [tr.u_t for tr in data.trajectories],
+                [tr.u[:, cols] for tr in data.trajectories],
+                data.interpolation,
+                dtype,
             )
         self.data = data
 
@@ -366,8 +372,14 @@ class FitResult:
         if self.model.inputs:
             cols = [self.data.input_names.index(u) for u in self.model.input_names]
             inputs = tr.u[:, cols]
-            return simulate(self.model, self.initial_states[trajectory], t, inputs=inputs, input_times=tr.u_t,
-                            interpolation=self.data.interpolation)
+            return simulate(
+                self.model,
+                self.initial_states[trajectory],
+                t,
+                inputs=inputs,
+                input_times=tr.u_t,
+                interpolation=self.data.interpolation,
+            )
         return simulate(self.model, self.initial_states[trajectory], t)
 
 
@@ -443,8 +455,10 @@ class _Loop:
         os.replace(tmp, self.checkpoint)
 
     def snapshot(self):
-        return {"module": {k: v.detach().clone() for k, v in self.model.module.state_dict().items()},
-                "extras": {k: v.detach().clone() for k, v in self.extras.items()}}
+        return {
+            "module": {k: v.detach().clone() for k, v in self.model.module.state_dict().items()},
+            "extras": {k: v.detach().clone() for k, v in self.extras.items()},
+        }
 
     def restore(self, snap):
         self.model.module.load_state_dict(snap["module"])
@@ -452,8 +466,9 @@ class _Loop:
             for k, v in snap["extras"].items():
                 self.extras[k].copy_(v)
 
-    def run(self, stage: str, params: list, loss_fn: Callable[[], torch.Tensor], iterations: int, lr: float,
-            lbfgs: int = 0) -> bool:
+    def run(
+        self, stage: str, params: list, loss_fn: Callable[[], torch.Tensor], iterations: int, lr: float, lbfgs: int = 0
+    ) -> bool:
         """Adam for ``iterations`` then L-BFGS for ``lbfgs`` steps on ``loss_fn``; False if skipped."""
         if self.status != "ok" or stage in self.done:
             return False
@@ -476,8 +491,7 @@ class _Loop:
                 if phase == "adam":
                     opt = torch.optim.Adam(params, lr=lr)
                 else:
-                    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=1, history_size=20,
-                                            line_search_fn="strong_wolfe")
+                    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
                 it0 = 0
                 if resume_phase is not None:
                     if resume_phase != phase:
@@ -487,17 +501,18 @@ class _Loop:
                     it0 = first_it
                     resume_phase = None
                     self.resume = None
+                last_loss = [math.nan]
+
+                def closure(opt=opt, last_loss=last_loss):
+                    opt.zero_grad(set_to_none=True)
+                    loss = loss_fn()
+                    if torch.isfinite(loss):
+                        loss.backward()
+                    last_loss[0] = float(loss.detach())
+                    return loss
+
                 for it in range(it0, count):
-                    last_loss = [math.nan]
-
-                    def closure():
-                        opt.zero_grad(set_to_none=True)
-                        loss = loss_fn()
-                        if torch.isfinite(loss):
-                            loss.backward()
-                        last_loss[0] = float(loss.detach())
-                        return loss
-
+                    last_loss[0] = math.nan
                     if phase == "adam":
                         closure()
                         if math.isfinite(last_loss[0]):
@@ -592,6 +607,45 @@ def _segments(prep: Prepared, length: int):
     return knots, y, mask, sel_k, sel_c[:, 0], torch.tensor(links, dtype=torch.long), S
 
 
+def shooting_objective(
+    field_, prep: Prepared, seg, starts: torch.Tensor, continuity: float, solver: Solver, data_only: bool = False
+) -> Callable[[], torch.Tensor]:
+    """Multiple-shooting loss: scaled data misfit of all segments (one batched solve) plus
+    ``continuity`` times the mean squared gap between each segment's end and the next start.
+    With ``data_only`` the closure returns the summed (not averaged) scaled squared data misfit."""
+    knots, ys, mask, sel_k, _, links, _ = seg
+    scale = prep.scale
+
+    def loss():
+        bind_inputs(field_, prep.interp, sel_k)
+        pred = integrate(field_, starts, knots, solver)
+        if data_only:
+            return (((pred - ys) / scale).pow(2) * mask).sum()
+        value = _masked_mse(pred, ys, mask, scale)
+        if links.numel():
+            gap = (pred[links, -1] - starts[links + 1]) / scale
+            value = value + continuity * gap.pow(2).mean()
+        return value
+
+    return loss
+
+
+def segment_starts(field_, prep: Prepared, seg, y0: torch.Tensor | None = None) -> torch.Tensor:
+    """Initial guess (S, n) of segment starts: the smoothed data, and for states with no
+    observation there, a simulation of the current model from ``y0`` (default: data guess)."""
+    _, _, _, sel_k, first, _, _ = seg
+    guess = prep.smooth[sel_k, first]
+    if not torch.isfinite(guess).all():
+        K = len(prep.lengths)
+        bind_inputs(field_, prep.interp, torch.arange(K))
+        start = prep.initial_guess() if y0 is None else y0
+        with torch.no_grad():
+            sim = integrate(field_, start, prep.knots, Solver("rk4", substeps=4))
+        guess = torch.where(torch.isfinite(guess), guess, sim[sel_k, first])
+        guess = torch.nan_to_num(guess, nan=0.0, posinf=0.0, neginf=0.0)
+    return guess.detach().clone()
+
+
 def _masked_mse(pred, y, mask, scale):
     r = (pred - y) / scale
     return (r.pow(2) * mask).sum() / mask.sum().clamp(min=1.0)
@@ -600,11 +654,21 @@ def _masked_mse(pred, y, mask, scale):
 # --------------------------------------------------------------------------------------------------
 
 
-def fit(model: HybridModel, data: Dataset, *, warm_start: WarmStart | None = WarmStart(),
-        shooting: Shooting | None = Shooting(), full: FullTrajectory | None = None, seed: int | None = 0,
-        dtype: torch.dtype = torch.float64, threads: int | None = None, progress: bool = True,
-        checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 100,
-        resume: str | os.PathLike | None = None) -> FitResult:
+def fit(
+    model: HybridModel,
+    data: Dataset,
+    *,
+    warm_start: WarmStart | None = WarmStart(),
+    shooting: Shooting | None = Shooting(),
+    full: FullTrajectory | None = None,
+    seed: int | None = 0,
+    dtype: torch.dtype = torch.float64,
+    threads: int | None = None,
+    progress: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 100,
+    resume: str | os.PathLike | None = None,
+) -> FitResult:
     """Train a hybrid model's networks and learnable parameters on data.
 
     The default is the fast path: derivative-matching warm start, then
@@ -652,8 +716,11 @@ def fit(model: HybridModel, data: Dataset, *, warm_start: WarmStart | None = War
     """
     if not isinstance(model, HybridModel):
         raise ConfigError(f"model: expected a udesci.HybridModel, received {describe(model)}.")
-    for name, value, cls in (("warm_start", warm_start, WarmStart), ("shooting", shooting, Shooting),
-                             ("full", full, FullTrajectory)):
+    for name, value, cls in (
+        ("warm_start", warm_start, WarmStart),
+        ("shooting", shooting, Shooting),
+        ("full", full, FullTrajectory),
+    ):
         if value is not None and not isinstance(value, cls):
             raise ConfigError(f"{name}: expected udesci.{cls.__name__}(...) or None, received {describe(value)}.")
     if warm_start is None and shooting is None and full is None:
@@ -699,36 +766,26 @@ def fit(model: HybridModel, data: Dataset, *, warm_start: WarmStart | None = War
 
         if warm_start is not None:
             if prep.fully_observed:
-                loop.run("warm_start", trainable, _collocation_loss(model, prep), warm_start.iterations,
-                         warm_start.lr)
+                loop.run(
+                    "warm_start",
+                    trainable,
+                    _collocation_loss(model, prep),
+                    warm_start.iterations,
+                    warm_start.lr,
+                    warm_start.lbfgs,
+                )
             else:
                 notes.append("warm start skipped: some states are not observed in every trajectory")
 
         if shooting is not None and loop.status == "ok":
-            knots, ys, mask, sel_k, first, links, S = seg
+            sel_k = seg[3]
             if "shooting" not in loop.done and not loop.resuming("shooting"):
                 with torch.no_grad():
-                    guess = prep.smooth[sel_k, first]
-                    if not torch.isfinite(guess).all():  # unobserved states: simulate the current model
-                        bind_inputs(field_, prep.interp, torch.arange(K))
-                        sim = integrate(field_, prep.initial_guess(), prep.knots, Solver("rk4", substeps=4))
-                        guess = torch.where(torch.isfinite(guess), guess, sim[sel_k, first])
-                        guess = torch.nan_to_num(guess, nan=0.0, posinf=0.0, neginf=0.0)
-                    starts.copy_(guess)
-            solver = shooting.solver
-            scale = prep.scale
-
-            def shooting_loss():
-                bind_inputs(field_, prep.interp, sel_k)
-                pred = integrate(field_, starts, knots, solver)
-                loss = _masked_mse(pred, ys, mask, scale)
-                if links.numel():
-                    gap = (pred[links, -1] - starts[links + 1]) / scale
-                    loss = loss + shooting.continuity * gap.pow(2).mean()
-                return loss
-
-            ran = loop.run("shooting", trainable + [starts], shooting_loss, shooting.iterations, shooting.lr,
-                           shooting.lbfgs)
+                    starts.copy_(segment_starts(field_, prep, seg))
+            shooting_loss = shooting_objective(field_, prep, seg, starts, shooting.continuity, shooting.solver)
+            ran = loop.run(
+                "shooting", trainable + [starts], shooting_loss, shooting.iterations, shooting.lr, shooting.lbfgs
+            )
             if ran and loop.status == "ok":
                 with torch.no_grad():
                     firsts = [int((sel_k == k).nonzero()[0]) for k in range(K)]
@@ -755,7 +812,8 @@ def fit(model: HybridModel, data: Dataset, *, warm_start: WarmStart | None = War
             "seed": seed,
             "dtype": str(dtype),
         }
-        return FitResult(model, loop.history, y0.detach().numpy().copy(), loop.status, message, loop.seconds,
-                         config, data)
+        return FitResult(
+            model, loop.history, y0.detach().numpy().copy(), loop.status, message, loop.seconds, config, data
+        )
     finally:
         torch.set_num_threads(old_threads)

@@ -1,0 +1,792 @@
+"""Discovery: trained networks -> sparse closed-form expressions -> closed-form model.
+
+For each unknown function the trained network is sampled on the states the
+fitted model visits (and their neighbourhood); a library of candidate SymPy
+terms in *that unknown's* arguments is evaluated there; a threshold sweep of
+PySINDy's sequentially thresholded least squares (on normalised columns)
+proposes candidate supports; each candidate is scored on the *data* by
+simulating the model with the candidate in place of the network (an
+information criterion over the observations, so noise in the data, not the
+network's approximation error, sets the bar for an extra term).  The chosen
+expressions are built from coefficients and terms directly (never by parsing
+strings), substituted into the equations, and their coefficients refit
+against the trajectories with the ODE solver.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import combinations, combinations_with_replacement
+
+import numpy as np
+import sympy as sp
+import torch
+
+from .data import Dataset
+from .errors import ConfigError, describe
+from .model import HybridModel
+from .networks import TermSum
+from .solve import Solver, bind_inputs, integrate
+from .train import (
+    FitResult,
+    FullTrajectory,
+    Prepared,
+    _collocation_loss,
+    _segments,
+    fit,
+    segment_starts,
+    shooting_objective,
+)
+
+CRITERIA = ("bic", "aic")
+
+
+@dataclass(frozen=True)
+class Library:
+    """Candidate terms for an unknown function, built in its own arguments.
+
+    Parameters
+    ----------
+    degree : int, default 2
+        Polynomial terms up to this total degree.
+    constant : bool, default True
+        Include the constant term.
+    trig : bool, default False
+        Include ``sin(a)`` and ``cos(a)`` for every argument ``a``.
+    extra : sequence of sympy.Expr or str, default ()
+        Further terms, in the unknown's argument symbols (strings are matched
+        to argument names and parsed safely).
+
+    Raises
+    ------
+    ConfigError
+        For a negative degree or an extra term using symbols that are not
+        arguments of the unknown.
+    """
+
+    degree: int = 2
+    constant: bool = True
+    trig: bool = False
+    extra: tuple = ()
+
+    def __post_init__(self):
+        if not isinstance(self.degree, int) or self.degree < 0:
+            raise ConfigError(f"Library degree: expected an int >= 0, received {self.degree!r}.")
+        object.__setattr__(self, "extra", tuple(self.extra))
+
+    def terms(self, args: Sequence[sp.Symbol]) -> list[sp.Expr]:
+        """Library terms in ``args`` (no duplicates, deterministic order)."""
+        out: list[sp.Expr] = [sp.Integer(1)] if self.constant else []
+        for d in range(1, self.degree + 1):
+            for combo in combinations_with_replacement(args, d):
+                out.append(sp.Mul(*combo))
+        if self.trig:
+            for a in args:
+                out += [sp.sin(a), sp.cos(a)]
+        names = {str(a): a for a in args}
+        for term in self.extra:
+            if isinstance(term, str):
+                from .export import parse_expression
+
+                term = parse_expression(term, names, where="Library extra")
+            term = sp.sympify(term)
+            stray = {str(s) for s in term.free_symbols} - set(names)
+            if stray:
+                raise ConfigError(
+                    f"Library extra term {term}: uses {sorted(stray)}, expected only the unknown's arguments "
+                    f"{sorted(names)}."
+                )
+            out.append(term)
+        seen, unique = set(), []
+        for t in out:
+            if t not in seen:
+                seen.add(t)
+                unique.append(t)
+        return unique
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How discovery chooses among candidate expressions.
+
+    Parameters
+    ----------
+    criterion : {"bic", "aic"}, default "bic"
+        Information criterion computed from the data misfit of the model with
+        the candidate substituted.
+    thresholds : int, default 40
+        Points in the geometric threshold sweep.
+    ridge : float, default 1e-6
+        Ridge penalty of each least-squares fit (on normalised columns).
+    exhaustive : int, default 2
+        Also score every support of up to this many terms (libraries of at
+        most 15 terms).
+    shortlist : int, default 6
+        Candidates (best by derivative matching) refit on trajectory segments
+        and scored on the data.
+    refine_iterations : int, default 15
+        L-BFGS iterations of each shortlisted candidate's segment refit.
+    sweeps : int, default 2
+        Passes over the unknowns; from the second on, each unknown is decided
+        with all others in their chosen closed form (backfitting).
+    parsimony : float, default 2.0
+        Choose the sparsest candidate whose criterion is within this margin
+        of the best (2 = Kass & Raftery's threshold of positive evidence).
+
+    Raises
+    ------
+    ConfigError
+        For an unknown criterion or non-positive counts.
+    """
+
+    criterion: str = "bic"
+    thresholds: int = 40
+    ridge: float = 1e-6
+    exhaustive: int = 2
+    shortlist: int = 6
+    refine_iterations: int = 15
+    sweeps: int = 2
+    parsimony: float = 2.0
+
+    def __post_init__(self):
+        if self.criterion not in CRITERIA:
+            raise ConfigError(f"Selection criterion: expected one of {CRITERIA}, received {self.criterion!r}.")
+        if not isinstance(self.thresholds, int) or self.thresholds < 2:
+            raise ConfigError(f"Selection thresholds: expected an int >= 2, received {self.thresholds!r}.")
+        for name in ("shortlist", "refine_iterations", "sweeps"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"Selection {name}: expected an int >= 1, received {getattr(self, name)!r}.")
+        if not isinstance(self.parsimony, (int, float)) or self.parsimony < 0:
+            raise ConfigError(f"Selection parsimony: expected a number >= 0, received {self.parsimony!r}.")
+        if not isinstance(self.exhaustive, int) or self.exhaustive < 0:
+            raise ConfigError(f"Selection exhaustive: expected an int >= 0, received {self.exhaustive!r}.")
+
+
+@dataclass
+class Candidate:
+    """One candidate expression for an unknown.
+
+    Attributes
+    ----------
+    support : tuple of int
+        Indices of the library terms used.
+    coefficients : ndarray of shape (n_terms,)
+        Least-squares coefficients on the network samples (0 off-support).
+    expression : sympy.Expr
+    threshold : float
+        Smallest sweep threshold (normalised units) that produced this support.
+    network_rmse : float
+        RMS difference to the network on the samples.
+    data_sse : float
+        Scaled squared misfit to the data with this candidate substituted.
+    score : float
+        Information criterion (lower is better).
+    """
+
+    support: tuple
+    coefficients: np.ndarray
+    expression: sp.Expr
+    threshold: float
+    network_rmse: float
+    data_sse: float = math.inf
+    score: float = math.inf
+    state: list = field(default_factory=list, repr=False)
+
+
+@dataclass
+class UnknownDiscovery:
+    """Everything discovery learned about one unknown function.
+
+    Attributes
+    ----------
+    name : str
+    args : tuple of Symbol
+    terms : list of sympy.Expr
+        The library.
+    candidates : list of Candidate
+        Unique supports from the sweep, best score first.
+    expression : sympy.Expr
+        The chosen expression (after refit, if any).
+    inclusion : dict str -> float
+        Per-term inclusion probability over the bootstrap ensemble.
+    intervals : dict str -> (float, float)
+        95% bootstrap interval of each selected term's coefficient.
+    """
+
+    name: str
+    args: tuple
+    terms: list
+    candidates: list
+    expression: sp.Expr
+    inclusion: dict = field(default_factory=dict)
+    intervals: dict = field(default_factory=dict)
+
+    @property
+    def chosen(self) -> Candidate:
+        """The selected candidate."""
+        return self.candidates[0]
+
+    def support_terms(self) -> list[sp.Expr]:
+        """Library terms in the chosen expression."""
+        return [self.terms[i] for i in self.chosen.support]
+
+
+@dataclass
+class Discovery:
+    """Result of :func:`discover`.
+
+    Attributes
+    ----------
+    unknowns : dict name -> sympy.Expr
+        Discovered closed form of each unknown, e.g. ``{"U": -0.9*x*y}``.
+    equations : dict state -> sympy.Expr
+        Right-hand sides with the unknowns substituted (known parameters kept
+        as symbols; their values are in ``model.params``).
+    model : HybridModel
+        The closed-form model (refit if ``refit=True``), ready for
+        :func:`~udesci.simulate` and export.
+    details : dict name -> UnknownDiscovery
+        Candidates, scores, inclusion probabilities and intervals.
+    selection : Selection
+    library : Library
+    refit : FitResult or None
+        The coefficient refit, if run.
+    metrics : dict
+        ``data_rmse`` of the closed-form model on the training data, and more.
+    """
+
+    unknowns: dict
+    equations: dict
+    model: HybridModel
+    details: dict
+    selection: Selection
+    library: Library
+    refit: FitResult | None = None
+    metrics: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """Readable account: equations, candidates and uncertainty."""
+        lines = ["Discovered equations:"]
+        t = self.model.time
+        for s, rhs in self.equations.items():
+            lines.append(f"  d{s}/d{t} = {_short(rhs)}")
+        for name, det in self.details.items():
+            lines.append(f"{name}({', '.join(map(str, det.args))}) = {_short(det.expression)}")
+            if det.inclusion:
+                inc = ", ".join(f"{k}: {v:.2f}" for k, v in sorted(det.inclusion.items(), key=lambda kv: -kv[1]) if v)
+                lines.append(f"  inclusion probability: {inc}")
+            for term, (lo, hi) in det.intervals.items():
+                lines.append(f"  coefficient of {term}: 95% interval [{lo:.4g}, {hi:.4g}]")
+            scored = [c for c in det.candidates if math.isfinite(c.score)][:4]
+            for c in scored:
+                lines.append(f"    candidate {_short(c.expression)}  {self.selection.criterion}={c.score:.1f}")
+        for k, v in self.metrics.items():
+            lines.append(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+        return "\n".join(lines)
+
+    __str__ = summary
+
+    def export_unknowns(self) -> dict:
+        """JSON-ready description of each unknown (expression, inclusion, intervals)."""
+        out = {}
+        for name, det in self.details.items():
+            out[name] = {
+                "expression": det.expression,
+                "library": [str(t) for t in det.terms],
+                "inclusion": {k: float(v) for k, v in det.inclusion.items()},
+                "intervals": {k: [float(a), float(b)] for k, (a, b) in det.intervals.items()},
+                "candidates": [
+                    {
+                        "expression": str(c.expression),
+                        "score": _finite(c.score),
+                        "data_sse": _finite(c.data_sse),
+                        "network_rmse": _finite(c.network_rmse),
+                        "threshold": float(c.threshold),
+                    }
+                    for c in det.candidates
+                ],
+            }
+        return out
+
+    def to_json(self, path) -> None:
+        """Write the closed-form model, unknowns and uncertainty as JSON (see :func:`udesci.export.save_json`)."""
+        from .export import save_json
+
+        extra = {
+            "selection": {
+                "criterion": self.selection.criterion,
+                "thresholds": self.selection.thresholds,
+                "exhaustive": self.selection.exhaustive,
+            },
+            "metrics": {k: _finite(v) if isinstance(v, float) else v for k, v in self.metrics.items()},
+        }
+        save_json(self.model, path, unknowns=self.export_unknowns(), extra=extra)
+
+    def to_latex(self) -> str:
+        """LaTeX ``align*`` block of the equations and discovered unknowns."""
+        from .export import to_latex
+
+        return to_latex(self.model, unknowns={n: d.expression for n, d in self.details.items()})
+
+    def to_python(self, path) -> None:
+        """Write a standalone numpy/scipy module simulating the closed-form model."""
+        from .export import to_python
+
+        to_python(self.model, path, unknowns={n: d.expression for n, d in self.details.items()})
+
+
+def _finite(v):
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def _short(expr: sp.Expr, digits: int = 5) -> str:
+    return str(expr.xreplace({n: sp.Float(n, digits) for n in expr.atoms(sp.Float)}))
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def sample_states(
+    fitted: FitResult, prep: Prepared, *, density: int = 4, jitter: float = 0.05, copies: int = 2, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """States visited by the fitted model, plus a Gaussian neighbourhood.
+
+    Parameters
+    ----------
+    fitted : FitResult
+    prep : Prepared
+        Prepared training data (for scales and inputs).
+    density : int
+        Samples per observation interval along each simulated trajectory.
+    jitter : float
+        Neighbourhood width in units of each state's data scale.
+    copies : int
+        Jittered copies of each trajectory sample.
+    seed : int
+
+    Returns
+    -------
+    t : tensor (N,), y : tensor (N, n_states), index : tensor (N,) trajectory of each sample.
+    """
+    field_ = fitted.model.module
+    dtype = field_.dtype
+    K = len(prep.lengths)
+    dense = []
+    for k, m in enumerate(prep.lengths):
+        tk = prep.knots[k, :m].numpy()
+        fine = np.concatenate(
+            [np.linspace(a, b, density, endpoint=False) for a, b in zip(tk[:-1], tk[1:], strict=True)] + [tk[-1:]]
+        )
+        dense.append(fine)
+    L = max(d.size for d in dense)
+    knots = torch.stack([torch.as_tensor(np.concatenate([d, np.full(L - d.size, d[-1])]), dtype=dtype) for d in dense])
+    bind_inputs(field_, prep.interp, torch.arange(K))
+    with torch.no_grad():
+        sim = integrate(
+            field_, torch.as_tensor(fitted.initial_states, dtype=dtype), knots, Solver("dopri5", rtol=1e-7, atol=1e-8)
+        )
+    ts, ys, idx = [], [], []
+    for k, d in enumerate(dense):
+        ts.append(knots[k, : d.size])
+        ys.append(sim[k, : d.size])
+        idx.append(torch.full((d.size,), k))
+    t, y, index = torch.cat(ts), torch.cat(ys), torch.cat(idx)
+    if copies and jitter > 0:
+        gen = torch.Generator().manual_seed(seed)
+        noise = [y + jitter * prep.scale * torch.randn(y.shape, generator=gen, dtype=dtype) for _ in range(copies)]
+        t, y, index = torch.cat([t] * (copies + 1)), torch.cat([y, *noise]), torch.cat([index] * (copies + 1))
+    ok = torch.isfinite(y).all(-1)
+    return t[ok], y[ok], index[ok]
+
+
+def _stlsq(theta, target, threshold, ridge):
+    import pysindy as ps
+
+    opt = ps.STLSQ(threshold=threshold, alpha=ridge, max_iter=30, unbias=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        opt.fit(theta, target.reshape(-1, 1))
+    return np.asarray(opt.coef_).reshape(-1)
+
+
+def _lstsq_on(theta, target, support):
+    coef = np.zeros(theta.shape[1])
+    if support:
+        sol, *_ = np.linalg.lstsq(theta[:, list(support)], target, rcond=None)
+        coef[list(support)] = sol
+    return coef
+
+
+def _expression(terms, coef, digits: int | None = None) -> sp.Expr:
+    expr = sp.Integer(0)
+    for term, c in zip(terms, coef, strict=True):
+        if c != 0:
+            expr += sp.Float(float(c), 15) * term
+    return expr
+
+
+def _data_misfit(field_, y0: torch.Tensor, prep: Prepared) -> float:
+    """Scaled squared misfit to the data of ``field_`` simulated from ``y0`` (K, n)."""
+    bind_inputs(field_, prep.interp, torch.arange(len(prep.lengths)))
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pred = integrate(field_, y0, prep.knots, Solver("dopri5", rtol=1e-7, atol=1e-8))
+    except (AssertionError, RuntimeError):  # torchdiffeq step-size underflow on an exploding candidate
+        return math.inf
+    finally:
+        field_.input_fn = None
+    r = ((pred - prep.y) / prep.scale).pow(2) * prep.mask
+    sse = float(r.sum())
+    return sse if math.isfinite(sse) else math.inf
+
+
+def _refit_coefficients(module: TermSum, loss_fn, iterations: int = 20) -> None:
+    """L-BFGS on the active coefficients of ``module`` only (the derivative-matching loss)."""
+    _lbfgs([module.coef], loss_fn, iterations)
+
+
+def _lbfgs(params, loss_fn, iterations: int) -> None:
+    for prm in params:
+        prm.requires_grad_(True)
+    opt = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=iterations,
+        history_size=10,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-12,
+        tolerance_change=1e-14,
+    )
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
+
+def _supports(p: int, exhaustive: int, swept: dict) -> list[tuple]:
+    out: list[tuple] = [()]
+    if p <= 15:
+        for size in range(1, exhaustive + 1):
+            out += list(combinations(range(p), size))
+    out += [s for s in swept if s not in out]
+    return out
+
+
+def _parsimonious(ranked: list, margin: float):
+    """Sparsest candidate whose score is within ``margin`` of the best (ties: lower score)."""
+    best = ranked[0]
+    if not math.isfinite(best.score):
+        return best
+    close = [c for c in ranked if c.score <= best.score + margin]
+    return min(close, key=lambda c: (len(c.support), c.score))
+
+
+def _criterion(sse: float, n: float, k: int, criterion: str) -> float:
+    if not math.isfinite(sse):
+        return math.inf
+    return n * math.log(max(sse, 1e-300) / n) + (math.log(n) if criterion == "bic" else 2.0) * k
+
+
+def discover(
+    fitted: FitResult,
+    data: Dataset | None = None,
+    *,
+    library: Library | dict | None = None,
+    selection: Selection | None = None,
+    refit: bool = True,
+    refit_iterations: int = 40,
+    samples: dict | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> Discovery:
+    """Regress each trained network into a sparse closed-form expression.
+
+    Candidate supports for each unknown come from a threshold sweep of
+    PySINDy's STLSQ on the network samples (normalised library columns) plus
+    every support of up to ``selection.exhaustive`` terms.  Each candidate's
+    coefficients are refit by derivative matching on the smoothed data (no ODE
+    solve), then it is scored by the information criterion of the data misfit
+    of the model simulated with the candidate in place of the network.
+    Unknowns are decided one after another, each with the earlier ones already
+    in closed form.  Inclusion probabilities are the criterion's model weights
+    ``exp(-delta/2)`` summed over candidates containing a term; coefficient
+    intervals are Gauss-Newton 95% intervals at the final refit.
+
+    Parameters
+    ----------
+    fitted : FitResult
+        Output of :func:`~udesci.fit`.
+    data : Dataset, optional
+        Data for scoring and refitting (default: the data ``fitted`` was trained on).
+    library : Library or dict name -> Library, optional
+        Candidate terms (one library for all unknowns, or one per unknown name).
+    selection : Selection, optional
+    refit : bool, default True
+        Refit all discovered coefficients (and learnable parameters) against
+        the trajectories with the ODE solver (L-BFGS on full trajectories).
+    refit_iterations : int, default 40
+        L-BFGS iterations of the refit.
+    samples : dict, optional
+        Options of :func:`sample_states` (``density``, ``jitter``, ``copies``).
+    seed : int, default 0
+    progress : bool, default False
+
+    Returns
+    -------
+    Discovery
+
+    Raises
+    ------
+    ConfigError
+        If ``fitted`` is not a FitResult, the model has no unknowns, or a
+        library is given for a name that is not an unknown.
+    """
+    if not isinstance(fitted, FitResult):
+        raise ConfigError(f"fitted: expected the FitResult returned by udesci.fit, received {describe(fitted)}.")
+    if not fitted.model.unknowns:
+        raise ConfigError("fitted: the model has no unknown functions; nothing to discover.")
+    data = data if data is not None else fitted.data
+    selection = selection or Selection()
+    if isinstance(selection, dict):
+        selection = Selection(**selection)
+    if not isinstance(selection, Selection):
+        raise ConfigError(f"selection: expected a udesci.Selection, received {describe(selection)}.")
+    model = fitted.model.copy()
+    libraries = _libraries(library, model)
+    field_ = model.module
+    dtype = field_.dtype
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        prep = Prepared(model, data, dtype)
+        t, y, index = sample_states(fitted, prep, seed=seed, **{"copies": 0, **(samples or {})})
+    bind_inputs(field_, prep.interp, index)
+    with torch.no_grad():
+        cols = field_.columns(t, y)
+        net_out = dict(zip(model.unknowns, field_.unknown_values(cols), strict=True))
+    field_.input_fn = None
+    for p in field_.parameters():
+        p.requires_grad_(False)
+    n_obs = float(prep.mask.sum())
+    y0 = torch.as_tensor(fitted.initial_states, dtype=dtype)
+    colloc = _collocation_loss(model, prep)
+    n_colloc = float(sum(m - 2 for m in prep.lengths) * len(prep.observed))
+    seg = _segments(prep, 5)
+    seg_solver = Solver("rk4", substeps=1)
+    # segment starts stay at the smoothed data: the same for every candidate, and few free parameters
+    # let L-BFGS converge in a few iterations
+    starts0 = segment_starts(field_, prep, seg, y0)
+    starts = starts0.clone()
+    data_sse = shooting_objective(field_, prep, seg, starts, 0.0, seg_solver, data_only=True)
+
+    details: dict[str, UnknownDiscovery] = {}
+    infos: dict[str, tuple] = {}
+    for name, spec in model.unknowns.items():  # library, network samples and threshold sweep
+        terms = libraries[name].terms(spec.args)
+        p = len(terms)
+        Z = [cols[a].numpy() for a in spec.args]
+        fn = sp.lambdify(list(spec.args), terms, modules="numpy")
+        theta = np.stack([np.broadcast_to(np.asarray(v, dtype=float), Z[0].shape) for v in fn(*Z)], axis=1)
+        target = net_out[name].numpy().astype(float)
+        norms = np.linalg.norm(theta, axis=0) / math.sqrt(theta.shape[0])
+        norms[norms == 0] = 1.0
+        tscale = float(np.std(target)) or 1.0
+        theta_n, target_n = theta / norms, target / tscale
+        full_ls = np.linalg.lstsq(theta_n, target_n, rcond=None)[0]
+        top = float(np.max(np.abs(full_ls))) or 1.0
+        swept: dict[tuple, float] = {}
+        for thr in np.geomspace(top * 1e-3, top, selection.thresholds):
+            coef = _stlsq(theta_n, target_n, thr, selection.ridge)
+            sup = tuple(int(i) for i in np.flatnonzero(coef))
+            if sup and sup not in swept:
+                swept[sup] = float(thr)
+        module = TermSum(terms, spec.args, np.zeros(p), np.zeros(p)).to(dtype)
+        infos[name] = (spec, terms, theta, target, swept, module)
+
+    # unknowns are decided one after another; later sweeps re-decide each with the others in closed form
+    for _sweep in range(selection.sweeps):
+        for name, (spec, terms, theta, target, swept, module) in infos.items():
+            p = len(terms)
+            field_.nets[name] = module
+            cands = []
+            for sup in _supports(p, selection.exhaustive, swept):  # stage 1: derivative matching (cheap)
+                coef = _lstsq_on(theta, target, sup)
+                mask = np.zeros(p)
+                mask[list(sup)] = 1.0
+                with torch.no_grad():
+                    module.coef.copy_(torch.as_tensor(coef, dtype=dtype))
+                    module.mask.copy_(torch.as_tensor(mask, dtype=dtype))
+                if sup:
+                    _refit_coefficients(module, colloc)
+                coef = (module.coef.detach() * module.mask).numpy().copy()
+                rmse = float(np.sqrt(np.mean((theta @ coef - target) ** 2)))
+                cand = Candidate(sup, coef, _expression(terms, coef), swept.get(sup, math.nan), rmse)
+                with torch.no_grad():
+                    cand.score = _criterion(float(colloc()) * n_colloc, n_colloc, len(sup), selection.criterion)
+                cands.append(cand)
+            cands.sort(key=lambda c: (c.score, len(c.support)))
+            # stage 2: the most promising candidates refit on short trajectory segments, scored on the data
+            shortlist = cands[: selection.shortlist]
+            joint = [m.coef for m in field_.nets.values() if isinstance(m, TermSum)]
+            joint += list(field_.learnable.values())
+            base = [prm.detach().clone() for prm in joint]
+            for cand in shortlist:
+                mask = np.zeros(p)
+                mask[list(cand.support)] = 1.0
+                with torch.no_grad():
+                    for prm, b in zip(joint, base, strict=True):
+                        prm.copy_(b)
+                    module.coef.copy_(torch.as_tensor(cand.coefficients, dtype=dtype))
+                    module.mask.copy_(torch.as_tensor(mask, dtype=dtype))
+                    starts.copy_(starts0)
+                objective = shooting_objective(field_, prep, seg, starts, 10.0, seg_solver)
+                _lbfgs(joint, objective, selection.refine_iterations)
+                cand.coefficients = (module.coef.detach() * module.mask).numpy().copy()
+                cand.expression = _expression(terms, cand.coefficients)
+                cand.state = [prm.detach().clone() for prm in joint]
+                with torch.no_grad():
+                    cand.data_sse = float(data_sse())
+                cand.score = _criterion(cand.data_sse, n_obs, len(cand.support), selection.criterion)
+            for cand in cands[selection.shortlist :]:
+                cand.score = math.inf  # ranked out by derivative matching; stage-1 order kept below
+            shortlist.sort(key=lambda c: (c.score, len(c.support)))
+            best = _parsimonious(shortlist, selection.parsimony)
+            cands = [best] + [c for c in shortlist if c is not best] + cands[selection.shortlist :]
+            with torch.no_grad():
+                for prm, v in zip(joint, best.state, strict=True):
+                    prm.copy_(v)
+                module.mask.zero_()
+                module.mask[list(best.support)] = 1.0
+            finite = [c for c in cands if math.isfinite(c.score)]
+            weights = np.array([math.exp(-(c.score - best.score) / 2) for c in finite])
+            weights /= weights.sum()
+            inclusion = {
+                str(term): float(sum(w for w, c in zip(weights, finite, strict=True) if i in c.support))
+                for i, term in enumerate(terms)
+            }
+            details[name] = UnknownDiscovery(name, spec.args, terms, cands, best.expression, inclusion, {})
+
+    # refit every selected coefficient (and learnable parameter) on the full trajectories
+    for prm in field_.parameters():
+        prm.requires_grad_(True)
+    refit_result = None
+    if refit:
+        solver = Solver("dopri5", rtol=1e-7, atol=1e-8)
+        refit_result = fit(
+            model,
+            data,
+            warm_start=None,
+            shooting=None,
+            full=FullTrajectory(iterations=0, lbfgs=refit_iterations, solver=solver),
+            progress=progress,
+            seed=seed,
+        )
+        if refit_result.status == "ok":
+            model = refit_result.model
+            y0 = torch.as_tensor(refit_result.initial_states, dtype=dtype)
+        else:
+            refit_result = None
+    final = {}
+    for name, det in details.items():
+        module = model.module.nets[name]
+        coef = (module.coef.detach() * module.mask).numpy()
+        det.expression = final[name] = _expression(det.terms, coef)
+        det.candidates[0].coefficients = coef
+    sse = _data_misfit(model.module, y0, prep)
+    intervals = _intervals(model.module, y0, prep, sse, n_obs)
+    for name, det in details.items():
+        det.intervals = {str(det.terms[i]): intervals[(name, i)] for i in det.chosen.support if (name, i) in intervals}
+    values = model.parameter_values()
+    result_model = fitted.model.substitute(final)
+    result_model = _with_params(result_model, {s: values[s] for s in result_model.params})
+    metrics = {
+        "data_rmse_scaled": math.sqrt(sse / n_obs) if math.isfinite(sse) else math.inf,
+        "samples": int(t.shape[0]),
+    }
+    return Discovery(
+        final,
+        dict(result_model.equations),
+        result_model,
+        details,
+        selection,
+        libraries[next(iter(libraries))],
+        refit_result,
+        metrics,
+    )
+
+
+def _libraries(library, model) -> dict:
+    if library is None or isinstance(library, Library):
+        return {name: library or Library() for name in model.unknowns}
+    if isinstance(library, dict):
+        bad = [n for n in library if n not in model.unknowns]
+        if bad:
+            raise ConfigError(f"library: names {bad} are not unknowns of the model ({sorted(model.unknowns)}).")
+        for n, lib in library.items():
+            if not isinstance(lib, Library):
+                raise ConfigError(f"library[{n!r}]: expected a udesci.Library, received {describe(lib)}.")
+        return {name: library.get(name, Library()) for name in model.unknowns}
+    raise ConfigError(f"library: expected a udesci.Library or dict of them, received {describe(library)}.")
+
+
+def _intervals(field_, y0, prep, sse, n_obs) -> dict:
+    """Gauss-Newton 95% intervals of the active TermSum coefficients (central differences)."""
+    entries = []
+    for name, net in field_.nets.items():
+        if isinstance(net, TermSum):
+            entries += [(name, int(i)) for i in torch.nonzero(net.mask).flatten()]
+    if not entries or not math.isfinite(sse):
+        return {}
+    knots = prep.knots
+    index = torch.arange(len(prep.lengths))
+
+    def residuals():
+        bind_inputs(field_, prep.interp, index)
+        with torch.no_grad():
+            pred = integrate(field_, y0, knots, Solver("dopri5", rtol=1e-9, atol=1e-10))
+        field_.input_fn = None
+        r = ((pred - prep.y) / prep.scale) * prep.mask
+        return r[prep.mask > 0].reshape(-1)
+
+    cols = []
+    for name, i in entries:
+        coef = field_.nets[name].coef
+        base = coef[i].item()
+        h = 1e-6 * max(abs(base), 1e-3)
+        with torch.no_grad():
+            coef[i] = base + h
+            up = residuals()
+            coef[i] = base - h
+            down = residuals()
+            coef[i] = base
+        cols.append((up - down) / (2 * h))
+    J = torch.stack(cols, dim=1).numpy()
+    dof = max(n_obs - len(entries), 1.0)
+    sigma2 = sse / dof
+    try:
+        cov = sigma2 * np.linalg.inv(J.T @ J)
+    except np.linalg.LinAlgError:
+        return {}
+    out = {}
+    for j, (name, i) in enumerate(entries):
+        val = field_.nets[name].coef[i].item()
+        half = 1.96 * math.sqrt(max(cov[j, j], 0.0))
+        out[(name, i)] = (val - half, val + half)
+    return out
+
+
+def _with_params(model: HybridModel, values: dict) -> HybridModel:
+    """Copy of a closed-form model with parameter values replaced (learnable flags kept)."""
+    from .model import Learnable
+
+    params = {s: (Learnable(values[s]) if s in model.learnable else values[s]) for s in model.params}
+    out = HybridModel(model.equations, params, model.inputs, states=model.states, time=model.time)
+    out.module.to(model.module.dtype)
+    return out

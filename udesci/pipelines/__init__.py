@@ -1,0 +1,1 @@
+"""Runnable end-to-end pipelines (also behind ``udesci example ...``)."""
