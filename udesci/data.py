@@ -104,8 +104,10 @@ class Dataset:
         input_times=None,
         interpolation: str = "linear",
     ):
-        ts = list(t) if isinstance(t, (list, tuple)) else [t]
-        ys = list(y) if isinstance(y, (list, tuple)) else [y]
+        # a list of arrays is one array per trajectory; a plain list of numbers is one trajectory's times
+        several = isinstance(t, (list, tuple)) and len(t) > 0 and all(np.ndim(tk) >= 1 for tk in t)
+        ts = list(t) if several else [t]
+        ys = list(y) if several and isinstance(y, (list, tuple)) else [y]
         if len(ts) != len(ys):
             raise DataError(f"t and y: expected one y array per time array, received {len(ts)} and {len(ys)}.")
         if interpolation not in INTERPOLATIONS:
@@ -113,14 +115,14 @@ class Dataset:
         self.interpolation = interpolation
         us = None
         if inputs is not None:
-            us = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+            us = list(inputs) if several and isinstance(inputs, (list, tuple)) else [inputs]
             if len(us) != len(ts):
                 raise DataError(f"inputs: expected one array per trajectory ({len(ts)}), received {len(us)}.")
             if input_names is None:
                 raise DataError("input_names: expected the names of the input columns when inputs= is given.")
         uts = None
         if input_times is not None:
-            uts = list(input_times) if isinstance(input_times, (list, tuple)) else [input_times]
+            uts = list(input_times) if several and isinstance(input_times, (list, tuple)) else [input_times]
         self.trajectories: list[Trajectory] = []
         n_obs = None
         for k, (tk, yk) in enumerate(zip(ts, ys, strict=True)):

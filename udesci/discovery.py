@@ -33,6 +33,7 @@ from .solve import Solver, bind_inputs, integrate
 from .train import (
     FitResult,
     FullTrajectory,
+    Shooting,
     Prepared,
     _collocation_loss,
     _segments,
@@ -304,7 +305,7 @@ class Discovery:
                         "score": _finite(c.score),
                         "data_sse": _finite(c.data_sse),
                         "network_rmse": _finite(c.network_rmse),
-                        "threshold": float(c.threshold),
+                        "threshold": _finite(c.threshold),
                     }
                     for c in det.candidates
                 ],
@@ -506,6 +507,7 @@ def discover(
     samples: dict | None = None,
     seed: int = 0,
     progress: bool = False,
+    threads: int | None = None,
 ) -> Discovery:
     """Regress each trained network into a sparse closed-form expression.
 
@@ -538,6 +540,8 @@ def discover(
         Options of :func:`sample_states` (``density``, ``jitter``, ``copies``).
     seed : int, default 0
     progress : bool, default False
+    threads : int, optional
+        torch threads (default 1 for models with fewer than 256 states).
 
     Returns
     -------
@@ -561,6 +565,18 @@ def discover(
         raise ConfigError(f"selection: expected a udesci.Selection, received {describe(selection)}.")
     model = fitted.model.copy()
     libraries = _libraries(library, model)
+    old_threads = torch.get_num_threads()
+    if threads is None and len(model.states) < 256:
+        threads = 1
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _discover(fitted, data, model, libraries, selection, refit, refit_iterations, samples, seed, progress)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _discover(fitted, data, model, libraries, selection, refit, refit_iterations, samples, seed, progress):
     field_ = model.module
     dtype = field_.dtype
     with torch.random.fork_rng():
@@ -683,8 +699,9 @@ def discover(
             model,
             data,
             warm_start=None,
-            shooting=None,
-            full=FullTrajectory(iterations=0, lbfgs=refit_iterations, solver=solver),
+            # segments first (cheap, robust), then a short polish on the whole trajectories
+            shooting=Shooting(iterations=0, lbfgs=refit_iterations, continuity=100.0),
+            full=FullTrajectory(iterations=0, lbfgs=max(refit_iterations // 4, 1), solver=solver),
             progress=progress,
             seed=seed,
         )

@@ -22,7 +22,8 @@ def _as_tensor_like(value, ref):
         return value
     if isinstance(ref, torch.Tensor):
         return torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
-    return torch.as_tensor(value, dtype=torch.get_default_dtype())
+    # constant subexpression (e.g. atan2(1, 2)): keep full precision; broadcast_outputs casts to the batch dtype
+    return torch.as_tensor(value, dtype=torch.float64)
 
 
 def _pair(a, b):
@@ -58,7 +59,9 @@ def _pow(a, b):
 
 def _unary(fn: Callable) -> Callable:
     def apply(a):
-        return fn(a if isinstance(a, torch.Tensor) else torch.as_tensor(a, dtype=torch.get_default_dtype()))
+        # constant arguments (sqrt(2), sin(2), log(3)) are evaluated in float64: a 0-dim float64 tensor does
+        # not up-cast the batch tensors it multiplies, and broadcast_outputs casts constant outputs
+        return fn(a if isinstance(a, torch.Tensor) else torch.as_tensor(a, dtype=torch.float64))
 
     return apply
 
@@ -177,5 +180,7 @@ def broadcast_outputs(values: Sequence, like: torch.Tensor) -> torch.Tensor:
     for v in values:
         if not isinstance(v, torch.Tensor):
             v = torch.as_tensor(float(v), dtype=like.dtype, device=like.device)
+        elif v.dtype != like.dtype or v.device != like.device:
+            v = v.to(dtype=like.dtype, device=like.device)
         cols.append(v.expand(like.shape) if v.shape != like.shape else v)
     return torch.stack(cols, dim=-1)

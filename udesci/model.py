@@ -233,7 +233,11 @@ class HybridModel:
                 )
         nets = nn.ModuleDict()
         for name, unk in self.unknowns.items():
-            nets[name] = networks.get(name) or MLP(len(unk.args), 1, width=width, depth=depth, activation=activation)
+            # not `networks.get(name) or ...`: a container module with no children (nn.Sequential()) is falsy
+            if name in networks:
+                nets[name] = networks[name]
+            else:
+                nets[name] = MLP(len(unk.args), 1, width=width, depth=depth, activation=activation)
         self.net_options = {"width": width, "depth": depth, "activation": activation}
         self.module = VectorField(self, nets)
 
@@ -352,6 +356,9 @@ class VectorField(nn.Module):
         self.n_states, self.n_inputs = len(model.states), len(model.inputs)
         self.input_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.nfe = 0
+        # carries the dtype through .to(...) for models without any parameter (physics only, or all
+        # unknowns substituted); non-persistent, so it is not part of state_dict or checkpoints
+        self.register_buffer("_dtype_ref", torch.zeros(()), persistent=False)
 
     @property
     def dtype(self) -> torch.dtype:

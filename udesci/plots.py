@@ -37,6 +37,15 @@ def plot_fit(path, t_data, y_data, t_model, curves: dict, names, t_train_end=Non
         ax.plot(t_data, y_data[:, i], "o", ms=3, color="k", label="data")
         for label, c in curves.items():
             ax.plot(t_model, c[:, i], label=label)
+        # an exploding extrapolation must not flatten everything else: clip to data (and truth) range
+        ref = [y_data[:, i][np.isfinite(y_data[:, i])]]
+        if "truth" in curves:
+            ref.append(curves["truth"][:, i])
+        ref = np.concatenate(ref)
+        if ref.size:
+            lo, hi = float(ref.min()), float(ref.max())
+            pad = 0.25 * (hi - lo or 1.0)
+            ax.set_ylim(lo - pad, hi + pad)
         if t_train_end is not None:
             ax.axvline(t_train_end, color="grey", ls=":", lw=1)
         ax.set_ylabel(names[i])

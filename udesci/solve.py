@@ -150,6 +150,9 @@ def integrate(field: nn.Module, y0: torch.Tensor, knots: torch.Tensor, solver: S
     options: dict = {}
     if solver.fixed:
         options["step_size"] = float(1.0 / (solver.substeps * (knots.shape[1] - 1)))
+        # knots of irregular rows fall between steps: torchdiffeq's default linear interpolation there is
+        # O(h^2) accurate, which spoils rk4; cubic Hermite interpolation is O(h^4)
+        options["interp"] = "cubic"
     kwargs = dict(rtol=solver.rtol, atol=solver.atol, method=solver.method, options=options)
     if solver.adjoint:
         params = tuple(p for p in field.parameters() if p.requires_grad)

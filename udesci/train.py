@@ -531,11 +531,14 @@ class _Loop:
                         )
                         warnings.warn(self.message, TrainingWarning, stacklevel=3)
                         return True
+                    converged = phase == "lbfgs" and abs(best[0] - value) <= 1e-10 * abs(value) + 1e-300
                     if value < best[0]:
                         best = (value, self.snapshot())
                     self.progress.update(stage, it_global + it + 1, total, value, start)
                     if self.checkpoint and (it + 1) % self.every == 0:
                         self.save(f"{stage}:{phase}", it + 1, opt, best)
+                    if converged:  # L-BFGS made no progress: further steps would repeat the same point
+                        break
                 it_global += count
         except KeyboardInterrupt:
             self.restore(best[1])
@@ -692,7 +695,10 @@ def fit(
         Seeds torch's generator at the start, so equal inputs give equal runs.
     dtype : torch.dtype, default torch.float64
     threads : int, optional
-        torch intra-op threads during training (restored afterwards).
+        torch intra-op threads during training (restored afterwards).  Default:
+        1 for models with fewer than 256 states (small UDEs are dominated by
+        per-operation overhead, and extra threads only add contention),
+        torch's own setting otherwise.
     progress : bool, default True
         Show progress on stderr.
     checkpoint : path, optional
@@ -742,6 +748,8 @@ def fit(
             raise ConfigError(f"resume: {os.fspath(resume)!r} is not a udesci checkpoint.")
 
     old_threads = torch.get_num_threads()
+    if threads is None and len(model.states) < 256:
+        threads = 1
     if threads is not None:
         torch.set_num_threads(threads)
     try:
