@@ -33,8 +33,8 @@ from .solve import Solver, bind_inputs, integrate
 from .train import (
     FitResult,
     FullTrajectory,
-    Shooting,
     Prepared,
+    Shooting,
     _collocation_loss,
     _segments,
     fit,
