@@ -104,6 +104,8 @@ class HybridModel:
         Size of the default MLPs.
     activation : str, default "tanh"
         Activation of the default MLPs.
+    dtype : torch.dtype, default torch.float64
+        Floating dtype of parameters and computations (``fit`` may change it).
 
     Raises
     ------
@@ -128,6 +130,7 @@ class HybridModel:
         width: int = 32,
         depth: int = 2,
         activation: str = "tanh",
+        dtype: torch.dtype = torch.float64,
     ):
         if not isinstance(equations, Mapping) or not equations:
             raise ModelError(
@@ -239,7 +242,9 @@ class HybridModel:
             else:
                 nets[name] = MLP(len(unk.args), 1, width=width, depth=depth, activation=activation)
         self.net_options = {"width": width, "depth": depth, "activation": activation}
-        self.module = VectorField(self, nets)
+        if dtype not in (torch.float32, torch.float64):
+            raise ConfigError(f"dtype: expected torch.float32 or torch.float64, received {dtype!r}.")
+        self.module = VectorField(self, nets).to(dtype)
 
     # -- views ---------------------------------------------------------------------------------
     @property
@@ -362,11 +367,8 @@ class VectorField(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        for p in self.parameters():
-            return p.dtype
-        for b in self.buffers():
-            return b.dtype
-        return torch.get_default_dtype()
+        """Floating dtype of the field (float64 unless moved with ``.to``)."""
+        return self._dtype_ref.dtype
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -512,14 +512,21 @@ class _Loop:
                     return loss
 
                 for it in range(it0, count):
+                    # `value` is the loss of the weights *before* this iteration's update: snapshot those
+                    # weights, so the best weights kept are the ones that produced the best loss (not the
+                    # ones one update later, which may be the very update that made the loss non-finite)
                     last_loss[0] = math.nan
+                    before = None
                     if phase == "adam":
                         closure()
-                        if math.isfinite(last_loss[0]):
+                        value = last_loss[0]
+                        if math.isfinite(value):
+                            if value < best[0]:
+                                before = self.snapshot()
                             opt.step()
                     else:
-                        opt.step(closure)
-                    value = last_loss[0]
+                        before = self.snapshot()
+                        value = float(opt.step(closure).detach())  # L-BFGS returns the loss at its start point
                     self.history.append({"stage": stage, "iteration": it_global + it, "loss": value})
                     if not math.isfinite(value):
                         self.restore(best[1])
@@ -533,7 +540,7 @@ class _Loop:
                         return True
                     converged = phase == "lbfgs" and abs(best[0] - value) <= 1e-10 * abs(value) + 1e-300
                     if value < best[0]:
-                        best = (value, self.snapshot())
+                        best = (value, before)
                     self.progress.update(stage, it_global + it + 1, total, value, start)
                     if self.checkpoint and (it + 1) % self.every == 0:
                         self.save(f"{stage}:{phase}", it + 1, opt, best)
