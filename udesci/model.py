@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -409,11 +410,63 @@ class VectorField(nn.Module):
 
     def unknown_values(self, cols: dict) -> list[torch.Tensor]:
         """Network outputs for each unknown, shape ``(...)`` each."""
+        if self._fused is not None:
+            return self._fused_values(cols)
         out = []
         for spec in self.unknown_specs:
             z = torch.stack([cols[a] for a in spec.args], dim=-1)
             out.append(self.nets[spec.name](z).squeeze(-1))
         return out
+
+    # -- fused evaluation ----------------------------------------------------------------------
+    _fused = None
+
+    @contextmanager
+    def fused(self):
+        """Evaluate all default MLPs as one block-diagonal network while the context is open.
+
+        The block weights are built once on entry (differentiably, from the individual
+        networks' parameters), so every field evaluation inside runs one matrix product per
+        layer instead of one per unknown.  Use it around a solve whose gradients flow by
+        backpropagation; never around an adjoint solve, which must see the parameters inside
+        the function it integrates.
+        """
+        from .networks import MLP
+
+        nets = [self.nets[s.name] for s in self.unknown_specs]
+        ok = len(nets) > 1 and all(type(n) is MLP for n in nets)
+        ok = ok and len({(n.depth, n.activation) for n in nets}) == 1
+        if not ok or self._fused is not None:
+            yield self
+            return
+        depth = nets[0].depth
+        weights = []
+        for layer in range(depth + 1):
+            mods = [n.net[2 * layer] for n in nets]
+            weights.append((torch.block_diag(*[m.weight for m in mods]), torch.cat([m.bias for m in mods])))
+        self._fused = {
+            "loc": torch.cat([n.in_loc for n in nets]),
+            "scale": torch.cat([n.in_scale for n in nets]),
+            "out": torch.cat([n.out_scale for n in nets]),
+            "weights": weights,
+            "act": nets[0].activation,
+            "args": [a for s in self.unknown_specs for a in s.args],
+        }
+        try:
+            yield self
+        finally:
+            self._fused = None
+
+    def _fused_values(self, cols: dict) -> list[torch.Tensor]:
+        from .networks import _FUNCTIONAL
+
+        f = self._fused
+        h = (torch.stack([cols[a] for a in f["args"]], dim=-1) - f["loc"]) / f["scale"]
+        act = _FUNCTIONAL[f["act"]]
+        *hidden, (w_last, b_last) = f["weights"]
+        for w, b in hidden:
+            h = act(torch.nn.functional.linear(h, w, b))
+        return list((torch.nn.functional.linear(h, w_last, b_last) * f["out"]).unbind(-1))
 
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.nfe += 1

@@ -10,6 +10,7 @@ torchdiffeq's ``odeint`` / ``odeint_adjoint`` once for the whole batch.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,6 +109,12 @@ class _Rescaled(nn.Module):
         return self.field(self.t0 + s * self.span, y) * self.span.unsqueeze(-1)
 
 
+def _fused(field):
+    """The field's fused-network context if it has one (VectorField), else a no-op."""
+    fused = getattr(field, "fused", None)
+    return fused() if fused is not None else nullcontext()
+
+
 def integrate(
     field: nn.Module, y0: torch.Tensor, knots: torch.Tensor, solver: Solver, jumps: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -140,16 +147,17 @@ def integrate(
         If a row has zero total length with an adaptive method.
     """
     if solver.fixed and not solver.adjoint:
-        dt = torch.diff(knots, dim=1)
-        y, out = y0, [y0]
-        for j in range(dt.shape[1]):
-            h = (dt[:, j] / solver.substeps).unsqueeze(-1)
-            t = knots[:, j]
-            for _ in range(solver.substeps):
-                y = _rk_step(field, t, y, h, solver.method)
-                t = t + h[:, 0]
-            out.append(y)
-        return torch.stack(out, dim=1)
+        with _fused(field):
+            dt = torch.diff(knots, dim=1)
+            y, out = y0, [y0]
+            for j in range(dt.shape[1]):
+                h = (dt[:, j] / solver.substeps).unsqueeze(-1)
+                t = knots[:, j]
+                for _ in range(solver.substeps):
+                    y = _rk_step(field, t, y, h, solver.method)
+                    t = t + h[:, 0]
+                out.append(y)
+            return torch.stack(out, dim=1)
     t0, span = knots[:, 0], knots[:, -1] - knots[:, 0]
     if torch.any(span <= 0):
         raise ConfigError("integrate: every row of knots must span a positive time interval.")
@@ -175,7 +183,8 @@ def integrate(
         params = tuple(p for p in field.parameters() if p.requires_grad)
         sol = torchdiffeq.odeint_adjoint(rescaled, y0, grid, adjoint_params=params, **kwargs)
     else:
-        sol = torchdiffeq.odeint(rescaled, y0, grid, **kwargs)
+        with _fused(field):
+            sol = torchdiffeq.odeint(rescaled, y0, grid, **kwargs)
     # sol: (G, B, n); pick, for each row b and knot j, the grid point it maps to
     rows = torch.arange(y0.shape[0]).unsqueeze(-1).expand_as(inverse)
     return sol[inverse, rows]
