@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sympy as sp

@@ -108,3 +108,165 @@ def plot_phase(path, y_data, curves: dict, names) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return os.fspath(path)
+
+
+def plot_forecast(
+    path,
+    t_train,
+    y_train,
+    t_test,
+    y_test,
+    curves: dict,
+    names,
+    *,
+    t_split=None,
+    title: str = "",
+    xlabel: str = "t",
+) -> str:
+    """Training data, held-out data and model curves, one panel per state.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        PNG file to write.
+    t_train : ndarray of shape (T1,)
+    y_train : ndarray of shape (T1, n)
+        Data the model was trained on (filled black markers).
+    t_test : ndarray of shape (T2,)
+    y_test : ndarray of shape (T2, n)
+        Held-out data (open red markers); ``T2`` may be 0.
+    curves : dict label -> (t, y)
+        Model curves; ``t`` of shape (M,) and ``y`` of shape (M, n).  A list of
+        such pairs draws several pieces with one legend entry.
+    names : list of str, length n
+        State labels.
+    t_split : float, optional
+        Draws a vertical line where training ends.
+    title, xlabel : str
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    plt = _plt()
+    n = len(names)
+    fig, axes = plt.subplots(n, 1, figsize=(8, 2.6 * n), sharex=True, squeeze=False)
+    y_train = np.asarray(y_train, dtype=float).reshape(len(t_train), -1)
+    y_test = np.asarray(y_test, dtype=float).reshape(len(t_test), -1)
+    for i, ax in enumerate(axes[:, 0]):
+        ax.plot(t_train, y_train[:, i], "o", ms=3, color="k", label="training data")
+        if len(t_test):
+            ax.plot(t_test, y_test[:, i], "o", ms=3.5, mfc="none", color="tab:red", label="held-out data")
+        for j, (label, piece) in enumerate(curves.items()):
+            pieces = piece if isinstance(piece, list) else [piece]
+            color = f"C{j}"
+            for m, (tc, yc) in enumerate(pieces):
+                yc = np.asarray(yc, dtype=float).reshape(len(tc), -1)
+                ax.plot(tc, yc[:, i], color=color, lw=1.3, label=label if m == 0 else None)
+        if t_split is not None:
+            ax.axvline(t_split, color="grey", ls=":", lw=1)
+        ax.set_ylabel(names[i])
+    axes[0, 0].legend(fontsize=7, loc="best", ncol=2)
+    axes[-1, 0].set_xlabel(xlabel)
+    if title:
+        axes[0, 0].set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return os.fspath(path)
+
+
+def plot_metric_lines(path, x, series: dict, *, xlabel: str, ylabel: str, title: str = "", logy: bool = False) -> str:
+    """One line per method of a metric against a setting (e.g. RMSE against training days).
+
+    Parameters
+    ----------
+    path : str or PathLike
+    x : sequence of float, length k
+    series : dict label -> sequence of float, length k (non-finite values are skipped)
+    xlabel, ylabel, title : str
+    logy : bool
+        Logarithmic y axis.
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    x = np.asarray(x, dtype=float)
+    for label, values in series.items():
+        v = np.asarray(values, dtype=float)
+        ok = np.isfinite(v)
+        ax.plot(x[ok], v[ok], "o-", label=label)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xticks(x)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return os.fspath(path)
+
+
+def plot_recovery(path, rows: list) -> str:
+    """Recovery study: structure rate and coefficient error against noise, udesci against SINDy alone.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        PNG file to write.
+    rows : list of dict
+        One per noise level, as returned by :func:`udesci.study.summarize`
+        (``noise``, ``structure_rate``, ``beta_error``, ``gamma_error`` and the
+        ``sindy_`` / ``sindy_bic_`` counterparts).
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    plt = _plt()
+    noise = np.array([r["noise"] for r in rows], dtype=float)
+
+    def col(key):
+        return np.array([np.nan if r.get(key) is None else r[key] for r in rows], dtype=float)
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    methods = (
+        ("", "udesci", "C0"),
+        ("sindy_", "SINDy alone (threshold 0.1)", "C3"),
+        ("sindy_bic_", "SINDy alone (threshold by BIC)", "C1"),
+    )
+    for prefix, label, color in methods:
+        v = col(f"{prefix}structure_rate")
+        ok = np.isfinite(v)
+        a1.plot(noise[ok], 100 * v[ok], "o-", color=color, label=label)
+    a1.set_ylim(-5, 105)
+    a1.set_ylabel("correct structure (% of runs)")
+    a1.set_title("structure recovered", fontsize=10)
+    for prefix, label, color in methods[:2]:
+        for key, style in (("beta_error", "o-"), ("gamma_error", "s--")):
+            v = col(f"{prefix}{key}")
+            ok = np.isfinite(v) & (v > 0)
+            name = "β" if key.startswith("beta") else "γ"
+            a2.plot(noise[ok], 100 * v[ok], style, color=color, label=f"{label}: {name}")
+    a2.set_yscale("log")
+    a2.set_ylabel("median relative error (%)")
+    a2.set_title("interaction coefficients β, γ", fontsize=10)
+    for ax in (a1, a2):
+        ax.set_xscale("log" if np.all(noise > 0) and noise.size > 1 else "linear")
+        ax.set_xlabel("noise (fraction of each state's mean)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return os.fspath(path)

@@ -484,8 +484,10 @@ class _Loop:
             best = (self.resume["best_loss"], self.resume["best"])
         total = iterations + lbfgs
         it_global = 0
+        phase, opt, next_it = None, None, 0
         try:
             for phase, count in phases:
+                opt, next_it = None, 0
                 if count == 0:
                     continue
                 if phase == "adam":
@@ -501,6 +503,7 @@ class _Loop:
                     it0 = first_it
                     resume_phase = None
                     self.resume = None
+                next_it = it0  # first iteration of this phase not completed yet
                 last_loss = [math.nan]
 
                 def closure(opt=opt, last_loss=last_loss):
@@ -528,6 +531,7 @@ class _Loop:
                         before = self.snapshot()
                         value = float(opt.step(closure).detach())  # L-BFGS returns the loss at its start point
                     self.history.append({"stage": stage, "iteration": it_global + it, "loss": value})
+                    next_it = it + 1
                     if not math.isfinite(value):
                         self.restore(best[1])
                         self.status = "nonfinite"
@@ -548,11 +552,15 @@ class _Loop:
                         break
                 it_global += count
         except KeyboardInterrupt:
+            # checkpoint the *current* weights and optimiser state (not the best weights restored below) at
+            # the first iteration not completed, so that resuming continues exactly where training stopped
+            saved = bool(self.checkpoint) and opt is not None
+            if saved:
+                self.save(f"{stage}:{phase}", next_it, opt, best)
             self.restore(best[1])
             self.status = "interrupted"
             self.message = f"stage {stage!r} interrupted; the best weights (loss {best[0]:.4g}) were kept."
-            if self.checkpoint:
-                self.save(f"{stage}:{phase}", it, opt, best)
+            if saved:
                 self.message += f" Resume with fit(..., resume={self.checkpoint!r})."
             warnings.warn(self.message, TrainingWarning, stacklevel=3)
             return True
@@ -801,7 +809,10 @@ def fit(
             ran = loop.run(
                 "shooting", trainable + [starts], shooting_loss, shooting.iterations, shooting.lr, shooting.lbfgs
             )
-            if ran and loop.status == "ok":
+            # a checkpoint written at the end of shooting holds y0 from before this copy: redo it when
+            # resuming from there (but not once the full stage has trained y0)
+            from_checkpoint = "shooting" in loop.done and not loop.resuming("full") and "full" not in loop.done
+            if (ran or from_checkpoint) and loop.status == "ok":
                 with torch.no_grad():
                     firsts = [int((sel_k == k).nonzero()[0]) for k in range(K)]
                     y0.copy_(starts[firsts])
