@@ -435,7 +435,7 @@ def _data_misfit(field_, y0: torch.Tensor, prep: Prepared) -> float:
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pred = integrate(field_, y0, prep.knots, Solver("dopri5", rtol=1e-7, atol=1e-8))
+            pred = integrate(field_, y0, prep.knots, Solver("dopri5", rtol=1e-7, atol=1e-8, max_steps=20_000))
     except (AssertionError, RuntimeError):  # torchdiffeq step-size underflow on an exploding candidate
         return math.inf
     finally:

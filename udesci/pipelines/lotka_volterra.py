@@ -73,6 +73,16 @@ def fit_options(fast: bool = False) -> dict:
     return {"warm_start": WarmStart(), "shooting": Shooting()}
 
 
+def _safe_simulate(model, y0, t):
+    """Simulate with a step budget; NaN rows if the model blows up (a wrong structure can)."""
+    from .. import Solver, simulate
+
+    try:
+        return simulate(model, y0, t, solver=Solver("dopri5", rtol=1e-9, atol=1e-9, max_steps=20_000))
+    except (AssertionError, RuntimeError):
+        return np.full((len(t), len(model.states)), np.nan)
+
+
 def run_pipeline(
     noise: float = 0.05,
     seed: int = 0,
@@ -124,13 +134,9 @@ def run_pipeline(
     truth = HybridModel({x: ALPHA * x - BETA * x * y, y: -DELTA * y + GAMMA * x * y})
     true_long = simulate(truth, U0, t_long)
     y0_fit = found.refit.initial_states[0] if found.refit is not None else fitted.initial_states[0]
-    try:
-        found_long = simulate(found.model, y0_fit, t_long)
-        result["extrapolation_rmse"] = float(np.sqrt(np.mean((found_long - true_long) ** 2)))
-    except (AssertionError, RuntimeError):
-        found_long = np.full_like(true_long, np.nan)
-        result["extrapolation_rmse"] = float("inf")
-    result["data_rmse"] = float(np.sqrt(np.mean((simulate(found.model, y0_fit, t) - noisy) ** 2)))
+    for key, tt, ref in (("extrapolation_rmse", t_long, true_long), ("data_rmse", t, noisy)):
+        err = float(np.sqrt(np.mean((_safe_simulate(found.model, y0_fit, tt) - ref) ** 2)))
+        result[key] = err if np.isfinite(err) else float("inf")  # inf: the discovered model blows up
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -141,8 +147,11 @@ def run_pipeline(
             from ..plots import plot_fit, plot_loss, plot_phase
 
             t_ext = np.linspace(0.0, 10.0, 401)
-            ude = fitted.predict(t_ext)
-            closed = simulate(found.model, y0_fit, t_ext)
+            try:
+                ude = fitted.predict(t_ext)
+            except (AssertionError, RuntimeError):  # an exploding network extrapolation
+                ude = np.full((t_ext.size, 2), np.nan)
+            closed = _safe_simulate(found.model, y0_fit, t_ext)
             true_ext = simulate(truth, U0, t_ext)
             curves = {"truth": true_ext, "trained UDE": ude, "discovered model": closed}
             plot_fit(
