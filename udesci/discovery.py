@@ -35,6 +35,7 @@ from .train import (
     FullTrajectory,
     Prepared,
     Shooting,
+    TrainingWarning,
     _collocation_loss,
     _segments,
     fit,
@@ -695,17 +696,20 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
     refit_result = None
     if refit:
         solver = Solver("dopri5", rtol=1e-7, atol=1e-8)
-        refit_result = fit(
-            model,
-            data,
-            warm_start=None,
-            # segments first (cheap, robust), then a short polish on the whole trajectories
-            shooting=Shooting(iterations=0, lbfgs=refit_iterations, continuity=100.0),
-            full=FullTrajectory(iterations=0, lbfgs=max(refit_iterations // 4, 1), solver=solver),
-            progress=progress,
-            seed=seed,
-        )
-        if refit_result.status == "ok":
+        with warnings.catch_warnings():
+            # a solver failure in the line search stops the refit with its best weights: that is fine here
+            warnings.simplefilter("ignore", TrainingWarning)
+            refit_result = fit(
+                model,
+                data,
+                warm_start=None,
+                # segments first (cheap, robust), then a short polish on the whole trajectories
+                shooting=Shooting(iterations=0, lbfgs=refit_iterations, continuity=100.0),
+                full=FullTrajectory(iterations=0, lbfgs=max(refit_iterations // 4, 1), solver=solver),
+                progress=progress,
+                seed=seed,
+            )
+        if refit_result.status in ("ok", "nonfinite"):
             model = refit_result.model
             y0 = torch.as_tensor(refit_result.initial_states, dtype=dtype)
         else:

@@ -383,6 +383,12 @@ class FitResult:
         return simulate(self.model, self.initial_states[trajectory], t)
 
 
+def solver_gave_up(exc: BaseException) -> bool:
+    """True if ``exc`` is torchdiffeq giving up (step-size underflow or too many steps)."""
+    msg = str(exc)
+    return isinstance(exc, AssertionError) and ("underflow in dt" in msg or "max_num_steps" in msg)
+
+
 class Progress:
     """Minimal progress display on stderr (a bar on terminals, periodic lines otherwise)."""
 
@@ -508,7 +514,14 @@ class _Loop:
 
                 def closure(opt=opt, last_loss=last_loss):
                     opt.zero_grad(set_to_none=True)
-                    loss = loss_fn()
+                    try:
+                        loss = loss_fn()
+                    except AssertionError as exc:
+                        if not solver_gave_up(exc):
+                            raise
+                        # the solver gave up at these weights: an infinite loss makes L-BFGS's line
+                        # search step back, and stops Adam with the best weights kept
+                        loss = torch.tensor(math.inf)
                     if torch.isfinite(loss):
                         loss.backward()
                     last_loss[0] = float(loss.detach())
