@@ -77,7 +77,9 @@ def test_time_not_one_dimensional():
 
 
 def test_y_rows_must_match_times():
-    with pytest.raises(DataError, match=r"y \(t\): expected shape \(3, n_states\) to match 3 time points, received \(4, 2\)"):
+    with pytest.raises(
+        DataError, match=r"y \(t\): expected shape \(3, n_states\) to match 3 time points, received \(4, 2\)"
+    ):
         ud.Dataset([0.0, 1.0, 2.0], np.zeros((4, 2)))
 
 

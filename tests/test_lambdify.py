@@ -29,11 +29,15 @@ TOL = 1e-12  # float64 rounding only (module docstring)
 # sin(2), log(3)) that a float32 evaluation would spoil at the 1e-8 level
 EQUATIONS = {
     x: sp.sin(x) * sp.cos(y) + sp.tan(z / 2) + sp.exp(-(x**2)) + sp.log(1 + y**2) - a * sp.sqrt(2 + z) + b * t,
-    y: sp.tanh(x * y) + sp.Abs(z) * sp.sign(x - y) + sp.Min(x, y, sp.Rational(1, 2)) + sp.Max(x, 2 * z)
-    + sp.sqrt(2) * x,
-    z: sp.Piecewise((x**2, x > y), (-z, z > 0), (y * t, True)) + (1 + x**2) ** sp.Rational(1, 3)
-    + (2 + y**2) ** sp.Rational(-3, 2) + sp.Abs(x) ** sp.Rational(3, 2) + sp.sin(2) * y - sp.log(3),
-}
+    y: (
+        sp.tanh(x * y) + sp.Abs(z) * sp.sign(x - y) + sp.Min(x, y, sp.Rational(1, 2)) + sp.Max(x, 2 * z)
+        + sp.sqrt(2) * x
+    ),
+    z: (
+        sp.Piecewise((x**2, x > y), (-z, z > 0), (y * t, True)) + (1 + x**2) ** sp.Rational(1, 3)
+        + (2 + y**2) ** sp.Rational(-3, 2) + sp.Abs(x) ** sp.Rational(3, 2) + sp.sin(2) * y - sp.log(3)
+    ),
+}  # fmt: skip
 PARAMS = {a: 0.7, b: ud.Learnable(1.5)}  # 1.5 is exact in float32, so the learnable value is exactly 1.5
 
 

@@ -83,7 +83,7 @@ def test_unknown_anywhere_in_an_expression():
     out = model.module(torch.tensor(0.0, dtype=F64), yv)
     u = model.networks()["U"](yv[..., 1:2]).squeeze(-1)
     torch.testing.assert_close(out[..., 0], 0.7 * yv[..., 0] * u, rtol=TOL, atol=TOL)
-    torch.testing.assert_close(out[..., 1], -yv[..., 1], rtol=0, atol=0)
+    torch.testing.assert_close(out[..., 1], -yv[..., 1], rtol=0, atol=0)  # a negation: exact
 
 
 def test_unknown_shared_between_equations_has_one_network():
@@ -116,7 +116,9 @@ def test_empty_container_network_is_not_replaced():
     model = _f64(ud.HybridModel({x: -U(x)}, networks={"U": nn.Sequential()}))
     assert isinstance(model.networks()["U"], nn.Sequential)
     yv = _states(4, n=1)
-    torch.testing.assert_close(model.module(torch.tensor(0.0, dtype=F64), yv), -yv, rtol=0, atol=0)
+    torch.testing.assert_close(
+        model.module(torch.tensor(0.0, dtype=F64), yv), -yv, rtol=0, atol=0
+    )  # identity network: exact
 
 
 def test_network_for_unknown_name_or_not_a_module_is_rejected():
@@ -195,7 +197,9 @@ def test_substitute_replaces_an_unknown_by_a_closed_form():
     yv = _states(5)
     out = new.module(torch.tensor(0.0, dtype=F64), yv)
     torch.testing.assert_close(out[:, 0], -0.25 * yv[:, 0] ** 2, rtol=TOL, atol=TOL)
-    torch.testing.assert_close(out[:, 1], model.module(torch.tensor(0.0, dtype=F64), yv)[:, 1], rtol=0, atol=0)
+    torch.testing.assert_close(
+        out[:, 1], model.module(torch.tensor(0.0, dtype=F64), yv)[:, 1], rtol=0, atol=0
+    )  # same weights, same ops
     with pytest.raises(ModelError, match=r"'W' is not an unknown of this model \(\['U', 'V'\]\)"):
         model.substitute({"W": x})
 
@@ -225,7 +229,9 @@ def test_free_symbol_that_is_not_declared():
 
 
 def test_state_without_equation():
-    with pytest.raises(ModelError, match=r"state z has no equation: add equations\[z\]"):
+    with pytest.raises(
+        ModelError, match=r"state z has no equation: expected .* \[x, y, z\], received equations for \[x, y\]"
+    ):
         ud.HybridModel({x: -x, y: x}, states=[x, y, z])
 
 

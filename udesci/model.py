@@ -152,7 +152,10 @@ class HybridModel:
             declared = tuple(_as_symbol(s, "states entry") for s in states)
             for s in declared:
                 if s not in eqs:
-                    raise ModelError(f"state {s} has no equation: add equations[{s}] = <right-hand side>.")
+                    raise ModelError(
+                        f"state {s} has no equation: expected one equation per state {list(declared)}, received "
+                        f"equations for {list(eqs)}; add equations[{s}] = <right-hand side>."
+                    )
             for s in eqs:
                 if s not in declared:
                     raise ModelError(
@@ -342,7 +345,7 @@ class VectorField(nn.Module):
         self.nets = nets
         self.learnable = nn.ParameterDict(
             {
-                str(s): nn.Parameter(torch.tensor(model.params[s], dtype=torch.get_default_dtype()))
+                str(s): nn.Parameter(torch.tensor(model.params[s], dtype=torch.float64))
                 for s in sorted(model.learnable, key=str)
             }
         )

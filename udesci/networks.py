@@ -141,8 +141,8 @@ class TermSum(nn.Module):
 
         self._features = torch_function(list(terms), list(args))
         self._broadcast = broadcast_outputs
-        self.coef = nn.Parameter(torch.as_tensor(coefficients, dtype=torch.get_default_dtype()).clone())
-        self.register_buffer("mask", torch.as_tensor(mask, dtype=torch.get_default_dtype()).clone())
+        self.coef = nn.Parameter(torch.as_tensor(coefficients, dtype=torch.float64).clone())
+        self.register_buffer("mask", torch.as_tensor(mask, dtype=torch.float64).clone())
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
         """Library terms at ``z`` (..., k) -> (..., p)."""
