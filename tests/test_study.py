@@ -76,6 +76,15 @@ def test_run_tasks_records_exceptions():
     assert out[0]["udesci"]["correct_structure"] is True
 
 
+@pytest.mark.parametrize("backend", ["serial", "process"])
+def test_run_tasks_stops_a_task_past_its_time_limit(backend):
+    import time
+
+    out = dict(run_tasks(time.sleep, [30, 0.01], backend=backend, workers=2, timeout=1.0))
+    assert out[0.01] is None
+    assert isinstance(out[30], TaskFailed) and "TimeoutError" in out[30].error
+
+
 def test_run_tasks_rejects_bad_options():
     with pytest.raises(ConfigError, match="backend"):
         list(run_tasks(square, [1], backend="mpi"))
@@ -83,6 +92,8 @@ def test_run_tasks_rejects_bad_options():
         list(run_tasks(square, [1], workers=0))
     with pytest.raises(ConfigError, match="address"):
         list(run_tasks(square, [1], backend="process", address="auto"))
+    with pytest.raises(ConfigError, match="timeout"):
+        list(run_tasks(square, [1], timeout=0))
 
 
 def test_ray_missing_gives_a_clear_error(monkeypatch):

@@ -42,7 +42,7 @@ def test_data_and_model_fit_together(name):
     k = 0
     kwargs = {}
     if name == "forced":
-        kwargs = {"inputs": data["inputs"][k], "input_times": data["input_times"][k]}
+        kwargs = {"inputs": data["inputs"][k], "input_times": data["input_times"][k], "interpolation": "cubic"}
     sim = ud.simulate(truth, data["y0"][k], data["t"][k], **kwargs)
     np.testing.assert_allclose(sim, data["clean"][k], atol=1e-5)
 

@@ -56,7 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_REGISTRARS: list = []
+def _registrars() -> list:
+    from . import cli_pipelines, cli_study
+
+    return [cli_pipelines.register, cli_study.register]
+
+
+_REGISTRARS: list = _registrars()
 
 
 def main(argv: list[str] | None = None) -> int:

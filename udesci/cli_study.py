@@ -31,6 +31,7 @@ def _study_recovery(args) -> int:
     noise = ",".join(f"{v:g}" for v in args.noise)
     command = f"udesci study recovery --noise {noise} --runs {args.runs}"
     command += f" --workers {args.workers}" if args.workers else ""
+    command += f" --timeout {args.timeout:g}" if args.timeout else ""
     command += " --fast" * args.fast + (f" --backend {args.backend}" if args.backend != "process" else "")
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers: expected an int >= 1, received {args.workers}.")
@@ -45,6 +46,7 @@ def _study_recovery(args) -> int:
         address=args.address,
         fast=args.fast,
         retry_failed=args.retry_failed,
+        timeout=args.timeout,
         progress=not (args.quiet or args.json),
         command=command,
     )
@@ -119,6 +121,9 @@ def register(sub, exs) -> None:
     rec.add_argument("--address", default=None, help="Ray cluster address (with --backend ray), e.g. auto")
     rec.add_argument("--out", default="out/study", help="output directory; rerunning resumes (default: %(default)s)")
     rec.add_argument("--fast", action="store_true", help="the pipeline's fast configuration (smoke runs, tests)")
+    rec.add_argument(
+        "--timeout", type=float, default=None, help="seconds one run may take before it is recorded as failed"
+    )
     rec.add_argument("--retry-failed", action="store_true", help="on resume, run failed runs again")
     rec.add_argument("--quiet", action="store_true", help="no progress or printed table")
     rec.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")

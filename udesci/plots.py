@@ -152,8 +152,8 @@ def plot_forecast(
     plt = _plt()
     n = len(names)
     fig, axes = plt.subplots(n, 1, figsize=(8, 2.6 * n), sharex=True, squeeze=False)
-    y_train = np.asarray(y_train, dtype=float).reshape(len(t_train), -1)
-    y_test = np.asarray(y_test, dtype=float).reshape(len(t_test), -1)
+    y_train = np.asarray(y_train, dtype=float).reshape(len(t_train), n)
+    y_test = np.asarray(y_test, dtype=float).reshape(len(t_test), n)
     for i, ax in enumerate(axes[:, 0]):
         ax.plot(t_train, y_train[:, i], "o", ms=3, color="k", label="training data")
         if len(t_test):
@@ -167,6 +167,7 @@ def plot_forecast(
         if t_split is not None:
             ax.axvline(t_split, color="grey", ls=":", lw=1)
         ax.set_ylabel(names[i])
+        ax.set_ylim(*_data_limits(np.concatenate([y_train[:, i], y_test[:, i]])))
     axes[0, 0].legend(fontsize=7, loc="best", ncol=2)
     axes[-1, 0].set_xlabel(xlabel)
     if title:
@@ -266,6 +267,85 @@ def plot_recovery(path, rows: list) -> str:
         ax.set_xlabel("noise (fraction of each state's mean)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return os.fspath(path)
+
+
+def _data_limits(values, margin: float = 0.5) -> tuple[float, float]:
+    """Axis limits around the finite data, widened by ``margin`` × their span on each side
+    (so a diverging model curve does not squash the data)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return (-1.0, 1.0)
+    lo, hi = float(v.min()), float(v.max())
+    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    return lo - margin * span, hi + margin * span
+
+
+def plot_phase_limited(path, y_data, curves: dict, names, margin: float = 0.5) -> str:
+    """Phase portrait of a 2-state system with axes limited to the data's neighbourhood.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    y_data : ndarray of shape (T, 2)
+    curves : dict label -> ndarray of shape (M, 2)
+    names : list of 2 str
+    margin : float
+        Axes extend ``margin`` × the data's span beyond it (diverging curves are cut).
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    plt = _plt()
+    y_data = np.asarray(y_data, dtype=float)
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    ax.plot(y_data[:, 0], y_data[:, 1], "o", ms=3, color="k", label="data")
+    for label, c in curves.items():
+        c = np.asarray(c, dtype=float)
+        ax.plot(c[:, 0], c[:, 1], label=label, lw=1.2)
+    ax.set_xlim(*_data_limits(y_data[:, 0], margin))
+    ax.set_ylim(*_data_limits(y_data[:, 1], margin))
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return os.fspath(path)
+
+
+def plot_unknown_adjusted(path, name, x, network, expression, adjusted, xlabel="sample") -> str:
+    """A network's output against its discovered expression, with the expression also shown plus the
+    change in the known part of its equation (when a refit moved the known parameters).
+
+    Parameters
+    ----------
+    path : str or PathLike
+    name : str
+        Label of the unknown, e.g. ``"U(x, y)"``.
+    x : ndarray of shape (N,)
+    network, expression, adjusted : ndarray of shape (N,)
+    xlabel : str
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    ax.plot(x, network, ".", ms=3, label=f"network {name}")
+    ax.plot(x, expression, "-", lw=1.0, color="C1", alpha=0.6, label="discovered term")
+    ax.plot(x, adjusted, "-", lw=1.4, color="C2", label="discovered term + change in known part")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(name)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -66,7 +66,7 @@ def simulate_on(model, data: Dataset, y0, t, *, trajectory: int = 0, solver=None
         Output times.
     trajectory : int
     solver : Solver, optional
-        Default: :func:`udesci.simulate`'s.
+        Default ``Solver("dopri5", rtol=1e-6, atol=1e-6)`` (plots and RMSEs need no more).
 
     Returns
     -------
@@ -78,10 +78,10 @@ def simulate_on(model, data: Dataset, y0, t, *, trajectory: int = 0, solver=None
     DataError
         If the data lack an input of the model.
     """
-    from .solve import simulate
+    from .solve import Solver, simulate
 
     tr = data.trajectories[trajectory]
-    kwargs = {"solver": solver} if solver is not None else {}
+    kwargs = {"solver": solver if solver is not None else Solver("dopri5", rtol=1e-6, atol=1e-6)}
     if model.inputs:
         from .errors import DataError
 
@@ -91,7 +91,7 @@ def simulate_on(model, data: Dataset, y0, t, *, trajectory: int = 0, solver=None
         cols = [data.input_names.index(u) for u in model.input_names]
         kwargs.update(inputs=tr.u[:, cols], input_times=tr.u_t, interpolation=data.interpolation)
     try:
-        out = simulate(model, np.asarray(y0, dtype=float), np.asarray(t, dtype=float), **kwargs)
+        out = simulate(model, np.array(y0, dtype=float), np.array(t, dtype=float), **kwargs)
     except (AssertionError, RuntimeError, OverflowError):
         return np.full((len(t), len(model.states)), np.nan)
     return np.where(np.isfinite(out), out, np.nan)
@@ -148,8 +148,44 @@ def unknown_samples(fitted, found, data: Dataset | None = None, *, trajectory: i
             nv = net(torch.as_tensor(z, dtype=dtype)).reshape(-1).double().numpy()
         fn = sp.lambdify(list(args), sp.sympify(expr), modules="numpy")
         ev = np.broadcast_to(np.asarray(fn(*z.T), dtype=float), (z.shape[0],)).copy()
-        out[name] = {"t": t[ok], "network": nv, "expression": ev, "args": [str(a) for a in args]}
+        entry = {"t": t[ok], "network": nv, "expression": ev, "args": [str(a) for a in args], "adjusted": None}
+        # the closed-form model's known parameters may differ from the network model's (the refit moves
+        # them); what the network should be compared with is then the discovered term plus the change in
+        # the known part of its equation
+        call = model.unknowns[name].call
+        homes = [st for st, rhs in model.equations.items() if rhs.has(call)]
+        if len(homes) == 1 and sp.diff(model.equations[homes[0]], call) == 1:
+            known = model.equations[homes[0]].xreplace({call: 0})
+            new_vals, old_vals = found.model.parameter_values(), model.parameter_values()
+            delta = sp.expand(known.subs(new_vals) - known.subs(old_vals))
+            if delta != 0 and {str(v) for v in delta.free_symbols} <= set(cols):
+                syms = sorted(delta.free_symbols, key=str)
+                dfn = sp.lambdify(syms, delta, modules="numpy")
+                dv = np.broadcast_to(np.asarray(dfn(*[cols[str(v)][ok] for v in syms]), dtype=float), ev.shape)
+                entry["adjusted"] = ev + dv
+        out[name] = entry
     return out
+
+
+def discovery_latex(found) -> str:
+    """LaTeX ``align*`` block of a Discovery's equations and unknowns, each unknown with its declared
+    arguments (``Discovery.to_latex`` lists only the arguments its expression happens to use, e.g. ``U()``
+    for a constant).
+
+    Parameters
+    ----------
+    found : Discovery
+
+    Returns
+    -------
+    str
+    """
+    from .export import to_latex
+
+    unknowns = {
+        name: {"expression": det.expression, "args": [str(a) for a in det.args]} for name, det in found.details.items()
+    }
+    return to_latex(found.model, unknowns=unknowns)
 
 
 def _fmt(value) -> str:
@@ -226,6 +262,7 @@ def model_section(
     names: Sequence[str] | None = None,
     prefix: str = "",
     time_label: str = "t",
+    plot_title: str | None = None,
 ) -> str:
     """Plots and Markdown for one fitted (and possibly discovered) model.
 
@@ -251,20 +288,22 @@ def model_section(
         Prefix of the plot file names (to keep several sections apart).
     time_label : str
         x-axis label.
+    plot_title : str, optional
+        Title of the fit plot (default: from ``label``).
 
     Returns
     -------
     str
         Markdown (images linked relative to ``out_dir``).
     """
-    from .plots import plot_forecast, plot_loss, plot_phase, plot_unknown
+    from .plots import plot_forecast, plot_loss, plot_phase_limited, plot_unknown, plot_unknown_adjusted
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = [f"## {label}\n"] if label else []
     if found is not None:
         parts.append("### Discovered equations\n")
-        parts.append("$$\n" + found.to_latex() + "\n$$\n")
+        parts.append("$$\n" + discovery_latex(found) + "\n$$\n")
         parts.append("```text\n" + found.summary() + "\n```\n")
     elif fitted is not None:
         from .export import to_latex
@@ -283,7 +322,7 @@ def model_section(
     obs_cols = [model.state_names.index(s) for s in (data.state_names or model.state_names)]
     t_test, y_test = (np.zeros(0), np.zeros((0, len(obs_cols)))) if held_out is None else held_out
     t_test = np.asarray(t_test, dtype=float)
-    y_test = np.asarray(y_test, dtype=float).reshape(t_test.size, -1)
+    y_test = np.asarray(y_test, dtype=float).reshape(t_test.size, len(obs_cols))
     if predictions is None:
         t_all = np.union1d(tr.t, t_test)
         t_dense = np.union1d(np.linspace(t_all[0], t_all[-1], max(200, 4 * t_all.size)), t_all)
@@ -305,7 +344,7 @@ def model_section(
         curves,
         obs_names,
         t_split=tr.t[-1],
-        title=f"{label or 'model'}: data, fit and held-out prediction",
+        title=plot_title or (f"{label}: " if label else "") + "data, fit and held-out prediction",
         xlabel=time_label,
     )
     parts.append("### Fit and held-out prediction\n")
@@ -314,22 +353,30 @@ def model_section(
         samples = unknown_samples(fitted, found, data)
         parts.append("### Unknown functions: network against discovered expression\n")
         for name, s in samples.items():
-            fig = plot_unknown(
-                out_dir / f"{prefix}unknown_{name}.png",
-                f"{name}({', '.join(s['args'])})",
-                s["t"],
-                s["network"],
-                s["expression"],
-                xlabel=f"{time_label} (along the fitted trajectory)",
-            )
-            rmse = float(np.sqrt(np.mean((s["network"] - s["expression"]) ** 2))) if s["t"].size else math.nan
+            label = f"{name}({', '.join(s['args'])})"
+            xlabel = f"{time_label} (along the fitted trajectory)"
+            path = out_dir / f"{prefix}unknown_{name}.png"
+            if s["adjusted"] is None:
+                fig = plot_unknown(path, label, s["t"], s["network"], s["expression"], xlabel=xlabel)
+                ref = s["expression"]
+                note = ""
+            else:
+                fig = plot_unknown_adjusted(path, label, s["t"], s["network"], s["expression"], s["adjusted"], xlabel)
+                ref = s["adjusted"]
+                note = (
+                    "; the discovered model's known parameters differ from the network model's, so the discovered "
+                    "term plus the change in the known part of its equation is the like-for-like comparison"
+                )
+            rmse = float(np.sqrt(np.mean((s["network"] - ref) ** 2))) if s["t"].size else math.nan
             parts.append(
-                _image(f"{name}: trained network vs discovered expression (RMS difference {rmse:.3g}).", fig, out_dir)
+                _image(
+                    f"{name}: trained network vs discovered expression (RMS difference {rmse:.3g}{note}).", fig, out_dir
+                )
             )
     if len(model.states) == 2 and len(obs_cols) == 2:
         phase_curves = {k: np.concatenate([np.asarray(yc) for _, yc in v]) for k, v in curves.items()}
         y_data = np.concatenate([tr.y, y_test]) if t_test.size else tr.y
-        fig = plot_phase(out_dir / f"{prefix}phase.png", y_data, phase_curves, names)
+        fig = plot_phase_limited(out_dir / f"{prefix}phase.png", y_data, phase_curves, names)
         parts.append("### Phase portrait\n")
         parts.append(_image("Phase portrait: data and model trajectories.", fig, out_dir))
     if fitted.history and all(math.isfinite(h["loss"]) and h["loss"] > 0 for h in fitted.history):
@@ -358,6 +405,7 @@ def write_report(
     sections: Sequence[str] = (),
     tables: Mapping | None = None,
     time_label: str = "t",
+    metrics_index: str = "method",
     filename: str = "report.md",
 ) -> Path:
     """Write a self-contained Markdown report with its plots.
@@ -397,6 +445,8 @@ def write_report(
     tables : dict caption -> table rows, optional
         Further tables (rendered with :func:`markdown_table`).
     time_label : str
+    metrics_index : str
+        Header of the row labels of a nested ``metrics`` table.
     filename : str, default "report.md"
 
     Returns
@@ -420,12 +470,8 @@ def write_report(
         parts.append(intro.strip() + "\n")
     if metrics:
         parts.append("## Metrics\n")
-        parts.append(
-            markdown_table(
-                metrics, index="method" if any(isinstance(v, Mapping) for v in metrics.values()) else "metric"
-            )
-            + "\n"
-        )
+        nested = any(isinstance(v, Mapping) for v in metrics.values())
+        parts.append(markdown_table(metrics, index=metrics_index if nested else "metric") + "\n")
     for caption, rows in (tables or {}).items():
         parts.append(f"### {caption}\n")
         parts.append(markdown_table(rows) + "\n")

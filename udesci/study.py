@@ -79,17 +79,41 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _guarded(fn: Callable, task: Any) -> Any:
-    """Call ``fn(task)``; an exception becomes a :class:`TaskFailed` (picklable, carries the traceback)."""
+class TaskTimeout(Exception):
+    """A task ran past its time limit (raised inside the worker by a timer signal)."""
+
+
+def _alarm(signum, frame):
+    raise TaskTimeout()
+
+
+def _guarded(fn: Callable, task: Any, timeout: float | None = None) -> Any:
+    """Call ``fn(task)``; an exception becomes a :class:`TaskFailed` (picklable, carries the traceback).
+
+    With ``timeout`` (seconds) and a POSIX main thread, a real-time timer interrupts the task.
+    """
+    import signal
+    import threading
+
+    timed = bool(timeout) and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if timed:
+        previous = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, float(timeout))
     try:
         return fn(task)
+    except TaskTimeout:
+        return TaskFailed(f"TimeoutError: the task ran past the time limit of {timeout:g} s", traceback.format_exc())
     except Exception as exc:  # a failing task is data, not a crash of the sweep
         return TaskFailed(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    finally:
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0.0)
+            signal.signal(signal.SIGALRM, previous)
 
 
-def _guarded_single_thread(fn: Callable, task: Any) -> Any:
+def _guarded_single_thread(fn: Callable, task: Any, timeout: float | None = None) -> Any:
     _single_thread()
-    return _guarded(fn, task)
+    return _guarded(fn, task, timeout)
 
 
 def run_tasks(
@@ -98,6 +122,7 @@ def run_tasks(
     backend: str = "process",
     workers: int | None = None,
     address: str | None = None,
+    timeout: float | None = None,
 ) -> Iterator[tuple[Any, Any]]:
     """Run ``fn(task)`` for every task in parallel; yield ``(task, result)`` as each finishes.
 
@@ -117,6 +142,9 @@ def run_tasks(
         Parallel workers (default: the number of CPUs; capped at the number of tasks).
     address : str, optional
         Ray cluster address (``"auto"``, ``"ray://host:10001"``); only with ``backend="ray"``.
+    timeout : float, optional
+        Seconds a task may run before it is interrupted and recorded as
+        failed (a timer signal in the worker: POSIX only, ignored elsewhere).
 
     Yields
     ------
@@ -128,7 +156,7 @@ def run_tasks(
     Raises
     ------
     ConfigError
-        For an unknown backend, a worker count below 1, an address without
+        For an unknown backend, a worker count below 1, a non-positive timeout, an address without
         ``backend="ray"``, or ``backend="ray"`` when Ray is not installed.
     """
     if backend not in BACKENDS:
@@ -137,16 +165,18 @@ def run_tasks(
         raise ConfigError(f"workers: expected an int >= 1, received {workers!r}.")
     if address is not None and backend != "ray":
         raise ConfigError(f"address: only used with --backend ray, received backend {backend!r}.")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0):
+        raise ConfigError(f"timeout: expected a positive number of seconds, received {timeout!r}.")
     ray = _import_ray() if backend == "ray" else None
     tasks = list(tasks)
     workers = workers or os.cpu_count() or 1
     if not tasks:
         return iter(())
     if backend == "serial":
-        return ((task, _guarded(fn, task)) for task in tasks)
+        return ((task, _guarded(fn, task, timeout)) for task in tasks)
     if backend == "ray":
-        return _run_ray(ray, fn, tasks, workers, address)
-    return _run_process(fn, tasks, min(workers, len(tasks)))
+        return _run_ray(ray, fn, tasks, workers, address, timeout)
+    return _run_process(fn, tasks, min(workers, len(tasks)), timeout)
 
 
 def _import_ray():
@@ -160,7 +190,7 @@ def _import_ray():
     return ray
 
 
-def _run_process(fn, tasks, workers) -> Iterator[tuple[Any, Any]]:
+def _run_process(fn, tasks, workers, timeout) -> Iterator[tuple[Any, Any]]:
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -172,7 +202,7 @@ def _run_process(fn, tasks, workers) -> Iterator[tuple[Any, Any]]:
         pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx, initializer=_single_thread)
         broken = False
         try:
-            futures = {pool.submit(_guarded, fn, tasks[i]): i for i in pending}
+            futures = {pool.submit(_guarded, fn, tasks[i], timeout): i for i in pending}
             left = set(futures)
             while left and not broken:
                 done, left = wait(left, return_when=FIRST_COMPLETED)
@@ -195,7 +225,7 @@ def _run_process(fn, tasks, workers) -> Iterator[tuple[Any, Any]]:
                     yield tasks[i], TaskFailed("BrokenProcessPool: the worker process running this task died twice")
 
 
-def _run_ray(ray, fn, tasks, workers, address) -> Iterator[tuple[Any, Any]]:
+def _run_ray(ray, fn, tasks, workers, address, timeout) -> Iterator[tuple[Any, Any]]:
     started = False
     if not ray.is_initialized():
         if address:
@@ -205,7 +235,7 @@ def _run_ray(ray, fn, tasks, workers, address) -> Iterator[tuple[Any, Any]]:
         started = True
     try:
         remote = ray.remote(num_cpus=1, max_retries=1)(_guarded_single_thread)
-        refs = {remote.remote(fn, task): task for task in tasks}
+        refs = {remote.remote(fn, task, timeout): task for task in tasks}
         left = list(refs)
         while left:
             done, left = ray.wait(left, num_returns=1)
@@ -222,11 +252,6 @@ def _run_ray(ray, fn, tasks, workers, address) -> Iterator[tuple[Any, Any]]:
 
 # --------------------------------------------------------------------------------------------------
 # the SINDy-only baseline
-
-
-def _polynomial_values(powers: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Monomials ``prod_j y_j ** powers[k, j]`` for every row of ``y`` (T, n) -> (T, K)."""
-    return np.prod(y[:, None, :] ** powers[None, :, :], axis=2)
 
 
 def sindy_baseline(
@@ -691,7 +716,8 @@ def write_outputs(
         f"\n\nCommand: `{config.get('command', '')}`. structure: share of runs whose discovered U and V are exactly "
         "the x*y term (a failed run counts as not recovered); β/γ err: median relative error of the x*y "
         "coefficients; extrap. RMSE: median RMSE of the discovered model against the truth on t ∈ [0, 30] "
-        "(training data t ≤ 3; ∞ if it blows up); s/run: median wall-clock seconds of one udesci run (one core). "
+        "(training data t ≤ 3; ∞ if it blows up); s/run: median wall-clock seconds of one udesci run "
+        "(one worker process, one torch thread). "
         "SINDy: PySINDy alone on the same noisy data identifying the whole right-hand side (degree-2 polynomials, "
         "smoothed finite differences, STLSQ with the default threshold 0.1); correct structure = dx/dt has exactly "
         "{x, x y} and dy/dt exactly {y, x y}. SINDy-BIC: the STLSQ threshold chosen per run from 0.01…1 by BIC of "
@@ -722,6 +748,7 @@ def recovery_study(
     address: str | None = None,
     fast: bool = False,
     retry_failed: bool = False,
+    timeout: float | None = None,
     progress: bool = True,
     task_fn: Callable[[dict], dict] = recovery_run,
     command: str = "",
@@ -750,6 +777,8 @@ def recovery_study(
         The pipeline's fast configuration (fewer iterations).
     retry_failed : bool
         Run again runs recorded as failed.
+    timeout : float, optional
+        Seconds one run may take before it is stopped and recorded as failed.
     progress : bool
         One line per finished run on stdout.
     task_fn : callable
@@ -792,6 +821,7 @@ def recovery_study(
         "fast": fast,
         "backend": backend,
         "workers": workers,
+        "timeout": timeout,
         "baseline": f"PySINDy STLSQ(threshold={DEFAULT_THRESHOLD}) + PolynomialLibrary(2) + "
         "SmoothedFiniteDifference (sindy); the same with the threshold chosen by BIC over "
         f"{list(SWEEP_THRESHOLDS)}, sparsest within 2 (sindy_bic)",
@@ -806,7 +836,7 @@ def recovery_study(
 
     start = time.perf_counter()
     done = 0
-    for task, result in run_tasks(task_fn, tasks, backend=backend, workers=workers, address=address):
+    for task, result in run_tasks(task_fn, tasks, backend=backend, workers=workers, address=address, timeout=timeout):
         done += 1
         rec = {"noise": task["noise"], "seed": task["seed"], "fast": task["fast"]}
         if isinstance(result, TaskFailed):

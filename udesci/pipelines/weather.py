@@ -59,6 +59,8 @@ GREENSBORO_FILE = "tmy3_greensboro_july1981_hourly.csv"
 DWD_FILE = "dwd_wuerzburg_kitzingen_T2m_hourly_2021-07.csv"
 WUERZBURG = 5705
 WINDOWS = (1, 3, 7)
+FAST_WINDOWS = (1, 3)
+PREPARED_FILE = "greensboro_july1981_hourly_prepared.csv"
 HORIZON = 24
 METHODS = ("persistence", "yesterday", "climatology", "physics", "neural ODE", "UDE", "discovered")
 
@@ -123,6 +125,46 @@ def greensboro_frame(path=None) -> pd.DataFrame:
     if not np.isfinite(df.to_numpy()).all():
         raise DataError(f"{GREENSBORO_FILE}: non-finite values after conversion.")
     return df
+
+
+def write_prepared_csv(path=None, source=None) -> Path:
+    """Write the Greensboro series with a numeric time column (used by ``examples/weather.toml``).
+
+    The TMY3 file stamps rows with a date and an hour-ending ``HH:MM`` string;
+    a TOML pipeline needs a numeric time column, so this derivation adds
+    ``t_h`` (hours since 1981-07-01 00:00 LST) and ``hour`` (hour of day) and
+    keeps the measured columns in their original units.
+
+    Parameters
+    ----------
+    path : path, optional
+        Output CSV (default ``data/greensboro_july1981_hourly_prepared.csv``).
+    source : path, optional
+        The TMY3 July CSV (default ``data/tmy3_greensboro_july1981_hourly.csv``).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    DataError
+        If the source file is missing or malformed.
+    """
+    raw = pd.read_csv(_data_path(GREENSBORO_FILE, source))
+    df = greensboro_frame(source)
+    keep = ["ghi_Wm2", "total_cloud_tenths", "temp_C", "rh_pct", "wind_speed_ms"]
+    out = pd.DataFrame({"t_h": df["t"].astype(int), "hour": df["hour"].astype(int)})
+    for c in keep:
+        out[c] = raw[c]
+    p = Path(path) if path is not None else DATA_DIR / PREPARED_FILE
+    header = (
+        "# Derived from tmy3_greensboro_july1981_hourly.csv by udesci.pipelines.weather.write_prepared_csv:\n"
+        "# t_h = hours since 1981-07-01 00:00 local standard time (hour-ending stamps), hour = t_h mod 24;\n"
+        "# other columns copied unchanged (NREL NSRDB TMY3, station 723170; see data/README.md).\n"
+    )
+    p.write_text(header + out.to_csv(index=False))
+    return p
 
 
 def dwd_frame(path=None, station: int = WUERZBURG) -> pd.DataFrame:
@@ -559,6 +601,7 @@ def _case_plots(out: Path, case: Case, res: dict) -> tuple[dict, str]:
         names=["T (°C)"],
         prefix=f"{case.key}_",
         time_label=case.time_note,
+        plot_title=f"{case.key}, {obj['window']}-day models: fit, then 24-h forecast from the observed T",
     )
     return plots, section
 
@@ -603,7 +646,7 @@ def run_pipeline(
     ConfigError
         For an unknown case or invalid windows.
     """
-    from ..report import jsonable, write_report
+    from ..report import discovery_latex, jsonable, write_report
 
     started = time.perf_counter()
     bad = [c for c in cases if c not in CASES]
@@ -644,7 +687,7 @@ def run_pipeline(
         for key, res in results.items():
             found = res["_objects"]["found"]
             found.to_json(outp / f"{key}_equations.json")
-            (outp / f"{key}_equations.tex").write_text(found.to_latex() + "\n")
+            (outp / f"{key}_equations.tex").write_text(discovery_latex(found) + "\n")
             if plots:
                 p, sec = _case_plots(outp, CASES[key], res)
                 extra.update(p)

@@ -1,0 +1,16 @@
+"""Weather: hourly temperature UDEs with measured forcing against persistence, climatology,
+physics-only and neural-ODE baselines (real TMY3 Greensboro July 1981 and DWD Würzburg July 2021 data).
+
+Run:  python examples/weather.py --out out/weather            (add --fast for a smoke run)
+Same as: udesci example weather ...
+"""
+
+import sys
+
+from udesci.cli import _REGISTRARS, main
+from udesci.cli_pipelines import register
+
+if __name__ == "__main__":
+    if register not in _REGISTRARS:
+        _REGISTRARS.append(register)
+    sys.exit(main(["example", "weather", *sys.argv[1:]]))

@@ -1,0 +1,1160 @@
+"""Config-driven pipelines: ``udesci run pipeline.toml``.
+
+A TOML file describes a whole run — data, equations with unknown functions,
+parameters, training, discovery, evaluation and output — and
+:func:`run_config` executes it.  Every key is validated; unknown keys are
+rejected (typo protection) and every error names the file, the table and the
+key, e.g. ``pipeline.toml: [training.shooting] iterations: expected an int >= 0,
+received 'many'``.  Expression strings (equations, derived columns, extra
+library terms) are parsed only by :func:`udesci.export.parse_expression`, which
+never evaluates code.
+
+Schema (all paths are relative to the TOML file)::
+
+    title = "Lotka–Volterra"          # optional
+    seed = 0                          # optional, default 0
+
+    [data]
+    file = "../data/lv.csv"           # CSV ('#' comment lines allowed)
+    time = "t"                        # time column
+    states = ["x", "y"]               # observed state columns (named like the states)
+    inputs = []                       # measured input columns (optional)
+    trajectory = "run"                # column identifying trajectories (optional)
+    interpolation = "linear"          # or "cubic" (inputs)
+    train = [0.0, 3.0]                # training time window (optional, default all)
+    test = [3.0, 6.0]                 # held-out time window (optional)
+    [data.derive]                     # new columns from safe expressions of columns (optional, in order)
+    H = "Hare / 10"
+
+    [model]
+    time = "t"                        # time symbol in the equations (default "t")
+    width = 32                        # network size (defaults 32, 2, "tanh")
+    depth = 2
+    activation = "tanh"
+    [model.equations]                 # one right-hand side per state
+    x = "alpha*x + U(x, y)"
+    y = "-delta*y + V(x, y)"
+    [model.parameters]                # numbers (fixed) or {value = ..., learnable = true}
+    alpha = 1.3
+    delta = { value = 1.8, learnable = true }
+    [model.unknowns]                  # optional: declared arguments of each unknown function;
+    U = ["x", "y"]                    # without this table unknowns are detected from calls
+    V = ["x", "y"]
+
+    [training]                        # stages: tables present (or defaults); enabled = false drops one
+    threads = 1
+    [training.warm_start]             # iterations, lr, smoothing, lbfgs, enabled
+    [training.shooting]               # iterations, lr, segment_length, continuity, lbfgs, solver, enabled
+    [training.full]                   # iterations, lr, lbfgs, learn_initial, solver, enabled (off by default)
+    [training.shooting.solver]        # method, rtol, atol, adjoint, substeps, max_steps
+
+    [discovery]                       # enabled (default: when there are unknowns), degree, constant, trig,
+    degree = 2                        # extra (list of expressions), criterion, parsimony, thresholds,
+    criterion = "bic"                 # exhaustive, shortlist, refine_iterations, sweeps, refit,
+    [discovery.libraries.U]           # refit_iterations; per-unknown libraries (degree, constant, trig, extra)
+
+    [evaluation]
+    start = "fit"                     # held-out prediction continues the fit ("fit") or restarts
+                                      # from the observed state at the test window's start ("observed")
+
+    [output]
+    dir = "../out/lv"                 # default: out/<file stem> in the current directory
+    report = true
+    plots = true
+    export = ["json", "latex", "python"]
+
+    [fast]                            # overrides merged into [training]/[discovery] by --fast
+    [fast.training.shooting]
+    iterations = 50
+
+    [check]                           # optional; a failed check makes `udesci run` exit with 1
+    max_train_rmse = 0.5              # per state, data units
+    max_test_rmse = 1.0
+    [check.terms]                     # exact discovered structure
+    U = ["x*y"]
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import difflib
+import json
+import math
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import sympy as sp
+
+from .errors import ConfigError, DataError, ModelError, describe
+
+# ----------------------------------------------------------------------------------------------
+# validation helpers
+# ----------------------------------------------------------------------------------------------
+
+
+class _Where:
+    """Location of a key in a config file, for error messages."""
+
+    def __init__(self, file: str, section: str):
+        self.file, self.section = file, section
+
+    def prefix(self, key: str | None = None) -> str:
+        sec = f"[{self.section}]" if self.section else "(top level)"
+        return f"{self.file}: {sec}" + (f" {key}" if key is not None else "")
+
+    def error(self, key: str, expected: str, value) -> ConfigError:
+        return ConfigError(f"{self.prefix(key)}: expected {expected}, received {value!r}.")
+
+    def sub(self, name: str) -> _Where:
+        return _Where(self.file, f"{self.section}.{name}" if self.section else name)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _int(minimum: int = 0):
+    def check(v, w: _Where, key: str):
+        if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+            raise w.error(key, f"an int >= {minimum}", v)
+        return v
+
+    return check
+
+
+def _pos():
+    def check(v, w, key):
+        if not _is_num(v) or not math.isfinite(v) or v <= 0:
+            raise w.error(key, "a positive number", v)
+        return float(v)
+
+    return check
+
+
+def _nonneg():
+    def check(v, w, key):
+        if not _is_num(v) or not math.isfinite(v) or v < 0:
+            raise w.error(key, "a number >= 0", v)
+        return float(v)
+
+    return check
+
+
+def _num():
+    def check(v, w, key):
+        if not _is_num(v) or not math.isfinite(v):
+            raise w.error(key, "a finite number", v)
+        return float(v)
+
+    return check
+
+
+def _bool():
+    def check(v, w, key):
+        if not isinstance(v, bool):
+            raise w.error(key, "true or false", v)
+        return v
+
+    return check
+
+
+def _str():
+    def check(v, w, key):
+        if not isinstance(v, str) or not v:
+            raise w.error(key, "a non-empty string", v)
+        return v
+
+    return check
+
+
+def _ident():
+    def check(v, w, key):
+        if not isinstance(v, str) or not v.isidentifier() or v.startswith("__"):
+            raise w.error(key, "an identifier (letters, digits, _; not starting with a digit or __)", v)
+        return v
+
+    return check
+
+
+def _choice(*options):
+    def check(v, w, key):
+        if v not in options:
+            raise w.error(key, f"one of {list(options)}", v)
+        return v
+
+    return check
+
+
+def _list_of(item, *, min_len: int = 0, unique: bool = True):
+    def check(v, w, key):
+        if not isinstance(v, list) or len(v) < min_len:
+            what = "a list" + (f" of at least {min_len} entries" if min_len else "")
+            raise w.error(key, what, v)
+        out = [item(x, w, f"{key}[{i}]") for i, x in enumerate(v)]
+        if unique and len(set(map(str, out))) != len(out):
+            raise w.error(key, "a list without duplicates", v)
+        return out
+
+    return check
+
+
+def _window():
+    def check(v, w, key):
+        if not isinstance(v, list) or len(v) != 2 or not all(_is_num(x) and math.isfinite(x) for x in v):
+            raise w.error(key, "a [start, end] pair of numbers", v)
+        if not v[0] < v[1]:
+            raise w.error(key, "start < end", v)
+        return [float(v[0]), float(v[1])]
+
+    return check
+
+
+def _table(v, w: _Where, key: str | None = None) -> dict:
+    if not isinstance(v, dict):
+        raise ConfigError(f"{w.prefix(key)}: expected a table, received {v!r}.")
+    return v
+
+
+def _validate(raw, w: _Where, spec: dict, required=()) -> dict:
+    """Check ``raw`` (a table) against ``spec`` {key: (checker, default)}; reject unknown keys."""
+    raw = _table(raw, w)
+    for key in raw:
+        if key not in spec:
+            close = difflib.get_close_matches(str(key), list(spec), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{w.prefix(key)}: unknown key{hint}; expected one of {sorted(spec)}.")
+    for key in required:
+        if key not in raw:
+            raise ConfigError(f"{w.prefix(key)}: missing required key.")
+    out = {}
+    for key, (check, default) in spec.items():
+        if key in raw:
+            out[key] = check(raw[key], w, key) if check is not None else raw[key]
+        else:
+            out[key] = copy.deepcopy(default)
+    return out
+
+
+def _sub_table(spec: dict, required=()):
+    def check(v, w, key):
+        return _validate(v, w.sub(key), spec, required)
+
+    return check
+
+
+# ----------------------------------------------------------------------------------------------
+# schema
+# ----------------------------------------------------------------------------------------------
+
+SOLVER = {
+    "method": (_choice("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "rk4", "midpoint", "euler"), None),
+    "rtol": (_pos(), None),
+    "atol": (_pos(), None),
+    "adjoint": (_bool(), None),
+    "substeps": (_int(1), None),
+    "max_steps": (_int(1), None),
+}
+WARM_START = {
+    "enabled": (_bool(), True),
+    "iterations": (_int(0), None),
+    "lr": (_pos(), None),
+    "smoothing": (_pos(), None),
+    "lbfgs": (_int(0), None),
+}
+SHOOTING = {
+    "enabled": (_bool(), True),
+    "iterations": (_int(0), None),
+    "lr": (_pos(), None),
+    "segment_length": (_int(1), None),
+    "continuity": (_pos(), None),
+    "lbfgs": (_int(0), None),
+    "solver": (_sub_table(SOLVER), None),
+}
+FULL = {
+    "enabled": (_bool(), True),
+    "iterations": (_int(0), None),
+    "lr": (_pos(), None),
+    "lbfgs": (_int(0), None),
+    "learn_initial": (_bool(), None),
+    "solver": (_sub_table(SOLVER), None),
+}
+TRAINING = {
+    "threads": (_int(1), 1),
+    "warm_start": (_sub_table(WARM_START), None),
+    "shooting": (_sub_table(SHOOTING), None),
+    "full": (_sub_table(FULL), None),
+}
+LIBRARY = {
+    "degree": (_int(0), None),
+    "constant": (_bool(), None),
+    "trig": (_bool(), None),
+    "extra": (_list_of(_str()), None),
+}
+DISCOVERY = {
+    "enabled": (_bool(), None),
+    **LIBRARY,
+    "criterion": (_choice("bic", "aic"), None),
+    "parsimony": (_nonneg(), None),
+    "thresholds": (_int(2), None),
+    "exhaustive": (_int(0), None),
+    "shortlist": (_int(1), None),
+    "refine_iterations": (_int(1), None),
+    "sweeps": (_int(1), None),
+    "refit": (_bool(), True),
+    "refit_iterations": (_int(1), None),
+    "libraries": (None, None),  # validated separately (keys are unknown names)
+}
+DATA = {
+    "file": (_str(), None),
+    "time": (_str(), None),
+    "states": (_list_of(_ident(), min_len=1), None),
+    "inputs": (_list_of(_ident()), []),
+    "trajectory": (_str(), None),
+    "interpolation": (_choice("linear", "cubic"), "linear"),
+    "train": (_window(), None),
+    "test": (_window(), None),
+    "derive": (None, None),
+}
+MODEL = {
+    "time": (_ident(), "t"),
+    "width": (_int(1), 32),
+    "depth": (_int(1), 2),
+    "activation": (_choice("tanh", "relu", "gelu", "silu", "softplus", "sigmoid", "elu"), "tanh"),
+    "equations": (None, None),
+    "parameters": (None, None),
+    "unknowns": (None, None),
+}
+EVALUATION = {"start": (_choice("fit", "observed"), "fit")}
+OUTPUT = {
+    "dir": (_str(), None),
+    "report": (_bool(), True),
+    "plots": (_bool(), True),
+    "export": (_list_of(_choice("json", "latex", "python")), ["json", "latex", "python"]),
+}
+CHECK = {"max_train_rmse": (_pos(), None), "max_test_rmse": (_pos(), None), "terms": (None, None)}
+TOP = {
+    "title": (_str(), None),
+    "seed": (_int(0), 0),
+    "data": (None, None),
+    "model": (None, None),
+    "training": (None, {}),
+    "discovery": (None, {}),
+    "evaluation": (None, {}),
+    "output": (None, {}),
+    "fast": (None, None),
+    "check": (None, None),
+}
+# used by --fast when the file has no [fast] table
+FAST_DEFAULTS = {
+    "training": {
+        "warm_start": {"iterations": 150},
+        "shooting": {"iterations": 100},
+        "full": {"iterations": 10, "lbfgs": 0},
+    },
+    "discovery": {
+        "sweeps": 1,
+        "shortlist": 2,
+        "refine_iterations": 4,
+        "exhaustive": 1,
+        "thresholds": 10,
+        "refit": False,
+    },
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _cap(base: dict, caps: dict) -> dict:
+    """Fast-mode defaults: lower iteration counts to the caps, set the rest."""
+    out = dict(base)
+    for k, v in caps.items():
+        if isinstance(v, dict):
+            if out.get(k) is None and k == "full":
+                continue  # a stage not configured stays off
+            out[k] = _cap(out.get(k) or {}, v)
+        elif isinstance(v, int) and not isinstance(v, bool) and isinstance(out.get(k), int) and "iter" in k:
+            out[k] = min(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# loading
+# ----------------------------------------------------------------------------------------------
+
+
+class PipelineConfig:
+    """A validated pipeline config.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The TOML file.
+    name : str
+        How the file is named in messages (the path as given).
+    text : str
+        The file's text (for reports).
+    seed : int
+    title : str
+    data, model, training, discovery, evaluation, output, check : dict
+        Validated tables (defaults filled in).
+    fast : bool
+        Whether fast-mode overrides were applied.
+    """
+
+    def __init__(self, path, raw: dict, text: str, name: str, fast: bool):
+        self.path = Path(path)
+        self.name = name
+        self.text = text
+        self.fast = fast
+        w = _Where(name, "")
+        top = _validate(raw, w, TOP, required=("data", "model"))
+        if fast:
+            if top["fast"] is not None:
+                fast_raw = _table(top["fast"], w, "fast")
+                for key in fast_raw:
+                    if key not in ("training", "discovery"):
+                        raise ConfigError(
+                            f"{name}: [fast] {key}: unknown key; expected one of ['discovery', 'training']."
+                        )
+                over = fast_raw
+                for key in ("training", "discovery"):
+                    if key in over:
+                        top[key] = _merge(_table(top[key], w, key), _table(over[key], w.sub("fast"), key))
+            else:
+                for key in ("training", "discovery"):
+                    top[key] = _cap(_table(top[key], w, key), FAST_DEFAULTS[key])
+        self.seed = top["seed"]
+        self.title = top["title"] or self.path.stem
+        self.data = _validate(top["data"], w.sub("data"), DATA, required=("file", "time", "states"))
+        derive = self.data["derive"]
+        if derive is not None:
+            dw = w.sub("data").sub("derive")
+            _table(derive, w.sub("data"), "derive")
+            for k, v in derive.items():
+                _ident()(k, dw, k)
+                _str()(v, dw, k)
+        self.data["derive"] = dict(derive or {})
+        self.model = _validate(top["model"], w.sub("model"), MODEL, required=("equations",))
+        self.training = _validate(top["training"], w.sub("training"), TRAINING)
+        self.discovery = _validate(top["discovery"], w.sub("discovery"), DISCOVERY)
+        libs = self.discovery["libraries"]
+        if libs is not None:
+            lw = w.sub("discovery").sub("libraries")
+            _table(libs, w.sub("discovery"), "libraries")
+            self.discovery["libraries"] = {k: _validate(v, lw.sub(k), LIBRARY) for k, v in libs.items()}
+        else:
+            self.discovery["libraries"] = {}
+        self.evaluation = _validate(top["evaluation"], w.sub("evaluation"), EVALUATION)
+        self.output = _validate(top["output"], w.sub("output"), OUTPUT)
+        self.check = _validate(top["check"], w.sub("check"), CHECK) if top["check"] is not None else None
+        if self.check is not None and self.check["terms"] is not None:
+            cw = w.sub("check").sub("terms")
+            _table(self.check["terms"], w.sub("check"), "terms")
+            for k, v in self.check["terms"].items():
+                _list_of(_str())(v, cw, k)
+        self.where = w
+
+    # paths are relative to the config file
+    def resolve(self, p: str) -> Path:
+        """A path from the file, resolved against the file's folder."""
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else (self.path.parent / q)
+
+    def as_dict(self) -> dict:
+        """The validated config (for summaries)."""
+        return {
+            "file": os.fspath(self.path),
+            "title": self.title,
+            "seed": self.seed,
+            "fast": self.fast,
+            "data": self.data,
+            "model": self.model,
+            "training": self.training,
+            "discovery": self.discovery,
+            "evaluation": self.evaluation,
+            "output": self.output,
+            "check": self.check,
+        }
+
+
+def load_config(path, *, fast: bool = False) -> PipelineConfig:
+    """Read and validate a pipeline TOML file.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    fast : bool
+        Apply the ``[fast]`` overrides (or the built-in fast caps).
+
+    Returns
+    -------
+    PipelineConfig
+
+    Raises
+    ------
+    ConfigError
+        If the file does not exist, is not valid TOML, has an unknown key, a
+        missing required key or a value of the wrong type; the message names
+        the file, the table and the key.
+    """
+    import tomllib
+
+    name = os.fspath(path)
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{name}: config file not found.")
+    text = p.read_text(encoding="utf-8")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{name}: invalid TOML ({exc}).") from None
+    return PipelineConfig(p, raw, text, name, fast)
+
+
+# ----------------------------------------------------------------------------------------------
+# building data and model
+# ----------------------------------------------------------------------------------------------
+
+
+def load_frame(cfg: PipelineConfig):
+    """The config's CSV as a DataFrame with derived columns added.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or a derive expression is invalid.
+    DataError
+        If a column is missing or not numeric.
+    """
+    import pandas as pd
+
+    from .export import parse_expression
+
+    d = cfg.data
+    w = cfg.where.sub("data")
+    file = cfg.resolve(d["file"])
+    if not file.is_file():
+        raise ConfigError(
+            f"{w.prefix('file')}: data file {os.fspath(file)!r} not found (paths are relative to the config file)."
+        )
+    try:
+        df = pd.read_csv(file, comment="#", skipinitialspace=True)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{w.prefix('file')}: cannot read {os.fspath(file)!r} as CSV ({exc}).") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    for new, text in d["derive"].items():
+        cols = {c: sp.Symbol(c) for c in df.columns if c.isidentifier() and not c.startswith("__")}
+        expr = parse_expression(text, cols, where=f"{w.sub('derive').prefix(new)}")
+        used = sorted(expr.free_symbols, key=str)
+        for s in used:
+            if not np.issubdtype(df[str(s)].dtype, np.number):
+                raise DataError(f"{w.sub('derive').prefix(new)}: column {str(s)!r} is not numeric.")
+        fn = sp.lambdify(used, expr, modules="numpy")
+        with np.errstate(all="ignore"):
+            values = np.asarray(fn(*[df[str(s)].to_numpy(dtype=float) for s in used]), dtype=float)
+        df[new] = np.broadcast_to(values, (len(df),)).copy()
+    needed = [("time", d["time"])] + [("states", s) for s in d["states"]] + [("inputs", s) for s in d["inputs"]]
+    if d["trajectory"]:
+        needed.append(("trajectory", d["trajectory"]))
+    for key, col in needed:
+        if col not in df.columns:
+            raise DataError(f"{w.prefix(key)}: column {col!r} not in {file.name} (columns: {list(df.columns)}).")
+        if key != "trajectory" and not np.issubdtype(df[col].dtype, np.number):
+            raise DataError(f"{w.prefix(key)}: column {col!r} is not numeric.")
+    return df
+
+
+def _detect_unknowns(text: str, reserved: set) -> list[str]:
+    """Names called like functions in ``text`` that are not built-in functions (syntax only, no evaluation)."""
+    from .export import FUNCTIONS
+
+    try:
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []  # parse_expression reports the problem
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            n = node.func.id
+            if n not in FUNCTIONS and not n.startswith("__") and n not in reserved and n not in names:
+                names.append(n)
+    return names
+
+
+def build_model(cfg: PipelineConfig):
+    """The :class:`~udesci.HybridModel` described by ``[model]``.
+
+    Raises
+    ------
+    ConfigError
+        For an invalid equation string, parameter entry or unknown declaration
+        (message names the file, table and key).
+    """
+    from . import HybridModel, Learnable
+    from .export import parse_expression
+
+    m = cfg.model
+    w = cfg.where.sub("model")
+    eqs_raw = _table(m["equations"], w, "equations")
+    if not eqs_raw:
+        raise ConfigError(f"{w.prefix('equations')}: expected at least one equation, received an empty table.")
+    ew = w.sub("equations")
+    states = [_ident()(k, ew, k) for k in eqs_raw]
+    inputs = list(cfg.data["inputs"])
+    params_raw = _table(m["parameters"] if m["parameters"] is not None else {}, w, "parameters")
+    pw = w.sub("parameters")
+    params = {}
+    for name, value in params_raw.items():
+        _ident()(name, pw, name)
+        if isinstance(value, dict):
+            spec = _validate(
+                value, pw.sub(name), {"value": (_num(), None), "learnable": (_bool(), False)}, required=("value",)
+            )
+            params[name] = Learnable(spec["value"]) if spec["learnable"] else spec["value"]
+        elif _is_num(value) and math.isfinite(value):
+            params[name] = float(value)
+        else:
+            raise pw.error(name, "a number or a table {value = ..., learnable = true}", value)
+    time_name = m["time"]
+    roles = {}
+    for role, names in (("state", states), ("input", inputs), ("parameter", list(params)), ("time", [time_name])):
+        for n in names:
+            if n in roles:
+                raise ConfigError(
+                    f"{w.prefix()}: {n!r} is declared both as {roles[n]} and as {role}; give each symbol one role."
+                )
+            roles[n] = role
+    missing = [s for s in cfg.data["states"] if s not in states]
+    if missing:
+        raise ConfigError(
+            f"{cfg.where.sub('data').prefix('states')}: {missing} have no equation in "
+            f"[model.equations] (states: {states})."
+        )
+    symbols = {n: sp.Symbol(n) for n in roles}
+    declared = m["unknowns"]
+    if declared is not None:
+        uw = w.sub("unknowns")
+        _table(declared, w, "unknowns")
+        functions = {}
+        for name, args in declared.items():
+            _ident()(name, uw, name)
+            if name in roles:
+                raise ConfigError(f"{uw.prefix(name)}: unknown function name clashes with a {roles[name]}.")
+            args = _list_of(_ident(), min_len=1)(args, uw, name)
+            for a in args:
+                if roles.get(a) not in ("state", "input", "time"):
+                    raise uw.error(
+                        name, f"arguments among states {states}, inputs {inputs} or time {time_name!r}", args
+                    )
+            functions[name] = (sp.Function(name), tuple(sp.Symbol(a) for a in args))
+    else:
+        functions = {}
+        for text in eqs_raw.values():
+            if isinstance(text, str):
+                for n in _detect_unknowns(text, set(roles)):
+                    functions[n] = (sp.Function(n), None)
+    equations = {}
+    for state, text in eqs_raw.items():
+        expr = parse_expression(text, symbols, {n: f for n, (f, _) in functions.items()}, where=ew.prefix(state))
+        for app in expr.atoms(sp.core.function.AppliedUndef):
+            name = type(app).__name__
+            want = functions[name][1]
+            if want is not None and tuple(app.args) != want:
+                raise ConfigError(
+                    f"{ew.prefix(state)}: {app} does not match the declaration [model.unknowns] {name} = "
+                    f"{[str(a) for a in want]}."
+                )
+        equations[sp.Symbol(state)] = expr
+    used = {type(a).__name__ for e in equations.values() for a in e.atoms(sp.core.function.AppliedUndef)}
+    unused = [n for n in functions if n not in used]
+    if unused:
+        raise ConfigError(f"{w.sub('unknowns').prefix(unused[0])}: declared but not used in any equation.")
+    try:
+        return HybridModel(
+            equations,
+            {sp.Symbol(k): v for k, v in params.items()},
+            [sp.Symbol(u) for u in inputs],
+            states=[sp.Symbol(s) for s in states],
+            time=sp.Symbol(time_name),
+            width=m["width"],
+            depth=m["depth"],
+            activation=m["activation"],
+        )
+    except ModelError as exc:
+        raise ConfigError(f"{w.prefix()}: {exc}") from None
+
+
+def _solver(spec):
+    from . import Solver
+
+    return Solver(**{k: v for k, v in spec.items() if v is not None}) if spec else None
+
+
+def training_options(cfg: PipelineConfig) -> dict:
+    """Keyword arguments for :func:`udesci.fit` from ``[training]``.
+
+    Raises
+    ------
+    ConfigError
+        If every stage is switched off.
+    """
+    from . import FullTrajectory, Shooting, WarmStart
+
+    t = cfg.training
+    out = {}
+    for key, cls, default_on in (
+        ("warm_start", WarmStart, True),
+        ("shooting", Shooting, True),
+        ("full", FullTrajectory, False),
+    ):
+        spec = t[key]
+        if spec is None:
+            out[key] = cls() if default_on else None
+            continue
+        if not spec.get("enabled", True):
+            out[key] = None
+            continue
+        kw = {k: v for k, v in spec.items() if k not in ("enabled", "solver") and v is not None}
+        if spec.get("solver"):
+            kw["solver"] = _solver(spec["solver"])
+        try:
+            out[key] = cls(**kw)
+        except ConfigError as exc:
+            raise ConfigError(f"{cfg.where.sub('training').sub(key).prefix()}: {exc}") from None
+    if all(v is None for v in out.values()):
+        raise ConfigError(f"{cfg.where.sub('training').prefix()}: every stage is disabled; enable one.")
+    return out
+
+
+def discovery_options(cfg: PipelineConfig, model) -> dict:
+    """Keyword arguments for :func:`udesci.discover` from ``[discovery]``.
+
+    Raises
+    ------
+    ConfigError
+        For a library of a name that is not an unknown, or invalid extra terms.
+    """
+    from . import Library, Selection
+
+    d = cfg.discovery
+    w = cfg.where.sub("discovery")
+    base = {k: d[k] for k in ("degree", "constant", "trig", "extra") if d[k] is not None}
+    sel = {
+        k: d[k]
+        for k in ("criterion", "parsimony", "thresholds", "exhaustive", "shortlist", "refine_iterations", "sweeps")
+        if d[k] is not None
+    }
+    libs = {}
+    for name in d["libraries"]:
+        if name not in model.unknowns:
+            raise ConfigError(
+                f"{w.sub('libraries').prefix(name)}: not an unknown of the model ({sorted(model.unknowns)})."
+            )
+    for name, unk in model.unknowns.items():
+        spec = {**base, **{k: v for k, v in d["libraries"].get(name, {}).items() if v is not None}}
+        lib = Library(**spec)
+        try:
+            lib.terms(unk.args)  # parses the extra terms now, so errors name the config key
+        except ConfigError as exc:
+            key = f"libraries.{name}" if "extra" in d["libraries"].get(name, {}) else "extra"
+            raise ConfigError(f"{w.prefix(key)}: {exc}") from None
+        libs[name] = lib
+    out = {"library": libs, "selection": Selection(**sel), "refit": d["refit"]}
+    if d["refit_iterations"] is not None:
+        out["refit_iterations"] = d["refit_iterations"]
+    return out
+
+
+def expected_terms(cfg: PipelineConfig, model) -> dict:
+    """The ``[check.terms]`` structures, parsed safely in each unknown's arguments.
+
+    Returns
+    -------
+    dict name -> sorted list of term strings (e.g. ``{"U": ["x*y"]}``)
+
+    Raises
+    ------
+    ConfigError
+        For a name that is not an unknown or a term that does not parse.
+    """
+    from .export import parse_expression
+
+    if cfg.check is None or not cfg.check["terms"]:
+        return {}
+    out = {}
+    cw = cfg.where.sub("check").sub("terms")
+    for name, terms in cfg.check["terms"].items():
+        if name not in model.unknowns:
+            raise ConfigError(f"{cw.prefix(name)}: not an unknown of the model ({sorted(model.unknowns)}).")
+        args = {str(a): a for a in model.unknowns[name].args}
+        out[name] = sorted(str(sp.expand(parse_expression(t, args, where=cw.prefix(name)))) for t in terms)
+    return out
+
+
+def robust_discover(fitted, **options):
+    """:func:`udesci.discover`, retried without its refit if the refit's ODE solver fails.
+
+    discover's coefficient refit (L-BFGS on full trajectories with dopri5) can
+    step into coefficients for which the ODE blows up; torchdiffeq then raises
+    ``AssertionError: underflow in dt``, which discover does not catch.
+
+    Parameters
+    ----------
+    fitted : FitResult
+    **options
+        Passed to :func:`udesci.discover`.
+
+    Returns
+    -------
+    (Discovery, str)
+        The discovery and a note ("" when the first attempt succeeded).
+    """
+    from . import discover
+
+    try:
+        return discover(fitted, **options), ""
+    except (AssertionError, RuntimeError) as exc:
+        if not options.get("refit", True):
+            raise
+        note = f"discover's refit failed ({type(exc).__name__}: {exc}); reran discover with refit=False"
+        return discover(fitted, **{**options, "refit": False}), note
+
+
+# ----------------------------------------------------------------------------------------------
+# running
+# ----------------------------------------------------------------------------------------------
+
+
+def _rmse_by_state(pred: np.ndarray, obs: np.ndarray, names) -> dict:
+    out = {}
+    for i, n in enumerate(names):
+        ok = np.isfinite(obs[:, i])
+        if not ok.any():
+            out[n] = math.nan
+        elif not np.all(np.isfinite(pred[ok, i])):
+            out[n] = math.inf
+        else:
+            out[n] = float(np.sqrt(np.mean((pred[ok, i] - obs[ok, i]) ** 2)))
+    return out
+
+
+def run_config(
+    path,
+    *,
+    out=None,
+    seed: int | None = None,
+    fast: bool = False,
+    quiet: bool = False,
+) -> dict:
+    """Run the pipeline a TOML file describes: data → fit → discover → evaluate → export → report.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The TOML file.
+    out : path, optional
+        Output folder (overrides ``[output] dir``).
+    seed : int, optional
+        Overrides the file's ``seed``.
+    fast : bool
+        Apply the ``[fast]`` overrides (smoke runs, tests).
+    quiet : bool
+        No progress or printed results.
+
+    Returns
+    -------
+    dict
+        ``title``, ``seed``, ``fast``, ``out``, ``states``, ``parameters``
+        (fitted values), ``unknowns`` (discovered expressions, if discovery
+        ran), ``equations``, ``metrics`` (``train_rmse``/``test_rmse`` per
+        state, of the discovered model if any, else the fitted one; also
+        ``fitted_*`` for the network model), ``check`` (``passed``,
+        ``failures``), ``seconds``, ``notes``.
+
+    Raises
+    ------
+    ConfigError
+        For an invalid config (see :func:`load_config`, :func:`build_model`).
+    DataError
+        For data that do not fit the config (columns, time order, windows).
+    """
+    import torch
+
+    from . import Dataset, fit, save_json, to_latex, to_python
+    from .report import discovery_latex, jsonable, simulate_on, write_report
+
+    started = time.perf_counter()
+    cfg = load_config(path, fast=fast)
+    if seed is not None:
+        _int(0)(seed, _Where(cfg.name, ""), "seed")
+        cfg.seed = seed
+    d = cfg.data
+    df = load_frame(cfg)
+    model = build_model(cfg)
+    opts = training_options(cfg)
+    expected = expected_terms(cfg, model)
+    full = Dataset.from_frame(
+        df,
+        time=d["time"],
+        states=d["states"],
+        trajectory=d["trajectory"],
+        inputs=d["inputs"],
+        interpolation=d["interpolation"],
+    )
+    dw = cfg.where.sub("data")
+    if d["train"] is not None:
+        try:
+            train = full.window(*d["train"])
+        except DataError as exc:
+            raise DataError(f"{dw.prefix('train')}: {exc}") from None
+    else:
+        train = full
+    threads = torch.get_num_threads()
+    notes: list[str] = []
+    try:
+        torch.set_num_threads(cfg.training["threads"])
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg)  # networks initialised under the seed
+        fitted = fit(model, train, seed=cfg.seed, progress=not quiet, threads=cfg.training["threads"], **opts)
+        if fitted.status != "ok":
+            notes.append(fitted.message)
+        found = None
+        run_discovery = cfg.discovery["enabled"] if cfg.discovery["enabled"] is not None else bool(model.unknowns)
+        if run_discovery and not model.unknowns:
+            raise ConfigError(f"{cfg.where.sub('discovery').prefix('enabled')}: the model has no unknowns to discover.")
+        if run_discovery:
+            found, note = robust_discover(fitted, seed=cfg.seed, progress=not quiet, **discovery_options(cfg, model))
+            if note:
+                notes.append(note)
+    finally:
+        torch.set_num_threads(threads)
+    final = found.model if found is not None else fitted.model
+    y0s = found.refit.initial_states if (found is not None and found.refit is not None) else fitted.initial_states
+    names = d["states"]
+    obs_idx = [model.state_names.index(s) for s in names]
+    metrics: dict = {}
+    curves: dict = {}
+    held = None
+    for label, mdl, inits in (("fitted", fitted.model, fitted.initial_states), ("final", final, y0s)):
+        tr_pred, tr_obs, te_pred, te_obs = [], [], [], []
+        for k, (trk, fullk) in enumerate(zip(train.trajectories, full.trajectories, strict=True)):
+            tr_pred.append(simulate_on(mdl, full, inits[k], trk.t, trajectory=k)[:, obs_idx])
+            tr_obs.append(trk.y)
+            if d["test"] is not None:
+                a, b = d["test"]
+                keep = (fullk.t >= a) & (fullk.t <= b)
+                t_test = fullk.t[keep]
+                if t_test.size == 0:
+                    continue
+                if cfg.evaluation["start"] == "observed":
+                    y_start = fullk.y[keep][0]
+                    if len(obs_idx) != len(model.states) or not np.all(np.isfinite(y_start)):
+                        raise ConfigError(
+                            f"{cfg.where.sub('evaluation').prefix('start')}: 'observed' needs every state observed "
+                            f"at the test window's first time {t_test[0]}."
+                        )
+                    y_init, t_sim = np.asarray(y_start, dtype=float), t_test
+                else:
+                    y_init, t_sim = inits[k], np.union1d(trk.t[trk.t <= t_test[0]], t_test)
+                sim = simulate_on(mdl, full, y_init, t_sim, trajectory=k)
+                te_pred.append(sim[np.isin(t_sim, t_test)][:, obs_idx])
+                te_obs.append(fullk.y[keep])
+                if k == 0 and label in ("fitted", "final"):
+                    held = (t_test, fullk.y[keep])
+        prefix = "" if label == "final" else "fitted_"
+        metrics[f"{prefix}train_rmse"] = _rmse_by_state(np.concatenate(tr_pred), np.concatenate(tr_obs), names)
+        if te_pred:
+            metrics[f"{prefix}test_rmse"] = _rmse_by_state(np.concatenate(te_pred), np.concatenate(te_obs), names)
+    # curves for the report (trajectory 0)
+    tr0 = full.trajectories[0]
+    t_lo = train.trajectories[0].t[0]
+    t_hi = held[0][-1] if held is not None else train.trajectories[0].t[-1]
+    t_dense = np.union1d(np.linspace(t_lo, t_hi, 300), tr0.t[(tr0.t >= t_lo) & (tr0.t <= t_hi)])
+    if cfg.evaluation["start"] == "observed" and held is not None:
+        for label, mdl, inits in (
+            ("fitted UDE", fitted.model, fitted.initial_states),
+            ("discovered model", final, y0s),
+        ):
+            if label == "discovered model" and found is None:
+                continue
+            t_fit = t_dense[t_dense <= train.trajectories[0].t[-1]]
+            t_fc = t_dense[t_dense >= held[0][0]]
+            y_start = np.asarray(tr0.y[np.searchsorted(tr0.t, held[0][0])], dtype=float)
+            curves[label] = [
+                (t_fit, simulate_on(mdl, full, inits[0], t_fit)),
+                (t_fc, simulate_on(mdl, full, y_start, t_fc)),
+            ]
+    else:
+        curves["fitted UDE" if model.unknowns else "fitted model"] = (
+            t_dense,
+            simulate_on(fitted.model, full, fitted.initial_states[0], t_dense),
+        )
+        if found is not None:
+            curves["discovered model"] = (t_dense, simulate_on(final, full, y0s[0], t_dense))
+    # checks
+    failures = []
+    if cfg.check is not None:
+        c = cfg.check
+        for key, metric in (("max_train_rmse", "train_rmse"), ("max_test_rmse", "test_rmse")):
+            if c[key] is not None:
+                vals = metrics.get(metric)
+                if vals is None:
+                    failures.append(f"{key}: no {metric} (is [data] test set?)")
+                else:
+                    bad = {k: v for k, v in vals.items() if not (v <= c[key])}
+                    if bad:
+                        failures.append(f"{key} = {c[key]}: exceeded by {bad}")
+        for name, wanted in expected.items():
+            if found is None or name not in found.unknowns:
+                failures.append(f"terms.{name}: no discovered unknown {name}")
+                continue
+            got = sorted(str(t) for t in sp.expand(found.unknowns[name]).as_coefficients_dict() if t != 0)
+            if got != wanted:
+                failures.append(f"terms.{name}: expected {wanted}, discovered {got}")
+    outdir = (
+        Path(out)
+        if out is not None
+        else (cfg.resolve(cfg.output["dir"]) if cfg.output["dir"] else Path("out") / cfg.path.stem)
+    )
+    result = {
+        "title": cfg.title,
+        "config": os.fspath(cfg.path),
+        "seed": cfg.seed,
+        "fast": fast,
+        "out": os.fspath(outdir),
+        "states": model.state_names,
+        "inputs": model.input_names,
+        "parameters": {str(k): v for k, v in final.parameter_values().items()},
+        "unknowns": {k: str(v) for k, v in found.unknowns.items()} if found is not None else {},
+        "equations": {
+            str(s): str(e) for s, e in (found.equations if found is not None else fitted.model.equations).items()
+        },
+        "metrics": metrics,
+        "fit_status": fitted.status,
+        "check": {"passed": not failures, "failures": failures, "configured": cfg.check is not None},
+        "notes": notes,
+    }
+    outdir.mkdir(parents=True, exist_ok=True)
+    exports = cfg.output["export"]
+    if "json" in exports:
+        if found is not None:
+            found.to_json(outdir / "equations.json")
+        else:
+            save_json(fitted.model, outdir / "model.json")
+    if "latex" in exports:
+        (outdir / "equations.tex").write_text(
+            (discovery_latex(found) if found is not None else to_latex(fitted.model)) + "\n"
+        )
+    if "python" in exports:
+        if found is not None:
+            found.to_python(outdir / "model.py")
+        else:
+            to_python(fitted.model, outdir / "model.py")
+    (outdir / "pipeline.toml").write_text(cfg.text)
+    if cfg.output["report"]:
+        start = "observed state" if cfg.evaluation["start"] == "observed" else "fitted trajectory"
+        intro = (
+            f"Pipeline run from `{cfg.name}`: data `{d['file']}`, states {names}, inputs {d['inputs']}, "
+            f"training window {d['train'] or 'all'}, held-out window {d['test'] or 'none'} "
+            f"(held-out prediction starts from the {start})." + (" **Fast mode.**" if fast else "")
+        )
+        if notes:
+            intro += "\n\nNotes: " + "; ".join(notes)
+        if cfg.check is not None:
+            intro += "\n\nCheck: " + ("passed" if not failures else "FAILED: " + "; ".join(failures))
+        flat = {}
+        for key, vals in metrics.items():
+            for s, v in vals.items():
+                flat.setdefault(s, {})[key.replace("_", " ")] = v
+        write_report(
+            outdir,
+            title=cfg.title,
+            config=cfg.text,
+            fitted=fitted if cfg.output["plots"] else None,
+            found=found,
+            data=train,
+            metrics=flat,
+            held_out=held,
+            predictions=curves,
+            seed=cfg.seed,
+            command=f"udesci run {cfg.name} --seed {cfg.seed}" + (" --fast" if fast else "") + f" --out {outdir}",
+            intro=intro,
+            time_label=cfg.model["time"],
+            metrics_index="state",
+        )
+    result["seconds"] = time.perf_counter() - started
+    (outdir / "summary.json").write_text(json.dumps(jsonable(result), indent=2) + "\n")
+    if not quiet:
+        if found is not None:
+            print(found.summary())
+        else:
+            print(fitted.model)
+        for key, vals in metrics.items():
+            print(f"{key}: " + ", ".join(f"{k} = {v:.4g}" for k, v in vals.items()))
+        if cfg.check is not None:
+            print("check: " + ("passed" if not failures else "FAILED: " + "; ".join(failures)))
+        print(f"outputs in {outdir} ({result['seconds']:.1f} s)")
+    return result
+
+
+def training_config_dict(options: dict) -> dict:
+    """JSON-ready view of fit options (dataclasses to dicts)."""
+    return {k: (asdict(v) if v is not None else None) for k, v in options.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# bundled data generation
+# ----------------------------------------------------------------------------------------------
+
+
+def generate_lotka_volterra_csv(path, noise: float = 0.05, seed: int = 0, t_end: float = 6.0) -> Path:
+    """Write the noisy Lotka–Volterra series used by ``examples/lotka_volterra.toml``.
+
+    Uses :func:`udesci.pipelines.lotka_volterra.make_data` (α=1.3, β=0.9, γ=0.8,
+    δ=1.8, u0=(0.44249296, 4.6280594), dt=0.1) with Gaussian noise of ``noise``
+    × each state's mean.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        CSV to write (columns ``t, x, y``).
+    noise, seed : float, int
+    t_end : float
+        Last time (the example trains on t ≤ 3 and holds out the rest).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ConfigError
+        For a negative noise level.
+    """
+    from .pipelines.lotka_volterra import make_data
+
+    if not _is_num(noise) or noise < 0:
+        raise ConfigError(f"noise: expected a number >= 0, received {describe(noise)}.")
+    t, _, noisy = make_data(noise=noise, seed=seed, t_end=t_end)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"# Lotka-Volterra, alpha=1.3 beta=0.9 gamma=0.8 delta=1.8, u0=(0.44249296, 4.6280594), noise={noise:g} x "
+        f"state mean, seed={seed}",
+        "# generated by udesci.config.generate_lotka_volterra_csv",
+        "t,x,y",
+    ]
+    lines += [f"{ti:.10g},{a:.10g},{b:.10g}" for ti, (a, b) in zip(t, noisy, strict=True)]
+    p.write_text("\n".join(lines) + "\n")
+    return p
