@@ -91,9 +91,10 @@ def test_forced_oscillator_recovers_the_input_response():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(SYSTEMS))
 def test_full_configuration_at_higher_noise(name):
+    """5% noise, full training: the right terms, every coefficient within 15%."""
     res = run(name, noise=0.05, seed=1, fast=False)
     assert res["correct_structure"], (name, res["expression"])
-    assert res["max_rel_error"] < 0.1, (name, res["rel_errors"])
+    assert res["max_rel_error"] < 0.15, (name, res["rel_errors"])
 
 
 @pytest.mark.slow

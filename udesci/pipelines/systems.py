@@ -403,3 +403,24 @@ def run(system: str, noise: float = 0.01, seed: int = 0, fast: bool = False, qui
 
 
 duffing, logistic, forced = SYSTEMS["duffing"], SYSTEMS["logistic"], SYSTEMS["forced"]
+
+
+def run_task(task: dict) -> dict:
+    """:func:`run` on a task dict, for sweeps with :func:`udesci.study.run_tasks`.
+
+    Parameters
+    ----------
+    task : dict
+        ``system``, ``noise``, ``seed`` and optionally ``fast``.
+
+    Returns
+    -------
+    dict
+        As :func:`run`.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown system or invalid noise.
+    """
+    return run(task["system"], float(task["noise"]), int(task["seed"]), bool(task.get("fast", False)))
