@@ -154,47 +154,34 @@ def test_markdown_table_formats():
 # -- pipelines (fast modes) -------------------------------------------------------------------------
 
 
-def test_weather_fast_dwd_one_window(tmp_path):
-    """The DWD (temperature-only) case with a 1-day window through the Python API."""
-    from udesci.pipelines.weather import METHODS, run_pipeline
-
-    res = run_pipeline(out=tmp_path, fast=True, quiet=True, cases=("dwd",), windows=(1,))
-    table = res["cases"]["dwd"]["rolling"]
-    assert set(table) == set(METHODS)
-    for m in ("persistence", "yesterday", "climatology"):
-        assert 0 < table[m]["1 d"] < 10
-    assert all(math.isfinite(v["1 d"]) for v in table.values())
-    for name in (
-        "report.md",
-        "summary.json",
-        "dwd_equations.json",
-        "dwd_equations.tex",
-        "dwd_forecasts.png",
-        "dwd_rmse_vs_window.png",
-        "dwd_fit.png",
-        "dwd_unknown_U.png",
-        "dwd_loss.png",
-    ):
-        assert (tmp_path / name).is_file(), name
-    report = (tmp_path / "report.md").read_text()
-    assert "\\begin{align*}" in report and "](dwd_fit.png)" in report and "](dwd_unknown_U.png)" in report
-    assert "Deutscher Wetterdienst" in report
-    json.loads((tmp_path / "summary.json").read_text())
-
-
-@pytest.mark.slow
 def test_weather_cli_fast(tmp_path, capsys):
-    """`udesci example weather --fast --json`: both cases, the fast windows."""
+    """`udesci example weather --fast --json`: both real data sets, the fast (1-day) window."""
+    from udesci.pipelines.weather import METHODS
+
     code = cli.main(["example", "weather", "--fast", "--json", "--out", str(tmp_path)])
     assert code == 0
     res = json.loads(capsys.readouterr().out)
     for case in ("greensboro", "dwd"):
+        assert set(res["cases"][case]["rolling"]) == set(METHODS)
         for table in ("rolling", "next24"):
-            assert all(
-                v is not None and math.isfinite(v) for row in res["cases"][case][table].values() for v in row.values()
-            )
+            values = [v for row in res["cases"][case][table].values() for v in row.values()]
+            assert values and all(v is not None and math.isfinite(v) for v in values)
+        for m in ("persistence", "yesterday", "climatology"):
+            assert 0 < res["cases"][case]["rolling"][m]["1 d"] < 10
+        for suffix in (
+            "equations.json",
+            "equations.tex",
+            "forecasts.png",
+            "rmse_vs_window.png",
+            "fit.png",
+            "unknown_U.png",
+            "loss.png",
+        ):
+            assert (tmp_path / f"{case}_{suffix}").is_file(), suffix
+    json.loads((tmp_path / "summary.json").read_text())
     report = (tmp_path / "report.md").read_text()
-    assert "](greensboro_fit.png)" in report and "](dwd_forecasts.png)" in report and "\\begin{align*}" in report
+    assert "\\begin{align*}" in report and "](greensboro_fit.png)" in report and "](dwd_unknown_U.png)" in report
+    assert "](dwd_forecasts.png)" in report and "Deutscher Wetterdienst" in report
 
 
 def test_lynx_hare_cli_fast(tmp_path, capsys):

@@ -106,7 +106,7 @@ def register(sub, exs) -> None:
     _common(w, "out/weather", "output directory (default: %(default)s)")
     w.add_argument("--case", choices=["greensboro", "dwd", "both"], default="both", help="data set (default: both)")
     w.add_argument(
-        "--windows", default=None, help="training windows in days, comma-separated (default 1,3,7; --fast: 1,3)"
+        "--windows", default=None, help="training windows in days, comma-separated (default 1,3,7; --fast: 1)"
     )
     w.add_argument("--expect", action="store_true", help="exit 1 unless the UDE beats persistence (longest window)")
     w.set_defaults(func=_weather)
