@@ -51,11 +51,11 @@ def _study_recovery(args) -> int:
         command=command,
     )
     if args.json:
-        from .study import _clean
+        from .study import json_safe
 
         print(
             json.dumps(
-                _clean({"table": res["table"], "paths": res["paths"], "ran": res["ran"], "skipped": res["skipped"]}),
+                json_safe({"table": res["table"], "paths": res["paths"], "ran": res["ran"], "skipped": res["skipped"]}),
                 default=float,
             )
         )
@@ -107,7 +107,7 @@ def register(sub, exs) -> None:
     rec.add_argument(
         "--noise",
         type=_noise_list,
-        default=[0.001, 0.005, 0.01, 0.025, 0.05],
+        default="0.001,0.005,0.01,0.025,0.05",
         help="comma-separated noise levels, fractions of each state's mean (default: %(default)s)",
     )
     rec.add_argument("--runs", type=int, default=10, help="seeds per noise level (default: %(default)s)")

@@ -90,6 +90,7 @@ import numpy as np
 import sympy as sp
 
 from .errors import ConfigError, DataError, ModelError, describe
+from .report import keep_threads as _keep_threads
 
 # ----------------------------------------------------------------------------------------------
 # validation helpers
@@ -849,6 +850,7 @@ def _rmse_by_state(pred: np.ndarray, obs: np.ndarray, names) -> dict:
     return out
 
 
+@_keep_threads
 def run_config(
     path,
     *,
@@ -920,25 +922,21 @@ def run_config(
             raise DataError(f"{dw.prefix('train')}: {exc}") from None
     else:
         train = full
-    threads = torch.get_num_threads()
     notes: list[str] = []
-    try:
-        torch.set_num_threads(cfg.training["threads"])
-        torch.manual_seed(cfg.seed)
-        model = build_model(cfg)  # networks initialised under the seed
-        fitted = fit(model, train, seed=cfg.seed, progress=not quiet, threads=cfg.training["threads"], **opts)
-        if fitted.status != "ok":
-            notes.append(fitted.message)
-        found = None
-        run_discovery = cfg.discovery["enabled"] if cfg.discovery["enabled"] is not None else bool(model.unknowns)
-        if run_discovery and not model.unknowns:
-            raise ConfigError(f"{cfg.where.sub('discovery').prefix('enabled')}: the model has no unknowns to discover.")
-        if run_discovery:
-            found, note = robust_discover(fitted, seed=cfg.seed, progress=not quiet, **discovery_options(cfg, model))
-            if note:
-                notes.append(note)
-    finally:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(cfg.training["threads"])  # restored by @keep_threads
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg)  # networks initialised under the seed
+    fitted = fit(model, train, seed=cfg.seed, progress=not quiet, threads=cfg.training["threads"], **opts)
+    if fitted.status != "ok":
+        notes.append(fitted.message)
+    found = None
+    run_discovery = cfg.discovery["enabled"] if cfg.discovery["enabled"] is not None else bool(model.unknowns)
+    if run_discovery and not model.unknowns:
+        raise ConfigError(f"{cfg.where.sub('discovery').prefix('enabled')}: the model has no unknowns to discover.")
+    if run_discovery:
+        found, note = robust_discover(fitted, seed=cfg.seed, progress=not quiet, **discovery_options(cfg, model))
+        if note:
+            notes.append(note)
     final = found.model if found is not None else fitted.model
     y0s = found.refit.initial_states if (found is not None and found.refit is not None) else fitted.initial_states
     names = d["states"]

@@ -32,6 +32,26 @@ from .data import Dataset, InputInterpolator
 from .errors import ConfigError, describe
 
 
+def keep_threads(func):
+    """Decorator: restore torch's intra-op thread count after ``func`` returns or raises.
+
+    The pipelines run with one thread (small models: extra threads only add
+    synchronisation, and on a busy machine they can be many times slower), also
+    while simulating for plots, and give the caller its setting back.
+    """
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        threads = torch.get_num_threads()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return wrapper
+
+
 def versions() -> dict:
     """Versions of Python and the packages a run depends on.
 

@@ -554,12 +554,22 @@ def _json_default(v):
     return str(v)
 
 
-def _clean(v):
-    """JSON-safe copy: inf/nan become None (strict JSON has no infinities)."""
+def json_safe(v):
+    """JSON-safe copy of nested dicts/lists: inf and NaN become None (strict JSON has neither).
+
+    Parameters
+    ----------
+    v : object
+
+    Returns
+    -------
+    object
+        ``v`` with every non-finite float replaced by ``None`` and numpy floats made Python floats.
+    """
     if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
+        return {k: json_safe(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
+        return [json_safe(x) for x in v]
     if isinstance(v, (float, np.floating)):
         return float(v) if math.isfinite(v) else None
     return v
@@ -710,7 +720,7 @@ def write_outputs(
             writer.writeheader()
             writer.writerows(flat)
     os.replace(tmp, paths["csv"])
-    doc = {"config": config, "table": _clean(rows), "runs": _clean(flat)}
+    doc = {"config": config, "table": json_safe(rows), "runs": json_safe(flat)}
     _write_atomic(paths["json"], json.dumps(doc, indent=2, default=_json_default) + "\n")
     note = (
         f"\n\nCommand: `{config.get('command', '')}`. structure: share of runs whose discovered U and V are exactly "
@@ -721,7 +731,8 @@ def write_outputs(
         "SINDy: PySINDy alone on the same noisy data identifying the whole right-hand side (degree-2 polynomials, "
         "smoothed finite differences, STLSQ with the default threshold 0.1); correct structure = dx/dt has exactly "
         "{x, x y} and dy/dt exactly {y, x y}. SINDy-BIC: the STLSQ threshold chosen per run from 0.01…1 by BIC of "
-        "the simulated model's misfit to the data (sparsest within 2 units).\n"
+        "the simulated model's misfit to the data (sparsest within 2 units). The SINDy columns count the runs that "
+        "finished (a failed run has no baseline).\n"
     )
     _write_atomic(paths["markdown"], markdown_table(rows) + note)
     if plot and rows:
@@ -843,7 +854,7 @@ def recovery_study(
             rec.update(status="failed", error=result.error, traceback=result.traceback)
         else:
             rec.update(status="ok", error=None, **result)
-        rec = _clean(rec)
+        rec = json_safe(rec)
         _append(out / RUNS_FILE, rec)
         existing[_key(rec["noise"], rec["seed"], rec["fast"])] = rec
         write_outputs(out, shown(), summarize(shown(), levels), config, plot=False)

@@ -33,6 +33,7 @@ import sympy as sp
 import torch
 
 from ..errors import ConfigError, DataError
+from ..report import keep_threads
 
 DATA_FILE = Path(__file__).resolve().parents[2] / "data" / "hudson_bay_lynx_hare_1900-1920.csv"
 SCALE = 10.0  # thousands of pelts per model unit
@@ -258,6 +259,7 @@ def _rmse(pred, obs) -> list:
     return [float(v) for v in np.sqrt(np.mean((pred - obs) ** 2, axis=0))]
 
 
+@keep_threads
 def run_pipeline(
     out: str | os.PathLike | None = None,
     seed: int = 0,
@@ -313,19 +315,15 @@ def run_pipeline(
     train = frame.iloc[: len(frame) - holdout]
     test = frame.iloc[len(frame) - holdout :]
     data = Dataset.from_frame(train, time="t", states=["H", "L"])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # restored by @keep_threads
     notes = []
-    try:
-        torch.manual_seed(seed)
-        model = build_model(width, depth)
-        fitted = fit(model, data, seed=seed, progress=not quiet, threads=1, **fit_options(fast))
-        found, note = robust_discover(fitted, seed=seed, progress=not quiet, **discovery_options(fast))
-        if note:
-            notes.append(note)
-        lv = fit(build_lotka_volterra(), data, seed=seed, progress=not quiet, threads=1, **fit_options(fast))
-    finally:
-        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    model = build_model(width, depth)
+    fitted = fit(model, data, seed=seed, progress=not quiet, threads=1, **fit_options(fast))
+    found, note = robust_discover(fitted, seed=seed, progress=not quiet, **discovery_options(fast))
+    if note:
+        notes.append(note)
+    lv = fit(build_lotka_volterra(), data, seed=seed, progress=not quiet, threads=1, **fit_options(fast))
     y0_found = found.refit.initial_states[0] if found.refit is not None else fitted.initial_states[0]
     rescored = rescore_on_trajectories(
         fitted, found, data, criterion=found.selection.criterion, parsimony=found.selection.parsimony

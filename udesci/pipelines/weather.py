@@ -53,6 +53,7 @@ import sympy as sp
 import torch
 
 from ..errors import ConfigError, DataError
+from ..report import keep_threads
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 GREENSBORO_FILE = "tmy3_greensboro_july1981_hourly.csv"
@@ -606,6 +607,7 @@ def _case_plots(out: Path, case: Case, res: dict) -> tuple[dict, str]:
     return plots, section
 
 
+@keep_threads
 def run_pipeline(
     out: str | os.PathLike | None = None,
     seed: int = 0,
@@ -652,12 +654,8 @@ def run_pipeline(
     bad = [c for c in cases if c not in CASES]
     if bad or not cases:
         raise ConfigError(f"cases: expected some of {sorted(CASES)}, received {list(cases)!r}.")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        results = {key: run_case(CASES[key], windows=windows, seed=seed, fast=fast, quiet=quiet) for key in cases}
-    finally:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(1)  # restored by @keep_threads
+    results = {key: run_case(CASES[key], windows=windows, seed=seed, fast=fast, quiet=quiet) for key in cases}
     summary = {
         "seed": seed,
         "fast": fast,
