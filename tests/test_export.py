@@ -107,8 +107,11 @@ def test_parse_integer_division_is_exact():
 
 def test_parse_functions_constants_and_piecewise():
     text = "Piecewise((x, (x > 0) & (y <= 1)), (-y, True)) + Min(x, y)*Max(0, x) + sqrt(Abs(x))*exp(-pi*E)"
-    expected = (sp.Piecewise((x, (x > 0) & (y <= 1)), (-y, True)) + sp.Min(x, y) * sp.Max(0, x)
-                + sp.sqrt(sp.Abs(x)) * sp.exp(-sp.pi * sp.E))
+    expected = (
+        sp.Piecewise((x, (x > 0) & (y <= 1)), (-y, True))
+        + sp.Min(x, y) * sp.Max(0, x)
+        + sp.sqrt(sp.Abs(x)) * sp.exp(-sp.pi * sp.E)
+    )
     assert parse_expression(text, SYMS) == expected
     assert parse_expression("U(x, y) + alpha", SYMS, {"U": U}) == U(x, y) + alpha
 
@@ -191,22 +194,29 @@ def test_json_round_trip_inputs_and_functions(tmp_path):
     lam = sp.Symbol("lambda")  # a Python keyword as a parameter name
     eqs = {
         x: -k * x + S * sp.Min(y, 1) + sp.Max(x, -y) / 3 - sp.Float(0.1 + 0.2) * sp.Abs(x) ** sp.Rational(3, 2),
-        y: sp.sqrt(sp.Abs(x) + 1) * sp.exp(-lam * y) - (y**2 + 1) ** sp.Rational(-1, 3) * sp.Float(1e-20)
-        + sp.Piecewise((sp.pi * x / 10, x > 1), (sp.E / 10, True)) - sp.Rational(1, 7) * y,
+        y: sp.sqrt(sp.Abs(x) + 1) * sp.exp(-lam * y)
+        - (y**2 + 1) ** sp.Rational(-1, 3) * sp.Float(1e-20)
+        + sp.Piecewise((sp.pi * x / 10, x > 1), (sp.E / 10, True))
+        - sp.Rational(1, 7) * y,
     }
     model = ud.HybridModel(eqs, {k: 0.7, lam: ud.Learnable(1 / 3)}, [S])
     loaded, _ = load_json(save_json(model, tmp_path / "m.json"))
     assert loaded.equations == model.equations  # structurally identical, floats bit for bit
     assert loaded.inputs == (S,) and loaded.parameter_values() == model.parameter_values()
     u = {"S": np.cos(T_GRID)}
-    np.testing.assert_allclose(ud.simulate(loaded, [0.5, 1.0], T_GRID, inputs=u),
-                               ud.simulate(model, [0.5, 1.0], T_GRID, inputs=u), rtol=0, atol=JSON_TOL)
+    np.testing.assert_allclose(
+        ud.simulate(loaded, [0.5, 1.0], T_GRID, inputs=u),
+        ud.simulate(model, [0.5, 1.0], T_GRID, inputs=u),
+        rtol=0,
+        atol=JSON_TOL,
+    )
 
 
 def tame_hybrid(**net_options) -> ud.HybridModel:
     """A stable hybrid model (linear damping plus a network term) whose network matters."""
-    model = ud.HybridModel({x: 1 - alpha * x + U(x, y), y: -delta * y + gamma * x},
-                           {alpha: 1.3, gamma: 0.8, delta: 1.8}, **net_options)
+    model = ud.HybridModel(
+        {x: 1 - alpha * x + U(x, y), y: -delta * y + gamma * x}, {alpha: 1.3, gamma: 0.8, delta: 1.8}, **net_options
+    )
     net = model.networks()["U"]
     with torch.no_grad():
         net.net[-1].weight.mul_(15.0)  # the last layer starts near zero
@@ -221,19 +231,25 @@ def test_json_hybrid_model_restores_network_weights(tmp_path):
     assert data["unknowns"] == {"U": {"args": ["x", "y"], "expression": None}}
     for key, value in net.state_dict().items():
         assert torch.equal(loaded.networks()["U"].state_dict()[key], value), key
-    np.testing.assert_allclose(ud.simulate(loaded, [1.0, 0.5], T_GRID), ud.simulate(model, [1.0, 0.5], T_GRID),
-                               rtol=0, atol=JSON_TOL)
+    np.testing.assert_allclose(
+        ud.simulate(loaded, [1.0, 0.5], T_GRID), ud.simulate(model, [1.0, 0.5], T_GRID), rtol=0, atol=JSON_TOL
+    )
 
 
 def test_json_unknown_expressions_and_extra_fields(tmp_path):
     closed = -0.9 * x * y
-    hybrid = ud.HybridModel({x: alpha * x + U(x, y), y: -delta * y + gamma * x * y},
-                            {alpha: 1.3, gamma: 0.8, delta: 1.8})
+    hybrid = ud.HybridModel(
+        {x: alpha * x + U(x, y), y: -delta * y + gamma * x * y}, {alpha: 1.3, gamma: 0.8, delta: 1.8}
+    )
     model = hybrid.substitute({"U": closed})
     info = {"U": {"expression": closed, "intervals": {"x*y": (-0.95, -0.85)}, "score": np.float32(0.5)}}
     loaded, data = load_json(save_json(model, tmp_path / "s.json", unknowns=info))
-    assert data["unknowns"]["U"] == {"args": ["x", "y"], "expression": "-0.9*x*y",
-                                     "intervals": {"x*y": [-0.95, -0.85]}, "score": 0.5}
+    assert data["unknowns"]["U"] == {
+        "args": ["x", "y"],
+        "expression": "-0.9*x*y",
+        "intervals": {"x*y": [-0.95, -0.85]},
+        "score": 0.5,
+    }
     assert not loaded.unknowns and loaded.equations == model.equations
 
 
@@ -300,8 +316,9 @@ def test_symbol_named_E_does_not_clash_with_the_constant(tmp_path):
 # LaTeX
 # --------------------------------------------------------------------------------------------
 def test_latex():
-    hybrid = ud.HybridModel({x: alpha * x + U(x, y), y: -delta * y + gamma * x * y},
-                            {alpha: 1.3, gamma: 0.8, delta: 1.8})
+    hybrid = ud.HybridModel(
+        {x: alpha * x + U(x, y), y: -delta * y + gamma * x * y}, {alpha: 1.3, gamma: 0.8, delta: 1.8}
+    )
     tex = to_latex(hybrid, unknowns={"U": {"expression": -sp.Rational(9, 10) * x * y}})
     assert tex.startswith("\\begin{align*}") and tex.endswith("\\end{align*}")
     assert r"\frac{d x}{d t} &= " in tex and r"\frac{d y}{d t} &= " in tex
@@ -349,7 +366,7 @@ def test_python_module_of_a_model_with_many_functions(tmp_path):
     lam = sp.Symbol("lambda")
     eqs = {
         yy: -k * yy + sp.Min(pp, 1) * sp.sqrt(sp.Abs(tt) + 1) / 5 + sp.Piecewise((yy / 10, yy > 1), (0.1, True)),
-        tt: sp.Max(-yy, sp.Rational(-1, 2)) - sp.exp(-tt**2) * sp.erf(yy) + sp.atan2(yy, 1 + tt**2) / 7 - tt / 3,
+        tt: sp.Max(-yy, sp.Rational(-1, 2)) - sp.exp(-(tt**2)) * sp.erf(yy) + sp.atan2(yy, 1 + tt**2) / 7 - tt / 3,
         pp: -pp * (1 + sp.tanh(lam * yy) ** 2) + sp.sign(yy) * sp.Float(0.1 + 0.2) * sp.cos(sp.pi * tau),
     }
     model = ud.HybridModel(eqs, {k: 0.4, lam: ud.Learnable(0.2)}, time=tau)
@@ -393,8 +410,9 @@ def test_python_module_embeds_network_weights(tmp_path):
 
 
 def test_python_module_substitutes_closed_forms(tmp_path):
-    hybrid = ud.HybridModel({x: alpha * x + U(x, y), y: -delta * y + gamma * x * y},
-                            {alpha: 1.3, gamma: 0.8, delta: 1.8})
+    hybrid = ud.HybridModel(
+        {x: alpha * x + U(x, y), y: -delta * y + gamma * x * y}, {alpha: 1.3, gamma: 0.8, delta: 1.8}
+    )
     closed = -0.9 * x * y
     path = to_python(hybrid, tmp_path / "closed.py", unknowns={"U": closed})
     source = path.read_text()

@@ -60,8 +60,9 @@ def _check_adjoint_matches_direct(bench):
     y0 = bench.l96_state(n, dtype, spinup=1.0)
     knots = torch.linspace(0.0, 0.2, 5, dtype=dtype).unsqueeze(0)
     with torch.no_grad():
-        target = ud.integrate(bench.Lorenz96UDE(truth=True).to(dtype), y0, knots,
-                              ud.Solver("dopri5", rtol=1e-10, atol=1e-10))
+        target = ud.integrate(
+            bench.Lorenz96UDE(truth=True).to(dtype), y0, knots, ud.Solver("dopri5", rtol=1e-10, atol=1e-10)
+        )
     assert y0.shape == (1, n) and target.shape == (1, 5, n)
     g_adj = _gradient(field, y0, knots, target, ud.Solver("dopri5", rtol=1e-10, atol=1e-10, adjoint=True))
     g_dir = _gradient(field, y0, knots, target, ud.Solver("dopri5", rtol=1e-10, atol=1e-10, adjoint=False))
@@ -74,8 +75,14 @@ def _check_adjoint_matches_direct(bench):
 @pytest.mark.slow
 def test_bench_speed_quick_runs(tmp_path):
     out = tmp_path / "speed.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_speed.py"), "--quick", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_speed.py"), "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "ms / loss+grad" in proc.stdout
     result = json.loads(out.read_text())

@@ -25,6 +25,7 @@ import numpy as np
 import sympy as sp
 import torch
 
+from .batch_refit import Layout, point_blocks, refit_candidates, whole_trajectories
 from .data import Dataset
 from .errors import ConfigError, describe
 from .model import HybridModel
@@ -40,7 +41,6 @@ from .train import (
     _segments,
     fit,
     segment_starts,
-    shooting_objective,
 )
 
 CRITERIA = ("bic", "aic")
@@ -132,17 +132,30 @@ class Selection:
     exhaustive : int, default 2
         Also score every support of up to this many terms (libraries of at
         most 15 terms).
-    shortlist : int, default 6
+    shortlist : int, default 32
         Candidates (best by derivative matching) refit on trajectory segments
-        and scored on the data.
+        and scored on the data (all in one batched solve).
     refine_iterations : int, default 15
-        L-BFGS iterations of each shortlisted candidate's segment refit.
+        Levenberg–Marquardt iterations of the shortlisted candidates' segment
+        refit (all candidates refit together in one batched solve).
     sweeps : int, default 2
         Passes over the unknowns; from the second on, each unknown is decided
         with all others in their chosen closed form (backfitting).
     parsimony : float, default 2.0
         Choose the sparsest candidate whose criterion is within this margin
         of the best (2 = Kass & Raftery's threshold of positive evidence).
+    rescore : int, default 6
+        The best candidates by the segment score that are then refit and scored
+        on whole trajectories (single shooting, initial states refit); the
+        final choice is made among these.
+    bootstrap : int, default 100
+        Bootstrap replicates over trajectory segments (resampled with
+        replacement).  Inclusion probabilities are the share of replicates
+        whose selection (same criterion and parsimony rule, on the resampled
+        segments' misfits) contains each term; coefficient intervals are
+        percentile intervals of the chosen terms' coefficients refit on each
+        replicate.  0 switches the ensemble off (inclusion from criterion
+        weights, no intervals).
 
     Raises
     ------
@@ -154,23 +167,27 @@ class Selection:
     thresholds: int = 20
     ridge: float = 1e-6
     exhaustive: int = 2
-    shortlist: int = 6
+    shortlist: int = 32
     refine_iterations: int = 15
     sweeps: int = 2
     parsimony: float = 2.0
+    bootstrap: int = 100
+    rescore: int = 6
 
     def __post_init__(self):
         if self.criterion not in CRITERIA:
             raise ConfigError(f"Selection criterion: expected one of {CRITERIA}, received {self.criterion!r}.")
         if not isinstance(self.thresholds, int) or self.thresholds < 2:
             raise ConfigError(f"Selection thresholds: expected an int >= 2, received {self.thresholds!r}.")
-        for name in ("shortlist", "refine_iterations", "sweeps"):
+        for name in ("shortlist", "refine_iterations", "sweeps", "rescore"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"Selection {name}: expected an int >= 1, received {getattr(self, name)!r}.")
         if not isinstance(self.parsimony, (int, float)) or self.parsimony < 0:
             raise ConfigError(f"Selection parsimony: expected a number >= 0, received {self.parsimony!r}.")
         if not isinstance(self.exhaustive, int) or self.exhaustive < 0:
             raise ConfigError(f"Selection exhaustive: expected an int >= 0, received {self.exhaustive!r}.")
+        if not isinstance(self.bootstrap, int) or self.bootstrap < 0:
+            raise ConfigError(f"Selection bootstrap: expected an int >= 0, received {self.bootstrap!r}.")
 
 
 @dataclass
@@ -202,6 +219,8 @@ class Candidate:
     data_sse: float = math.inf
     score: float = math.inf
     state: list = field(default_factory=list, repr=False)
+    segment_sse: np.ndarray | None = field(default=None, repr=False)
+    theta: torch.Tensor | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -497,6 +516,99 @@ def _parsimonious(ranked: list, margin: float):
     return min(close, key=lambda c: (len(c.support), c.score))
 
 
+def _bootstrap_inclusion(cands, seg_sse, seg_n, counts, p, criterion, parsimony) -> tuple[np.ndarray, np.ndarray]:
+    """Selection repeated on bootstrap resamples of the segments.
+
+    Parameters
+    ----------
+    cands : list of C Candidate
+    seg_sse : ndarray (C, S)
+        Each candidate's scaled squared misfit per segment (refit on all segments).
+    seg_n : ndarray (S,)
+        Observations per segment.
+    counts : ndarray (B, S)
+        How often each segment is drawn in each replicate.
+    p : int
+        Library size.
+
+    Returns
+    -------
+    inclusion : ndarray (p,)
+        Share of replicates whose selected support contains each term.
+    chosen : ndarray (B,) of int
+        Index into ``cands`` of each replicate's selection.
+    """
+    sse = counts @ seg_sse.T  # (B, C)
+    n = (counts @ seg_n)[:, None]
+    k = np.array([len(c.support) for c in cands], dtype=float)[None, :]
+    penalty = np.log(n) if criterion == "bic" else 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = n * np.log(np.maximum(sse, 1e-300) / n) + penalty * k
+    score[~np.isfinite(sse)] = np.inf
+    best = score.min(axis=1, keepdims=True)
+    close = score <= best + parsimony
+    # sparsest within the margin, ties broken by the lower score
+    key = np.where(close, k * 1e6 + (score - best), np.inf)
+    chosen = np.argmin(key, axis=1)
+    inclusion = np.zeros(p)
+    for c, cand in enumerate(cands):
+        share = float(np.mean(chosen == c))
+        for i in cand.support:
+            inclusion[i] += share
+    return inclusion, chosen
+
+
+def _bootstrap_intervals(field_, prep, seg, starts, counts, iterations: int) -> dict:
+    """95% intervals of the active TermSum coefficients from refits on bootstrap resamples of the segments.
+
+    Every replicate (and the unresampled fit) is refit in one batched Levenberg–Marquardt
+    solve from the current coefficients; the interval is the current value plus the 2.5% and
+    97.5% quantiles of the replicates' deviations from the unresampled segment fit.
+
+    Returns
+    -------
+    dict (name, term index) -> (low, high)
+    """
+    layout = Layout.of(field_)
+    active = layout.active(field_)
+    entries = [
+        (name, sl.start + int(i), int(i))
+        for name, sl in layout.nets
+        for i in torch.nonzero(field_.nets[name].mask).flatten()
+    ]
+    if not entries:
+        return {}
+    B = counts.shape[0]
+    base = layout.vector(field_)
+    weights = torch.cat([torch.ones(1, seg[6]), torch.as_tensor(counts, dtype=torch.float64)])
+    # the segment starts are refit with each replicate too: their noise is part of the coefficients'
+    start_vec = torch.cat([base, starts.reshape(-1).to(base.dtype)])
+    theta, loss, _ = refit_candidates(
+        field_,
+        prep,
+        seg,
+        starts,
+        10.0,
+        Solver("rk4", substeps=1),
+        layout,
+        start_vec.unsqueeze(0).repeat(B + 1, 1),
+        [active] * (B + 1),
+        iterations,
+        weights=weights,
+        free_starts=True,
+    )
+    ok = torch.isfinite(loss)
+    if not bool(ok[0]) or int(ok[1:].sum()) < max(10, B // 2):
+        return {}
+    dev = (theta[1:][ok[1:]] - theta[0]).numpy()
+    out = {}
+    for name, at, i in entries:
+        lo, hi = np.quantile(dev[:, at], [0.025, 0.975])
+        val = float(base[at])
+        out[(name, i)] = (val + float(lo), val + float(hi))
+    return out
+
+
 def _criterion(sse: float, n: float, k: int, criterion: str) -> float:
     if not math.isfinite(sse):
         return math.inf
@@ -606,8 +718,12 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
     # segment starts stay at the smoothed data: the same for every candidate, and few free parameters
     # let L-BFGS converge in a few iterations
     starts0 = segment_starts(field_, prep, seg, y0)
-    starts = starts0.clone()
-    data_sse = shooting_objective(field_, prep, seg, starts, 0.0, seg_solver, data_only=True)
+    whole = whole_trajectories(prep)
+    traj_solver = Solver("rk4", substeps=1)
+    blocks, n_blocks = point_blocks(prep, 5)
+    block_n = np.bincount(blocks.reshape(-1).numpy(), weights=prep.mask.sum(-1).reshape(-1).numpy(), minlength=n_blocks)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n_blocks, np.full(n_blocks, 1.0 / n_blocks), size=selection.bootstrap)
 
     details: dict[str, UnknownDiscovery] = {}
     infos: dict[str, tuple] = {}
@@ -657,26 +773,72 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
             cands.sort(key=lambda c: (c.score, len(c.support)))
             # stage 2: the most promising candidates refit on short trajectory segments, scored on the data
             shortlist = cands[: selection.shortlist]
+            # all of them in one batched Levenberg–Marquardt refit (each with the other unknowns'
+            # closed-form coefficients and the learnable parameters free as well)
             joint = [m.coef for m in field_.nets.values() if isinstance(m, TermSum)]
             joint += list(field_.learnable.values())
-            base = [prm.detach().clone() for prm in joint]
+            with torch.no_grad():
+                module.mask.zero_()
+            layout = Layout.of(field_)
+            cur = dict(layout.nets)[name]
+            base_vec, others = layout.vector(field_), layout.active(field_)
+            thetas, actives = [], []
             for cand in shortlist:
-                mask = np.zeros(p)
-                mask[list(cand.support)] = 1.0
-                with torch.no_grad():
-                    for prm, b in zip(joint, base, strict=True):
-                        prm.copy_(b)
-                    module.coef.copy_(torch.as_tensor(cand.coefficients, dtype=dtype))
-                    module.mask.copy_(torch.as_tensor(mask, dtype=dtype))
-                    starts.copy_(starts0)
-                objective = shooting_objective(field_, prep, seg, starts, 10.0, seg_solver)
-                _lbfgs(joint, objective, selection.refine_iterations)
-                cand.coefficients = (module.coef.detach() * module.mask).numpy().copy()
+                v = base_vec.clone()
+                v[cur] = torch.as_tensor(cand.coefficients, dtype=dtype)
+                thetas.append(v)
+                actives.append([cur.start + i for i in cand.support] + others)
+            theta, _, sse = refit_candidates(
+                field_,
+                prep,
+                seg,
+                starts0,
+                10.0,
+                seg_solver,
+                layout,
+                torch.stack(thetas),
+                actives,
+                selection.refine_iterations,
+            )
+            for cand, th, s_ in zip(shortlist, theta, sse, strict=True):
+                cand.coefficients = th[cur].numpy().copy()
                 cand.expression = _expression(terms, cand.coefficients)
-                cand.state = [prm.detach().clone() for prm in joint]
-                with torch.no_grad():
-                    cand.data_sse = float(data_sse())
+                cand.state = layout.state(field_, th)
+                cand.theta = th
+                cand.data_sse = float(s_.sum())
                 cand.score = _criterion(cand.data_sse, n_obs, len(cand.support), selection.criterion)
+            # stage 3: the best few by the segment score simulated over whole trajectories, coefficients
+            # and initial states refit (single shooting): a wrong form can match short segments that
+            # restart from the data, but not the whole span
+            ranked = sorted(
+                (i for i, c in enumerate(shortlist) if math.isfinite(c.score)), key=lambda i: shortlist[i].score
+            )[: selection.rescore]
+            for cand in shortlist:
+                cand.score = math.inf
+            if ranked:
+                theta_t, _, sse_t = refit_candidates(
+                    field_,
+                    prep,
+                    whole,
+                    y0,
+                    0.0,
+                    traj_solver,
+                    layout,
+                    torch.stack([torch.cat([shortlist[i].theta, y0.reshape(-1)]) for i in ranked]),
+                    [actives[i] for i in ranked],
+                    selection.refine_iterations,
+                    free_starts=True,
+                )
+                for i, th, s_ in zip(ranked, theta_t, sse_t, strict=True):
+                    cand = shortlist[i]
+                    cand.coefficients = th[cur].numpy().copy()
+                    cand.expression = _expression(terms, cand.coefficients)
+                    cand.state = layout.state(field_, th[: layout.size])
+                    cand.segment_sse = np.bincount(
+                        blocks.reshape(-1).numpy(), weights=s_.reshape(-1).numpy(), minlength=n_blocks
+                    )
+                    cand.data_sse = float(s_.sum())
+                    cand.score = _criterion(cand.data_sse, n_obs, len(cand.support), selection.criterion)
             for cand in cands[selection.shortlist :]:
                 cand.score = math.inf  # ranked out by derivative matching; stage-1 order kept below
             shortlist.sort(key=lambda c: (c.score, len(c.support)))
@@ -687,13 +849,26 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
                     prm.copy_(v)
                 module.mask.zero_()
                 module.mask[list(best.support)] = 1.0
-            finite = [c for c in cands if math.isfinite(c.score)]
-            weights = np.array([math.exp(-(c.score - best.score) / 2) for c in finite])
-            weights /= weights.sum()
-            inclusion = {
-                str(term): float(sum(w for w, c in zip(weights, finite, strict=True) if i in c.support))
-                for i, term in enumerate(terms)
-            }
+            if selection.bootstrap:
+                scored = [c for c in shortlist if c.segment_sse is not None and math.isfinite(c.score)]
+                inc, _ = _bootstrap_inclusion(
+                    scored,
+                    np.stack([c.segment_sse for c in scored]),
+                    block_n,
+                    counts,
+                    p,
+                    selection.criterion,
+                    selection.parsimony,
+                )
+                inclusion = {str(term): float(inc[i]) for i, term in enumerate(terms)}
+            else:  # criterion weights (Akaike/Schwarz weights) over the scored candidates
+                finite = [c for c in cands if math.isfinite(c.score)]
+                weights = np.array([math.exp(-(c.score - best.score) / 2) for c in finite])
+                weights /= weights.sum()
+                inclusion = {
+                    str(term): float(sum(w for w, c in zip(weights, finite, strict=True) if i in c.support))
+                    for i, term in enumerate(terms)
+                }
             details[name] = UnknownDiscovery(name, spec.args, terms, cands, best.expression, inclusion, {})
 
     # refit every selected coefficient (and learnable parameter) on the full trajectories
@@ -727,7 +902,10 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
         det.expression = final[name] = _expression(det.terms, coef)
         det.candidates[0].coefficients = coef
     sse = _data_misfit(model.module, y0, prep)
-    intervals = _intervals(model.module, y0, prep, sse, n_obs)
+    if selection.bootstrap:
+        intervals = _bootstrap_intervals(model.module, prep, seg, starts0, counts, selection.refine_iterations)
+    else:
+        intervals = _intervals(model.module, y0, prep, sse, n_obs)
     for name, det in details.items():
         det.intervals = {str(det.terms[i]): intervals[(name, i)] for i in det.chosen.support if (name, i) in intervals}
     values = model.parameter_values()

@@ -423,6 +423,9 @@ class VectorField(nn.Module):
 
     # -- fused evaluation ----------------------------------------------------------------------
     _fused = None
+    # learnable parameter values per batch row, {name: (B,)}, set by batched candidate refits
+    # (udesci.batch_refit); None means the registered parameters
+    _row_values = None
 
     @contextmanager
     def fused(self):
@@ -477,6 +480,7 @@ class VectorField(nn.Module):
         args = [cols[self.time_symbol]]
         args += [cols[s] for s in self.state_index]
         args += [cols[s] for s in self.input_index]
-        args += [self.learnable[str(s)] for s in self.param_syms]
+        rows = self._row_values
+        args += [self.learnable[str(s)] if rows is None else rows[str(s)] for s in self.param_syms]
         args += self.unknown_values(cols)
         return broadcast_outputs(self._fn(*args), y[..., 0])

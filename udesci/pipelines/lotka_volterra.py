@@ -70,7 +70,9 @@ def fit_options(fast: bool = False) -> dict:
 
     if fast:
         return {"warm_start": WarmStart(iterations=300), "shooting": Shooting(iterations=300, lr=1e-2)}
-    return {"warm_start": WarmStart(), "shooting": Shooting()}
+    # 300 shooting iterations: the loss has flattened by then (measured: 200, 400 and 800 give the same
+    # equations at noise 0.005), and discovery refits the coefficients on the data anyway
+    return {"warm_start": WarmStart(), "shooting": Shooting(iterations=300)}
 
 
 def _safe_simulate(model, y0, t):

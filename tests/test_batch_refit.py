@@ -1,0 +1,143 @@
+"""Batched Levenberg–Marquardt candidate refits and the bootstrap selection behind discovery."""
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+import udesci as ud
+from udesci.batch_refit import Layout, point_blocks, refit_candidates, whole_trajectories
+from udesci.discovery import Candidate, _bootstrap_inclusion
+from udesci.networks import TermSum
+from udesci.pipelines.lotka_volterra import BETA, GAMMA, U0, make_data
+from udesci.solve import Solver
+from udesci.train import Prepared, _segments
+
+x, y, alpha, delta = sp.symbols("x y alpha delta")
+U, V = sp.symbols("U V", cls=sp.Function)
+TERMS = [sp.Integer(1), x, y, x * y]
+
+
+def _closed_form_field(learn_alpha=False):
+    """LV with U, V as TermSums over TERMS (x*y active), exact clean data; returns field, prep."""
+    t, clean, _ = make_data(0.0, 0)
+    data = ud.Dataset(t, clean, states=["x", "y"])
+    nets = {n: TermSum(TERMS, [x, y], [0, 0, 0, c], [0, 0, 0, 1]) for n, c in (("U", -BETA), ("V", GAMMA))}
+    params = {alpha: ud.Learnable(1.3) if learn_alpha else 1.3, delta: 1.8}
+    model = ud.HybridModel({x: alpha * x + U(x, y), y: -delta * y + V(x, y)}, params=params, networks=nets)
+    model.module.to(torch.float64)
+    return model.module, Prepared(model, data, torch.float64)
+
+
+def test_lm_recovers_coefficients_and_batching_does_not_couple_candidates():
+    field_, prep = _closed_form_field(learn_alpha=True)
+    seg = _segments(prep, 5)
+    starts = prep.y[seg[3], seg[4]]  # the exact states at the segment starts (clean data)
+    layout = Layout.of(field_)
+    assert layout.size == 9 and [n for n, _ in layout.nets] == ["U", "V"]
+    truth = layout.vector(field_)
+    active = layout.active(field_)  # U's x*y, V's x*y, alpha
+    assert active == [3, 7, 8]
+    # three starting points, one batch: 20% off, 40% off, and one with a spurious term free at zero
+    far = [
+        truth * torch.tensor([1, 1, 1, 1.2, 1, 1, 1, 0.8, 1.1]),
+        truth * torch.tensor([1, 1, 1, 0.6, 1, 1, 1, 1.4, 0.9]),
+    ]
+    spurious = truth.clone()
+    solver = Solver("rk4", substeps=4)
+    theta, loss, sse = refit_candidates(
+        field_,
+        prep,
+        seg,
+        starts,
+        10.0,
+        solver,
+        layout,
+        torch.stack(far + [spurious]),
+        [active, active, active + [2]],
+        iterations=30,
+    )
+    # exact data (RK4 with 4 substeps against dopri5 truth): back to the truth to 1e-5
+    np.testing.assert_allclose(theta[:, active].numpy(), truth[active].expand(3, 3).numpy(), rtol=1e-5)
+    assert abs(float(theta[2, 2])) < 1e-5  # the spurious y term stays at zero
+    assert sse.shape == (3, seg[6], seg[0].shape[1]) and float(loss.max()) < 1e-10
+    # refit alone = refit in the batch (each candidate has its own damping and acceptance)
+    alone, _, _ = refit_candidates(field_, prep, seg, starts, 10.0, solver, layout, torch.stack(far[1:2]), [active], 30)
+    np.testing.assert_allclose(alone[0].numpy(), theta[1].numpy(), rtol=0, atol=1e-12)
+    # the field's own modules and parameters are restored
+    assert isinstance(field_.nets["U"], TermSum) and field_._row_values is None
+    np.testing.assert_allclose(layout.vector(field_).numpy(), truth.numpy())
+
+
+def test_single_shooting_refits_initial_state_and_marks_blow_ups():
+    field_, prep = _closed_form_field()
+    whole = whole_trajectories(prep)
+    layout = Layout.of(field_)
+    truth = layout.vector(field_)
+    y0 = torch.as_tensor([U0], dtype=torch.float64)
+    start = torch.cat([truth * torch.tensor([1, 1, 1, 1.1, 1, 1, 1, 0.9]), y0.reshape(-1) * 1.05])
+    exploding = torch.cat([truth + torch.tensor([0, 0, 0, 0, 0, 0, 50.0, 0]), y0.reshape(-1)])
+    act = layout.active(field_)
+    theta, loss, _ = refit_candidates(
+        field_,
+        prep,
+        whole,
+        y0,
+        0.0,
+        Solver("rk4", substeps=4),
+        layout,
+        torch.stack([start, exploding]),
+        [act, act + [6]],
+        iterations=40,
+        free_starts=True,
+    )
+    np.testing.assert_allclose(theta[0, act].numpy(), truth[act].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(theta[0, 8:].numpy(), np.asarray(U0), rtol=1e-5)
+    # y*50 in V blows up over the span: no finite loss, parameters left where they were
+    assert not math.isfinite(float(loss[1])) or float(loss[1]) > 1.0
+
+
+def test_refit_candidates_rejects_misshapen_input():
+    field_, prep = _closed_form_field()
+    seg = _segments(prep, 5)
+    layout = Layout.of(field_)
+    theta = layout.vector(field_).unsqueeze(0)
+    with pytest.raises(ud.ConfigError, match="theta"):
+        refit_candidates(field_, prep, seg, prep.y[seg[3], seg[4]], 1.0, Solver("rk4"), layout, theta[:, :3], [[0]])
+    with pytest.raises(ud.ConfigError, match="active"):
+        refit_candidates(field_, prep, seg, prep.y[seg[3], seg[4]], 1.0, Solver("rk4"), layout, theta, [[0], [1]])
+
+
+def test_point_blocks_follow_the_segments():
+    _, prep = _closed_form_field()
+    blocks, n = point_blocks(prep, 5)
+    assert n == _segments(prep, 5)[6] == 6
+    assert blocks[0, :5].tolist() == [0] * 5 and blocks[0, 25:].tolist() == [5] * 6
+
+
+def _cand(support, sse_per_block):
+    c = Candidate(tuple(support), np.zeros(3), sp.Integer(0), math.nan, 0.0)
+    c.segment_sse = np.asarray(sse_per_block, dtype=float)
+    return c
+
+
+def test_bootstrap_inclusion_counts_selections():
+    S = 6
+    n = np.full(S, 10.0)
+    counts = np.random.default_rng(0).multinomial(S, np.full(S, 1 / S), size=200)
+    # the one-term model fits every block as well as the two-term one: parsimony picks it always
+    one, two = _cand([0], np.full(S, 1.0)), _cand([0, 1], np.full(S, 0.999))
+    inc, chosen = _bootstrap_inclusion(
+        [one, two], np.stack([one.segment_sse, two.segment_sse]), n, counts, 3, "bic", 2.0
+    )
+    assert inc.tolist() == [1.0, 0.0, 0.0] and (chosen == 0).all()
+    # term 2 is needed by one block only: replicates that do not draw it choose the smaller model
+    bad = np.full(S, 1.0)
+    bad[3] = 50.0
+    small, big = _cand([0], bad), _cand([0, 2], np.full(S, 1.0))
+    inc, chosen = _bootstrap_inclusion([small, big], np.stack([bad, big.segment_sse]), n, counts, 3, "bic", 2.0)
+    drew = counts[:, 3] > 0
+    assert inc[0] == 1.0 and math.isclose(inc[2], drew.mean())
+    assert (chosen[drew] == 1).all() and (chosen[~drew] == 0).all()
