@@ -125,6 +125,9 @@ def test_discovery_exports_round_trip(tmp_path):
     # same expressions and parameters: identical up to float printing (repr round-trips exactly)
     np.testing.assert_allclose(ud.simulate(loaded, U0, t), ud.simulate(found.model, U0, t), rtol=0, atol=1e-12)
     assert "\\frac{d x}{d t}" in found.to_latex()
+    # an unknown is written with its declared arguments even when its expression uses fewer
+    found.details["U"].expression = sp.Float(-0.9) * x
+    assert "U(x, y) &= - 0.9 x" in found.to_latex()
     found.to_python(tmp_path / "lv_model.py")
     code = (
         "import importlib.util, json, numpy as np\n"

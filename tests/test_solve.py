@@ -278,3 +278,17 @@ def test_solver_options_are_validated():
     with pytest.raises(ConfigError, match="Solver substeps: expected a positive int, received 0"):
         ud.Solver("rk4", substeps=0)
     assert ud.Solver("rk4").fixed and not ud.Solver("dopri5").fixed
+
+
+def test_adaptive_step_budget_covers_the_whole_solve():
+    # torchdiffeq counts max_num_steps per output interval; udesci caps the whole solve (no adjoint),
+    # so a fast oscillator over many outputs gives up instead of running for minutes
+    a, b = sp.symbols("a b")
+    fast = ud.HybridModel({a: 200 * b, b: -200 * a})
+    t = np.linspace(0.0, 30.0, 601)  # about 1,000 periods: far more than 12 x 50 evaluations
+    with pytest.raises(AssertionError, match="max_num_steps"):
+        ud.simulate(fast, [1.0, 0.0], t, solver=ud.Solver("dopri5", rtol=1e-9, atol=1e-9, max_steps=50))
+    # within budget it is unchanged: exact solution cos/sin at a modest horizon
+    short = np.linspace(0.0, 0.05, 11)
+    sim = ud.simulate(fast, [1.0, 0.0], short, solver=ud.Solver("dopri5", rtol=1e-10, atol=1e-10))
+    np.testing.assert_allclose(sim[:, 0], np.cos(200 * short), atol=1e-7)

@@ -356,13 +356,18 @@ class Discovery:
         """LaTeX ``align*`` block of the equations and discovered unknowns."""
         from .export import to_latex
 
-        return to_latex(self.model, unknowns={n: d.expression for n, d in self.details.items()})
+        return to_latex(self.model, unknowns=self._declared())
 
     def to_python(self, path) -> None:
         """Write a standalone numpy/scipy module simulating the closed-form model."""
         from .export import to_python
 
-        to_python(self.model, path, unknowns={n: d.expression for n, d in self.details.items()})
+        to_python(self.model, path, unknowns=self._declared())
+
+    def _declared(self) -> dict:
+        # the closed-form model has no unknowns left: pass each one's declared arguments, so that
+        # U(x, y) = c*x is written with both arguments, not just those its expression uses
+        return {n: {"expression": d.expression, "args": [str(a) for a in d.args]} for n, d in self.details.items()}
 
 
 def _finite(v):

@@ -49,7 +49,9 @@ class Solver:
         whose ``rk4`` is the 3/8-rule variant: both fourth order, values differ
         at O(h^4).)
     max_steps : int, default 100000
-        Adaptive methods: give up (error) after this many steps.
+        Adaptive methods: give up (torchdiffeq's ``AssertionError``) after this
+        many steps between two output times, and, without the adjoint, after
+        about this many steps in total (counted as 12 field evaluations per step).
 
     Raises
     ------
@@ -99,13 +101,19 @@ def _rk_step(f, t, y, h, method):
 class _Rescaled(nn.Module):
     """``dy/ds = (t1 - t0) f(t0 + s (t1 - t0), y)``: each row on its own time span."""
 
-    def __init__(self, field: nn.Module, t0: torch.Tensor, span: torch.Tensor):
+    def __init__(self, field: nn.Module, t0: torch.Tensor, span: torch.Tensor, budget: int | None = None):
         super().__init__()
         self.field = field
         self.register_buffer("t0", t0)
         self.register_buffer("span", span)
+        self.budget, self.calls = budget, 0
 
     def forward(self, s, y):
+        self.calls += 1
+        if self.budget is not None and self.calls > self.budget:
+            # torchdiffeq's max_num_steps restarts at every output time, so a solve with many outputs
+            # could take max_steps x outputs steps; this caps the whole solve
+            raise AssertionError(f"max_num_steps exceeded: more than {self.budget} field evaluations in one solve")
         return self.field(self.t0 + s * self.span, y) * self.span.unsqueeze(-1)
 
 
@@ -164,7 +172,7 @@ def integrate(
     s = (knots - t0[:, None]) / span[:, None]
     grid, inverse = torch.unique(s.detach(), sorted=True, return_inverse=True)
     grid[0], grid[-1] = 0.0, 1.0
-    rescaled = _Rescaled(field, t0, span)
+    rescaled = _Rescaled(field, t0, span, None if (solver.fixed or solver.adjoint) else 12 * solver.max_steps)
     options: dict = {}
     if solver.fixed:
         options["step_size"] = float(1.0 / (solver.substeps * (knots.shape[1] - 1)))
