@@ -141,13 +141,19 @@ class Selection:
     sweeps : int, default 2
         Passes over the unknowns; from the second on, each unknown is decided
         with all others in their chosen closed form (backfitting).
-    parsimony : float, default 2.0
+    parsimony : float, default 6.0
         Choose the sparsest candidate whose criterion is within this margin
-        of the best (2 = Kass & Raftery's threshold of positive evidence).
+        of the best (6 = Kass & Raftery's threshold of strong evidence: with
+        twenty-odd candidate terms, 2 let noise-fitting terms through in 2 of
+        10 seeds of the recovery study at every noise level).
     rescore : int, default 6
         The best candidates by the segment score that are then refit and scored
         on whole trajectories (single shooting, initial states refit); the
         final choice is made among these.
+    joint : int, default 3
+        With several unknowns, every combination of each one's best ``joint``
+        candidates is refit together on whole trajectories and the combination
+        is chosen by the criterion (1 switches this off).
     bootstrap : int, default 100
         Bootstrap replicates over trajectory segments (resampled with
         replacement).  Inclusion probabilities are the share of replicates
@@ -170,16 +176,17 @@ class Selection:
     shortlist: int = 32
     refine_iterations: int = 15
     sweeps: int = 2
-    parsimony: float = 2.0
+    parsimony: float = 6.0
     bootstrap: int = 100
     rescore: int = 6
+    joint: int = 3
 
     def __post_init__(self):
         if self.criterion not in CRITERIA:
             raise ConfigError(f"Selection criterion: expected one of {CRITERIA}, received {self.criterion!r}.")
         if not isinstance(self.thresholds, int) or self.thresholds < 2:
             raise ConfigError(f"Selection thresholds: expected an int >= 2, received {self.thresholds!r}.")
-        for name in ("shortlist", "refine_iterations", "sweeps", "rescore"):
+        for name in ("shortlist", "refine_iterations", "sweeps", "rescore", "joint"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"Selection {name}: expected an int >= 1, received {getattr(self, name)!r}.")
         if not isinstance(self.parsimony, (int, float)) or self.parsimony < 0:
@@ -563,6 +570,136 @@ def _bootstrap_inclusion(cands, seg_sse, seg_n, counts, p, criterion, parsimony)
     return inclusion, chosen
 
 
+def _joint_choice(field_, prep, whole, solver, y0, details, infos, selection, n_obs, blocks, n_blocks, counts):
+    """Re-decide all unknowns together: every combination of each unknown's best ``selection.joint``
+    candidates, refit on whole trajectories in one batched solve, scored by the criterion.
+
+    Coordinate-wise sweeps decide one unknown with the others fixed; two wrong forms can
+    compensate each other there.  The chosen combination is written into the field's
+    TermSums and each unknown's candidate list (chosen first); the inclusion probabilities
+    become those of the joint bootstrap selection.
+    """
+    from itertools import product
+
+    names = list(details)
+    tops = []
+    for name in names:
+        ranked = [c for c in details[name].candidates if math.isfinite(c.score) and c.state]
+        tops.append(ranked[: selection.joint])
+    if any(not t for t in tops):
+        return
+    combos = list(product(*tops))[:64]
+    layout = Layout.of(field_)
+    slices = dict(layout.nets)
+    if any(name not in slices for name in names):
+        return
+    current = layout.vector(field_)
+    thetas, actives, joint_cands = [], [], []
+    offsets = np.cumsum([0] + [len(details[n].terms) for n in names])
+    for combo in combos:
+        v = current.clone()
+        act = [at for _, at in layout.params]
+        for name, cand in zip(names, combo, strict=True):
+            sl = slices[name]
+            v[sl] = torch.as_tensor(cand.coefficients, dtype=v.dtype)
+            act += [sl.start + i for i in cand.support]
+        thetas.append(torch.cat([v, y0.reshape(-1)]))
+        actives.append(act)
+        flat = tuple(int(offsets[u] + i) for u, cand in enumerate(combo) for i in cand.support)
+        joint_cands.append(Candidate(flat, np.zeros(int(offsets[-1])), sp.Integer(0), math.nan, math.nan))
+    theta, _, sse = refit_candidates(
+        field_,
+        prep,
+        whole,
+        y0,
+        0.0,
+        solver,
+        layout,
+        torch.stack(thetas),
+        actives,
+        selection.refine_iterations,
+        free_starts=True,
+    )
+    for jc, s_ in zip(joint_cands, sse, strict=True):
+        jc.data_sse = float(s_.sum())
+        jc.score = _criterion(jc.data_sse, n_obs, len(jc.support), selection.criterion)
+        jc.segment_sse = np.bincount(blocks.reshape(-1).numpy(), weights=s_.reshape(-1).numpy(), minlength=n_blocks)
+    order = sorted(range(len(combos)), key=lambda i: (joint_cands[i].score, len(joint_cands[i].support)))
+    if not math.isfinite(joint_cands[order[0]].score):
+        return
+    best = _parsimonious([joint_cands[i] for i in order], selection.parsimony)
+    k = joint_cands.index(best)
+    th = theta[k]
+    with torch.no_grad():
+        for name, cand in zip(names, combos[k], strict=True):
+            module = infos[name][5]
+            sl = slices[name]
+            module.coef.copy_(th[sl])
+            module.mask.zero_()
+            module.mask[list(cand.support)] = 1.0
+            det = details[name]
+            cand.coefficients = th[sl].numpy().copy()
+            cand.expression = _expression(det.terms, cand.coefficients)
+            det.candidates = [cand] + [c for c in det.candidates if c is not cand]
+            det.expression = cand.expression
+        for name, at in layout.params:
+            field_.learnable[name].copy_(th[at].reshape(field_.learnable[name].shape))
+    if selection.bootstrap:
+        ok = [jc for jc in joint_cands if math.isfinite(jc.score)]
+        inc, _ = _bootstrap_inclusion(
+            ok,
+            np.stack([jc.segment_sse for jc in ok]),
+            _block_counts(prep, blocks, n_blocks),
+            counts,
+            int(offsets[-1]),
+            selection.criterion,
+            selection.parsimony,
+        )
+        for u, name in enumerate(names):
+            det = details[name]
+            det.inclusion = {str(term): float(inc[offsets[u] + i]) for i, term in enumerate(det.terms)}
+
+
+def _refit_whole(field_, model, data, prep, whole, y0, iterations) -> FitResult | None:
+    """Levenberg–Marquardt refit of all active coefficients, learnable parameters and initial
+    states on whole trajectories (``FINE`` solver); the field is updated in place.
+
+    Returns a :class:`FitResult` for the closed-form ``model``, or None if the solve blew up.
+    """
+    import time
+
+    start = time.perf_counter()
+    layout = Layout.of(field_)
+    th0 = torch.cat([layout.vector(field_), y0.reshape(-1)])
+    theta, loss, _ = refit_candidates(
+        field_, prep, whole, y0, 0.0, FINE, layout, th0[None], [layout.active(field_)], iterations, free_starts=True
+    )
+    if not bool(torch.isfinite(loss[0])):
+        return None
+    th = theta[0]
+    with torch.no_grad():
+        for name, sl in layout.nets:
+            field_.nets[name].coef.copy_(th[sl])
+        for name, at in layout.params:
+            field_.learnable[name].copy_(th[at].reshape(field_.learnable[name].shape))
+    y0_new = th[layout.size :].reshape(y0.shape).numpy().copy()
+    return FitResult(
+        model,
+        [{"stage": "refit", "iteration": 0, "loss": float(loss[0])}],
+        y0_new,
+        message="coefficients, learnable parameters and initial states refit on whole trajectories "
+        "(Levenberg–Marquardt)",
+        seconds={"refit": time.perf_counter() - start},
+        data=data,
+    )
+
+
+def _block_counts(prep, blocks, n_blocks) -> np.ndarray:
+    """Observations per block (S,)."""
+    weights = prep.mask.sum(-1).reshape(-1).numpy()
+    return np.bincount(blocks.reshape(-1).numpy(), weights=weights, minlength=n_blocks)
+
+
 def _bootstrap_intervals(field_, prep, seg, starts, counts, iterations: int) -> dict:
     """95% intervals of the active TermSum coefficients from refits on bootstrap resamples of the segments.
 
@@ -726,7 +863,7 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
     whole = whole_trajectories(prep)
     traj_solver = Solver("rk4", substeps=1)
     blocks, n_blocks = point_blocks(prep, 5)
-    block_n = np.bincount(blocks.reshape(-1).numpy(), weights=prep.mask.sum(-1).reshape(-1).numpy(), minlength=n_blocks)
+    block_n = _block_counts(prep, blocks, n_blocks)
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(n_blocks, np.full(n_blocks, 1.0 / n_blocks), size=selection.bootstrap)
 
@@ -876,30 +1013,33 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
                 }
             details[name] = UnknownDiscovery(name, spec.args, terms, cands, best.expression, inclusion, {})
 
+    if len(details) > 1 and selection.joint > 1:
+        _joint_choice(field_, prep, whole, traj_solver, y0, details, infos, selection, n_obs, blocks, n_blocks, counts)
+
     # refit every selected coefficient (and learnable parameter) on the full trajectories
     for prm in field_.parameters():
         prm.requires_grad_(True)
     refit_result = None
     if refit:
-        solver = FINE
-        with warnings.catch_warnings():
-            # a solver failure in the line search stops the refit with its best weights: that is fine here
-            warnings.simplefilter("ignore", TrainingWarning)
-            refit_result = fit(
-                model,
-                data,
-                warm_start=None,
-                # segments first (cheap, robust), then a short polish on the whole trajectories
-                shooting=Shooting(iterations=0, lbfgs=refit_iterations, continuity=100.0),
-                full=FullTrajectory(iterations=0, lbfgs=max(refit_iterations // 4, 1), solver=solver),
-                progress=progress,
-                seed=seed,
-            )
-        if refit_result.status in ("ok", "nonfinite"):
+        refit_result = _refit_whole(field_, model, data, prep, whole, y0, refit_iterations)
+        if refit_result is None:  # single shooting failed: segments first, then a polish on the trajectories
+            with warnings.catch_warnings():
+                # a solver failure in the line search stops the refit with its best weights: that is fine here
+                warnings.simplefilter("ignore", TrainingWarning)
+                refit_result = fit(
+                    model,
+                    data,
+                    warm_start=None,
+                    shooting=Shooting(iterations=0, lbfgs=refit_iterations, continuity=100.0),
+                    full=FullTrajectory(iterations=0, lbfgs=max(refit_iterations // 4, 1), solver=FINE),
+                    progress=progress,
+                    seed=seed,
+                )
+            if refit_result.status not in ("ok", "nonfinite"):
+                refit_result = None
+        if refit_result is not None:
             model = refit_result.model
             y0 = torch.as_tensor(refit_result.initial_states, dtype=dtype)
-        else:
-            refit_result = None
     final = {}
     for name, det in details.items():
         module = model.module.nets[name]
