@@ -292,3 +292,20 @@ def test_adaptive_step_budget_covers_the_whole_solve():
     short = np.linspace(0.0, 0.05, 11)
     sim = ud.simulate(fast, [1.0, 0.0], short, solver=ud.Solver("dopri5", rtol=1e-10, atol=1e-10))
     np.testing.assert_allclose(sim[:, 0], np.cos(200 * short), atol=1e-7)
+
+
+def test_simulate_accepts_read_only_arrays_without_warnings():
+    # pandas and memory-mapped data hand out read-only arrays: simulate copies, so torch never warns
+    import warnings
+
+    xs, s = sp.symbols("x S")
+    model = ud.HybridModel({xs: -xs + s}, inputs=[s])
+    t = np.linspace(0.0, 1.0, 11)
+    u = np.ones(11)
+    y0 = np.array([0.0])
+    for arr in (t, u, y0):
+        arr.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sim = ud.simulate(model, y0, t, inputs={"S": u})
+    np.testing.assert_allclose(sim[:, 0], 1.0 - np.exp(-t), atol=1e-8)  # x' = 1 - x, x(0) = 0

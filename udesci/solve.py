@@ -281,12 +281,12 @@ def simulate(
     interp = _input_series(model, t, inputs, input_times, interpolation, dtype)
     B = y0a.shape[0]
     bind_inputs(field, interp, torch.zeros(B, dtype=torch.long))
-    knots = torch.as_tensor(t, dtype=dtype).expand(B, -1)
+    knots = torch.tensor(t, dtype=dtype).expand(B, -1)  # a copy: t may be a read-only array
     jumps = None
     if interp is not None and interpolation == "linear":
         jumps = interp.knots[0]
     with torch.no_grad():
-        out = integrate(field, torch.as_tensor(y0a, dtype=dtype), knots, solver, jumps=jumps)
+        out = integrate(field, torch.tensor(y0a, dtype=dtype), knots, solver, jumps=jumps)
     field.input_fn = None
     res = out.numpy()
     return res if batched else res[0]
