@@ -189,12 +189,12 @@ def per_gradient(args, dtype) -> list[dict]:
     t = torch.as_tensor(t_np, dtype=dtype)
     y = torch.as_tensor(y_np, dtype=dtype)
     rows = []
+    steps = []  # timed together below, round-robin
 
     def record(name, what, step, field):
         nfe = count_nfe(step, field)
-        ms, times = median_ms(step, args.repeats, args.warmup)
-        rows.append({"method": name, "what": what, "ms": ms, "times_ms": times, "nfe": nfe})
-        print(f"  {name:<34} {ms:9.2f} ms  (nfe fwd+bwd {nfe})", flush=True)
+        rows.append({"method": name, "what": what, "nfe": nfe})
+        steps.append(step)
 
     print("(a) loss + gradient, 21 points on [0, 5]", flush=True)
     for adjoint in (True, False):
@@ -253,6 +253,21 @@ def per_gradient(args, dtype) -> list[dict]:
     except ImportError:
         rows.append({"method": "udesci warm start (collocation)", "ms": None, "note": "_collocation_loss not found"})
 
+    # round-robin: every repeat times each method once, so a slow spell on this shared machine hits all
+    # of them rather than one row, and the ratios stay comparable
+    timed = [r for r in rows if "ms" not in r]
+    for step in steps:
+        for _ in range(args.warmup):
+            step()
+    times = [[] for _ in steps]
+    for _ in range(args.repeats):
+        for k, step in enumerate(steps):
+            t0 = time.perf_counter()
+            step()
+            times[k].append((time.perf_counter() - t0) * 1e3)
+    for r, tk in zip(timed, times, strict=True):
+        r["ms"], r["times_ms"] = statistics.median(tk), tk
+        print(f"  {r['method']:<34} {r['ms']:9.2f} ms  (nfe fwd+bwd {r['nfe']})", flush=True)
     base = rows[0]["ms"]
     for r in rows:
         r["ratio_to_adjoint"] = None if r.get("ms") is None else r["ms"] / base
