@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import sympy as sp
 
+import udesci as ud
 from udesci import cli
 from udesci.cli_pipelines import register
 from udesci.config import (
@@ -111,6 +112,7 @@ def test_wrong_type_names_file_table_and_key(tmp_path):
         ('states = ["x"]', 'states = "x"', "[data] states"),
         ("seed = 0", "seed = -1", "(top level) seed"),
         ("refit = false", 'refit = "no"', "[discovery] refit"),
+        ("sweeps = 1", "sweeps = 1\nbootstrap = -5", "[discovery] bootstrap"),
         ("k = { value = 0.5, learnable = true }", 'k = "0.5"', "[model.parameters] k"),
         (
             "k = { value = 0.5, learnable = true }",
@@ -255,6 +257,11 @@ def test_unknowns_detected_from_calls_and_options_built(tmp_path):
     assert opts["shooting"].iterations == 20 and opts["shooting"].segment_length == 4 and opts["full"] is None
     d = discovery_options(cfg, model)
     assert d["library"]["U"].degree == 2 and d["selection"].sweeps == 1 and d["refit"] is False
+    # keys left out keep Selection's defaults; given ones reach it
+    assert d["selection"].bootstrap == ud.Selection().bootstrap
+    text = _replace("sweeps = 1", "sweeps = 1\nbootstrap = 7\nrescore = 2\njoint = 1")
+    d = discovery_options(load_config(_toml(tmp_path, text)), model)
+    assert (d["selection"].bootstrap, d["selection"].rescore, d["selection"].joint) == (7, 2, 1)
 
 
 def test_fast_overrides_merge(tmp_path):

@@ -50,8 +50,9 @@ Schema (all paths are relative to the TOML file)::
 
     [discovery]                       # enabled (default: when there are unknowns), degree, constant, trig,
     degree = 2                        # extra (list of expressions), criterion, parsimony, thresholds,
-    criterion = "bic"                 # exhaustive, shortlist, refine_iterations, sweeps, refit,
-    [discovery.libraries.U]           # refit_iterations; per-unknown libraries (degree, constant, trig, extra)
+    criterion = "bic"                 # exhaustive, shortlist, refine_iterations, sweeps, rescore, joint,
+                                      # bootstrap, refit, refit_iterations
+    [discovery.libraries.U]           # per-unknown libraries (degree, constant, trig, extra)
 
     [evaluation]
     start = "fit"                     # held-out prediction continues the fit ("fit") or restarts
@@ -305,6 +306,9 @@ DISCOVERY = {
     "shortlist": (_int(1), None),
     "refine_iterations": (_int(1), None),
     "sweeps": (_int(1), None),
+    "rescore": (_int(1), None),
+    "joint": (_int(1), None),
+    "bootstrap": (_int(0), None),
     "refit": (_bool(), True),
     "refit_iterations": (_int(1), None),
     "libraries": (None, None),  # validated separately (keys are unknown names)
@@ -753,7 +757,18 @@ def discovery_options(cfg: PipelineConfig, model) -> dict:
     base = {k: d[k] for k in ("degree", "constant", "trig", "extra") if d[k] is not None}
     sel = {
         k: d[k]
-        for k in ("criterion", "parsimony", "thresholds", "exhaustive", "shortlist", "refine_iterations", "sweeps")
+        for k in (
+            "criterion",
+            "parsimony",
+            "thresholds",
+            "exhaustive",
+            "shortlist",
+            "refine_iterations",
+            "sweeps",
+            "rescore",
+            "joint",
+            "bootstrap",
+        )
         if d[k] is not None
     }
     libs = {}
