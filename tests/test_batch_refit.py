@@ -62,7 +62,7 @@ def test_lm_recovers_coefficients_and_batching_does_not_couple_candidates():
     # exact data (RK4 with 4 substeps against dopri5 truth): back to the truth to 1e-5
     np.testing.assert_allclose(theta[:, active].numpy(), truth[active].expand(3, 3).numpy(), rtol=1e-5)
     assert abs(float(theta[2, 2])) < 1e-5  # the spurious y term stays at zero
-    assert sse.shape == (3, seg[6], seg[0].shape[1]) and float(loss.max()) < 1e-10
+    assert sse.shape == (3, seg[6], seg[0].shape[1], 2) and float(loss.max()) < 1e-10
     # refit alone = refit in the batch (each candidate has its own damping and acceptance)
     alone, _, _ = refit_candidates(field_, prep, seg, starts, 10.0, solver, layout, torch.stack(far[1:2]), [active], 30)
     np.testing.assert_allclose(alone[0].numpy(), theta[1].numpy(), rtol=0, atol=1e-12)
@@ -119,13 +119,13 @@ def test_point_blocks_follow_the_segments():
 
 def _cand(support, sse_per_block):
     c = Candidate(tuple(support), np.zeros(3), sp.Integer(0), math.nan, 0.0)
-    c.segment_sse = np.asarray(sse_per_block, dtype=float)
+    c.segment_sse = np.asarray(sse_per_block, dtype=float)[:, None]  # one state
     return c
 
 
 def test_bootstrap_inclusion_counts_selections():
     S = 6
-    n = np.full(S, 10.0)
+    n = np.full((S, 1), 10.0)
     counts = np.random.default_rng(0).multinomial(S, np.full(S, 1 / S), size=200)
     # the one-term model fits every block as well as the two-term one: parsimony picks it always
     one, two = _cand([0], np.full(S, 1.0)), _cand([0, 1], np.full(S, 0.999))
@@ -137,7 +137,23 @@ def test_bootstrap_inclusion_counts_selections():
     bad = np.full(S, 1.0)
     bad[3] = 50.0
     small, big = _cand([0], bad), _cand([0, 2], np.full(S, 1.0))
-    inc, chosen = _bootstrap_inclusion([small, big], np.stack([bad, big.segment_sse]), n, counts, 3, "bic", 2.0)
+    inc, chosen = _bootstrap_inclusion(
+        [small, big], np.stack([small.segment_sse, big.segment_sse]), n, counts, 3, "bic", 2.0
+    )
     drew = counts[:, 3] > 0
     assert inc[0] == 1.0 and math.isclose(inc[2], drew.mean())
     assert (chosen[drew] == 1).all() and (chosen[~drew] == 0).all()
+
+
+def test_state_criterion_is_the_gaussian_bic_with_a_variance_per_state():
+    from udesci.discovery import _criterion, _state_criterion
+
+    # one state: the usual n log(SSE/n) + k log n
+    assert math.isclose(float(_state_criterion([2.0], [40.0], 3, "bic")), _criterion(2.0, 40.0, 3, "bic"))
+    # two states: each its own variance; the penalty uses all observations
+    got = float(_state_criterion([2.0, 0.5], [40.0, 20.0], 2, "bic"))
+    assert math.isclose(got, 40 * math.log(2.0 / 40) + 20 * math.log(0.5 / 20) + 2 * math.log(60.0))
+    assert math.isclose(float(_state_criterion([2.0, 0.5], [40.0, 20.0], 2, "aic")), got - 2 * math.log(60.0) + 4)
+    # an unobserved state adds nothing; a non-finite misfit scores inf
+    assert math.isclose(float(_state_criterion([2.0, 0.0], [40.0, 0.0], 3, "bic")), _criterion(2.0, 40.0, 3, "bic"))
+    assert float(_state_criterion([math.inf, 1.0], [10.0, 10.0], 1, "bic")) == math.inf

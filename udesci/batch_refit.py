@@ -182,9 +182,9 @@ def refit_candidates(
         Refit vectors.
     loss : torch.Tensor of shape (C,)
         Shooting loss at the refit vectors (``inf`` where the model blew up).
-    data_sse : torch.Tensor of shape (C, S, L + 1)
-        Unweighted scaled squared data misfit at each segment point (summed over
-        states) at the refit vectors (``inf`` where the model blew up).
+    data_sse : torch.Tensor of shape (C, S, L + 1, n)
+        Unweighted scaled squared data misfit of each observation at the refit
+        vectors (0 where not observed, ``inf`` where the model blew up).
 
     Raises
     ------
@@ -220,7 +220,7 @@ def refit_candidates(
             pred = integrate(field_, st.reshape(M * S, n), knots.repeat(M, 1), solver)
         pred = pred.reshape(M, S, *pred.shape[1:])
         d = (pred - ys) / scale
-        sse = (d.pow(2) * mask).sum(dim=3)
+        sse = d.pow(2) * mask
         parts = [(d * w_data * w.sqrt()[:, :, None, None]).reshape(M, -1)]
         if links.numel():
             gap = (pred[:, links, -1] - st[:, links + 1]) / scale
@@ -228,7 +228,7 @@ def refit_candidates(
         r = torch.cat(parts, dim=1)
         bad = ~torch.isfinite(r).all(dim=1)
         r = torch.where(bad.unsqueeze(-1), torch.zeros_like(r), r)
-        return r, torch.where(bad[:, None, None], math.inf, sse), bad
+        return r, torch.where(bad[:, None, None, None], math.inf, sse), bad
 
     P = max([len(a) for a in active] + [1])
     idx = torch.zeros(C, P, dtype=torch.long)
@@ -274,7 +274,7 @@ def refit_candidates(
             theta = torch.where(better.unsqueeze(-1), trial, theta)
             r = torch.where(better.unsqueeze(-1), rt, r)
             J = torch.where(better[:, None, None], Jt, J)
-            sse = torch.where(better[:, None, None], sset, sse)
+            sse = torch.where(better[:, None, None, None], sset, sse)
             loss = torch.where(better, lt, loss)
             lam = torch.where(better, lam / 3, lam * 4).clamp(1e-12, 1e12)
             done = done | (better & (gain < tol)) | (lam >= 1e12)

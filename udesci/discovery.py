@@ -534,10 +534,10 @@ def _bootstrap_inclusion(cands, seg_sse, seg_n, counts, p, criterion, parsimony)
     Parameters
     ----------
     cands : list of C Candidate
-    seg_sse : ndarray (C, S)
-        Each candidate's scaled squared misfit per segment (refit on all segments).
-    seg_n : ndarray (S,)
-        Observations per segment.
+    seg_sse : ndarray (C, S, n)
+        Each candidate's scaled squared misfit per block and state (refit on all blocks).
+    seg_n : ndarray (S, n)
+        Observations per block and state.
     counts : ndarray (B, S)
         How often each segment is drawn in each replicate.
     p : int
@@ -550,13 +550,10 @@ def _bootstrap_inclusion(cands, seg_sse, seg_n, counts, p, criterion, parsimony)
     chosen : ndarray (B,) of int
         Index into ``cands`` of each replicate's selection.
     """
-    sse = counts @ seg_sse.T  # (B, C)
-    n = (counts @ seg_n)[:, None]
+    sse = np.einsum("bs,csn->bcn", counts, seg_sse)  # (B, C, n)
+    n = counts @ seg_n  # (B, n)
     k = np.array([len(c.support) for c in cands], dtype=float)[None, :]
-    penalty = np.log(n) if criterion == "bic" else 2.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        score = n * np.log(np.maximum(sse, 1e-300) / n) + penalty * k
-    score[~np.isfinite(sse)] = np.inf
+    score = _state_criterion(sse, n[:, None, :], k, criterion)
     best = score.min(axis=1, keepdims=True)
     close = score <= best + parsimony
     # sparsest within the margin, ties broken by the lower score
@@ -570,7 +567,7 @@ def _bootstrap_inclusion(cands, seg_sse, seg_n, counts, p, criterion, parsimony)
     return inclusion, chosen
 
 
-def _joint_choice(field_, prep, whole, solver, y0, details, infos, selection, n_obs, blocks, n_blocks, counts):
+def _joint_choice(field_, prep, whole, solver, y0, details, infos, selection, n_state, blocks, n_blocks, counts):
     """Re-decide all unknowns together: every combination of each unknown's best ``selection.joint``
     candidates, refit on whole trajectories in one batched solve, scored by the criterion.
 
@@ -620,10 +617,11 @@ def _joint_choice(field_, prep, whole, solver, y0, details, infos, selection, n_
         selection.refine_iterations,
         free_starts=True,
     )
-    for jc, s_ in zip(joint_cands, sse, strict=True):
+    per_block = _per_block(sse, blocks, n_blocks)
+    for jc, s_, pb in zip(joint_cands, sse, per_block, strict=True):
         jc.data_sse = float(s_.sum())
-        jc.score = _criterion(jc.data_sse, n_obs, len(jc.support), selection.criterion)
-        jc.segment_sse = np.bincount(blocks.reshape(-1).numpy(), weights=s_.reshape(-1).numpy(), minlength=n_blocks)
+        jc.score = float(_state_criterion(pb.sum(0), n_state, len(jc.support), selection.criterion))
+        jc.segment_sse = pb
     order = sorted(range(len(combos)), key=lambda i: (joint_cands[i].score, len(joint_cands[i].support)))
     if not math.isfinite(joint_cands[order[0]].score):
         return
@@ -695,9 +693,20 @@ def _refit_whole(field_, model, data, prep, whole, y0, iterations) -> FitResult 
 
 
 def _block_counts(prep, blocks, n_blocks) -> np.ndarray:
-    """Observations per block (S,)."""
-    weights = prep.mask.sum(-1).reshape(-1).numpy()
-    return np.bincount(blocks.reshape(-1).numpy(), weights=weights, minlength=n_blocks)
+    """Observations per block and state (S, n)."""
+    return _per_block(prep.mask.unsqueeze(0), blocks, n_blocks)[0]
+
+
+def _per_block(values, blocks, n_blocks) -> np.ndarray:
+    """Sum ``values`` (C, K, T, n) over the points of each block: (C, S, n)."""
+    C, n = values.shape[0], values.shape[-1]
+    idx = blocks.reshape(-1).numpy()
+    flat = values.reshape(C, -1, n).numpy()
+    out = np.zeros((C, n_blocks, n))
+    for c in range(C):
+        for i in range(n):
+            out[c, :, i] = np.bincount(idx, weights=flat[c, :, i], minlength=n_blocks)
+    return out
 
 
 def _bootstrap_intervals(field_, prep, seg, starts, counts, iterations: int) -> dict:
@@ -749,6 +758,22 @@ def _bootstrap_intervals(field_, prep, seg, starts, counts, iterations: int) -> 
         val = float(base[at])
         out[(name, i)] = (val + float(lo), val + float(hi))
     return out
+
+
+def _state_criterion(sse, n, k, criterion: str):
+    """BIC/AIC of a Gaussian misfit with its own unknown variance per state.
+
+    ``sum_i n_i log(SSE_i / n_i) + penalty k`` over the observed states ``i``, with
+    penalty ``log(sum_i n_i)`` (BIC) or 2 (AIC).  Broadcasts: ``sse`` and ``n`` end in
+    the state axis; ``k`` matches the leading axes.  Non-finite misfits score ``inf``.
+    """
+    sse, n = np.asarray(sse, dtype=float), np.broadcast_to(np.asarray(n, dtype=float), np.shape(sse))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(n > 0, n * np.log(np.maximum(sse, 1e-300) / np.maximum(n, 1.0)), 0.0)
+        total = n.sum(-1)
+        penalty = np.log(np.maximum(total, 1.0)) if criterion == "bic" else 2.0
+        score = terms.sum(-1) + penalty * k
+    return np.where(np.isfinite(sse).all(-1), score, np.inf)
 
 
 def _criterion(sse: float, n: float, k: int, criterion: str) -> float:
@@ -852,6 +877,7 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
     for p in field_.parameters():
         p.requires_grad_(False)
     n_obs = float(prep.mask.sum())
+    n_state = prep.mask.sum(dim=(0, 1)).numpy()  # observations per state
     y0 = torch.as_tensor(fitted.initial_states, dtype=dtype)
     colloc = _collocation_loss(model, prep)
     n_colloc = float(sum(m - 2 for m in prep.lengths) * len(prep.observed))
@@ -948,7 +974,9 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
                 cand.state = layout.state(field_, th)
                 cand.theta = th
                 cand.data_sse = float(s_.sum())
-                cand.score = _criterion(cand.data_sse, n_obs, len(cand.support), selection.criterion)
+                cand.score = float(
+                    _state_criterion(s_.sum(dim=(0, 1)).numpy(), n_state, len(cand.support), selection.criterion)
+                )
             # stage 3: the best few by the segment score simulated over whole trajectories, coefficients
             # and initial states refit (single shooting): a wrong form can match short segments that
             # restart from the data, but not the whole span
@@ -971,16 +999,15 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
                     selection.refine_iterations,
                     free_starts=True,
                 )
-                for i, th, s_ in zip(ranked, theta_t, sse_t, strict=True):
+                per_block = _per_block(sse_t, blocks, n_blocks)
+                for i, th, s_, pb in zip(ranked, theta_t, sse_t, per_block, strict=True):
                     cand = shortlist[i]
                     cand.coefficients = th[cur].numpy().copy()
                     cand.expression = _expression(terms, cand.coefficients)
                     cand.state = layout.state(field_, th[: layout.size])
-                    cand.segment_sse = np.bincount(
-                        blocks.reshape(-1).numpy(), weights=s_.reshape(-1).numpy(), minlength=n_blocks
-                    )
+                    cand.segment_sse = pb
                     cand.data_sse = float(s_.sum())
-                    cand.score = _criterion(cand.data_sse, n_obs, len(cand.support), selection.criterion)
+                    cand.score = float(_state_criterion(pb.sum(0), n_state, len(cand.support), selection.criterion))
             for cand in cands[selection.shortlist :]:
                 cand.score = math.inf  # ranked out by derivative matching; stage-1 order kept below
             shortlist.sort(key=lambda c: (c.score, len(c.support)))
@@ -1014,7 +1041,9 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
             details[name] = UnknownDiscovery(name, spec.args, terms, cands, best.expression, inclusion, {})
 
     if len(details) > 1 and selection.joint > 1:
-        _joint_choice(field_, prep, whole, traj_solver, y0, details, infos, selection, n_obs, blocks, n_blocks, counts)
+        _joint_choice(
+            field_, prep, whole, traj_solver, y0, details, infos, selection, n_state, blocks, n_blocks, counts
+        )
 
     # refit every selected coefficient (and learnable parameter) on the full trajectories
     for prm in field_.parameters():
