@@ -41,6 +41,7 @@ from .train import (
     _segments,
     fit,
     segment_starts,
+    torch_threads,
 )
 
 CRITERIA = ("bic", "aic")
@@ -851,15 +852,8 @@ def discover(
         raise ConfigError(f"selection: expected a udesci.Selection, received {describe(selection)}.")
     model = fitted.model.copy()
     libraries = _libraries(library, model)
-    old_threads = torch.get_num_threads()
-    if threads is None and len(model.states) < 256:
-        threads = 1
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads, len(model.states)):
         return _discover(fitted, data, model, libraries, selection, refit, refit_iterations, samples, seed, progress)
-    finally:
-        torch.set_num_threads(old_threads)
 
 
 def _discover(fitted, data, model, libraries, selection, refit, refit_iterations, samples, seed, progress):

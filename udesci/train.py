@@ -21,6 +21,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -381,6 +382,25 @@ class FitResult:
                 interpolation=self.data.interpolation,
             )
         return simulate(self.model, self.initial_states[trajectory], t)
+
+
+@contextmanager
+def torch_threads(threads: int | None, n_states: int):
+    """Set torch's intra-op thread count for a run and restore it on exit.
+
+    ``threads=None`` means 1 for models with fewer than 256 states (their per-step work is
+    too small to share: extra threads only add synchronisation, and on a busy machine they
+    can be many times slower) and torch's current setting otherwise.
+    """
+    old = torch.get_num_threads()
+    if threads is None and n_states < 256:
+        threads = 1
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def solver_gave_up(exc: BaseException) -> bool:
@@ -775,12 +795,7 @@ def fit(
         if not isinstance(resume_state, dict) or resume_state.get("format") != "udesci-checkpoint-1":
             raise ConfigError(f"resume: {os.fspath(resume)!r} is not a udesci checkpoint.")
 
-    old_threads = torch.get_num_threads()
-    if threads is None and len(model.states) < 256:
-        threads = 1
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads, len(model.states)):
         if seed is not None:
             torch.manual_seed(seed)
         model = model.copy()
@@ -854,5 +869,3 @@ def fit(
         return FitResult(
             model, loop.history, y0.detach().numpy().copy(), loop.status, message, loop.seconds, config, data
         )
-    finally:
-        torch.set_num_threads(old_threads)
