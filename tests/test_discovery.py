@@ -81,6 +81,13 @@ def test_discover_rejects_wrong_inputs():
         ud.discover(fitted, library={"W": ud.Library()})
 
 
+def test_a_model_that_blows_up_on_the_data_span_is_a_training_error():
+    # networks with runaway feedback: the solver gives up before t=3; discover says so, naming the argument
+    fitted, _ = _exact_fit(u_net=Exact(50.0), v_net=Exact(50.0))
+    with pytest.raises(ud.TrainingError, match="fitted: the trained model cannot be simulated"):
+        ud.discover(fitted, seed=0, progress=False)
+
+
 def test_exact_networks_give_exactly_the_xy_terms():
     # the 'networks' are the truth, so discovery must return exactly x*y in each unknown; after the
     # refit on data with 0.5% noise the coefficients are within 2% (the data's noise limits them)

@@ -27,7 +27,7 @@ import torch
 
 from .batch_refit import Layout, point_blocks, refit_candidates, whole_trajectories
 from .data import Dataset
-from .errors import ConfigError, describe
+from .errors import ConfigError, TrainingError, describe
 from .model import HybridModel
 from .networks import TermSum
 from .solve import Solver, bind_inputs, integrate
@@ -41,6 +41,7 @@ from .train import (
     _segments,
     fit,
     segment_starts,
+    solver_gave_up,
     torch_threads,
 )
 
@@ -424,10 +425,24 @@ def sample_states(
     L = max(d.size for d in dense)
     knots = torch.stack([torch.as_tensor(np.concatenate([d, np.full(L - d.size, d[-1])]), dtype=dtype) for d in dense])
     bind_inputs(field_, prep.interp, torch.arange(K))
-    with torch.no_grad():
-        sim = integrate(
-            field_, torch.as_tensor(fitted.initial_states, dtype=dtype), knots, Solver("dopri5", rtol=1e-7, atol=1e-8)
-        )
+    try:
+        with torch.no_grad():
+            sim = integrate(
+                field_,
+                torch.as_tensor(fitted.initial_states, dtype=dtype),
+                knots,
+                Solver("dopri5", rtol=1e-7, atol=1e-8),
+            )
+    except AssertionError as exc:
+        if not solver_gave_up(exc):
+            raise
+        raise TrainingError(
+            f"fitted: the trained model cannot be simulated over the data's time span (the solver gave up: "
+            f"{exc}); there is nothing to sample for discovery. Check the fit (status {fitted.status!r}), "
+            "train longer or with a smaller learning rate, or use shorter shooting segments."
+        ) from None
+    finally:
+        field_.input_fn = None
     ts, ys, idx = [], [], []
     for k, d in enumerate(dense):
         ts.append(knots[k, : d.size])
@@ -839,6 +854,9 @@ def discover(
     ConfigError
         If ``fitted`` is not a FitResult, the model has no unknowns, or a
         library is given for a name that is not an unknown.
+    TrainingError
+        If the trained model cannot be simulated over the data's span (the
+        solver gives up), so there are no network samples to regress.
     """
     if not isinstance(fitted, FitResult):
         raise ConfigError(f"fitted: expected the FitResult returned by udesci.fit, received {describe(fitted)}.")
@@ -1012,8 +1030,8 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
                     prm.copy_(v)
                 module.mask.zero_()
                 module.mask[list(best.support)] = 1.0
-            if selection.bootstrap:
-                scored = [c for c in shortlist if c.segment_sse is not None and math.isfinite(c.score)]
+            scored = [c for c in shortlist if c.segment_sse is not None and math.isfinite(c.score)]
+            if selection.bootstrap and scored:
                 inc, _ = _bootstrap_inclusion(
                     scored,
                     np.stack([c.segment_sse for c in scored]),
@@ -1027,7 +1045,7 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
             else:  # criterion weights (Akaike/Schwarz weights) over the scored candidates
                 finite = [c for c in cands if math.isfinite(c.score)]
                 weights = np.array([math.exp(-(c.score - best.score) / 2) for c in finite])
-                weights /= weights.sum()
+                weights /= max(weights.sum(), 1e-300)
                 inclusion = {
                     str(term): float(sum(w for w, c in zip(weights, finite, strict=True) if i in c.support))
                     for i, term in enumerate(terms)
