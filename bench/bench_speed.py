@@ -565,9 +565,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per method (default 20, quick 3)")
     p.add_argument("--warmup", type=int, default=None, help="untimed warm-up calls (default 3, quick 1)")
     p.add_argument("--iterations", type=int, default=None, help="Adam iterations of the hand-written scripts "
-                   "and diffrax (default 300, quick 5)")
+                   "and diffrax (default 3000, quick 5)")
     p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument("--budget-s", type=float, default=None, help="time cap per baseline (default 300, quick 30)")
+    p.add_argument("--budget-s", type=float, default=None, help="time cap per baseline (default 120, quick 30)")
     p.add_argument("--noise", type=float, default=0.005)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
@@ -575,8 +575,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     args.repeats = args.repeats or (3 if args.quick else 20)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
-    args.iterations = args.iterations or (5 if args.quick else 300)
-    args.budget_s = args.budget_s or (30.0 if args.quick else 300.0)
+    args.iterations = args.iterations or (5 if args.quick else 3000)
+    args.budget_s = args.budget_s or (30.0 if args.quick else 120.0)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     dtype = getattr(torch, args.dtype)
     torch.set_num_threads(args.threads)
