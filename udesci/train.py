@@ -659,19 +659,16 @@ def _segments(prep: Prepared, length: int):
 
 
 def shooting_objective(
-    field_, prep: Prepared, seg, starts: torch.Tensor, continuity: float, solver: Solver, data_only: bool = False
+    field_, prep: Prepared, seg, starts: torch.Tensor, continuity: float, solver: Solver
 ) -> Callable[[], torch.Tensor]:
     """Multiple-shooting loss: scaled data misfit of all segments (one batched solve) plus
-    ``continuity`` times the mean squared gap between each segment's end and the next start.
-    With ``data_only`` the closure returns the summed (not averaged) scaled squared data misfit."""
+    ``continuity`` times the mean squared gap between each segment's end and the next start."""
     knots, ys, mask, sel_k, _, links, _ = seg
     scale = prep.scale
 
     def loss():
         bind_inputs(field_, prep.interp, sel_k)
         pred = integrate(field_, starts, knots, solver)
-        if data_only:
-            return (((pred - ys) / scale).pow(2) * mask).sum()
         value = _masked_mse(pred, ys, mask, scale)
         if links.numel():
             gap = (pred[links, -1] - starts[links + 1]) / scale
