@@ -94,13 +94,22 @@ def plot_unknown(path, name, x, network, expression, xlabel="sample") -> str:
     return os.fspath(path)
 
 
-def plot_phase(path, y_data, curves: dict, names) -> str:
-    """Phase portrait of a 2-state system."""
+def plot_phase(path, y_data, curves: dict, names, margin: float | None = None) -> str:
+    """Phase portrait of a 2-state system: data points and model curves.
+
+    With ``margin``, the axes are limited to the data's neighbourhood (see
+    :func:`plot_phase_limited`); without it they fit everything drawn.
+    """
     plt = _plt()
+    y_data = np.asarray(y_data, dtype=float)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot(y_data[:, 0], y_data[:, 1], "o", ms=3, color="k", label="data")
     for label, c in curves.items():
-        ax.plot(c[:, 0], c[:, 1], label=label)
+        c = np.asarray(c, dtype=float)
+        ax.plot(c[:, 0], c[:, 1], label=label, lw=1.2)
+    if margin is not None:
+        ax.set_xlim(*_data_limits(y_data[:, 0], margin))
+        ax.set_ylim(*_data_limits(y_data[:, 1], margin))
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
     ax.legend(fontsize=8)
@@ -302,22 +311,7 @@ def plot_phase_limited(path, y_data, curves: dict, names, margin: float = 0.5) -
     str
         The path written.
     """
-    plt = _plt()
-    y_data = np.asarray(y_data, dtype=float)
-    fig, ax = plt.subplots(figsize=(4.8, 4.5))
-    ax.plot(y_data[:, 0], y_data[:, 1], "o", ms=3, color="k", label="data")
-    for label, c in curves.items():
-        c = np.asarray(c, dtype=float)
-        ax.plot(c[:, 0], c[:, 1], label=label, lw=1.2)
-    ax.set_xlim(*_data_limits(y_data[:, 0], margin))
-    ax.set_ylim(*_data_limits(y_data[:, 1], margin))
-    ax.set_xlabel(names[0])
-    ax.set_ylabel(names[1])
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
+    return plot_phase(path, y_data, curves, names, margin=margin)
 
 
 def plot_unknown_adjusted(path, name, x, network, expression, adjusted, xlabel="sample") -> str:
