@@ -173,10 +173,12 @@ def test_summary_and_markdown():
     recs = [{"noise": 0.01, "seed": s, "fast": True, "status": "ok", **fake_run({"seed": s})} for s in range(3)]
     rows = summarize(recs, [0.01])
     assert rows[0]["structure_rate"] == pytest.approx(1 / 3)
-    assert rows[0]["beta_error"] == pytest.approx(0.02)
+    assert rows[0]["beta_error"] == pytest.approx(0.02)  # median of 0.01, 0.02, 0.03 over all runs
+    assert rows[0]["beta_error_correct"] == pytest.approx(0.01)  # only seed 0 has the right structure
     assert rows[0]["sindy_extrapolation_rmse"] == float("inf")
     table = markdown_table(rows)
     assert table.splitlines()[0].startswith("| noise |") and "∞" in table
+    assert "| 1.0% / 2.0% |" in table  # β / γ error over the correct runs
 
 
 def test_cli_validates_arguments(capsys):
