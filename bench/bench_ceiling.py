@@ -178,7 +178,10 @@ def main(argv=None) -> int:
         f"\nLikelihood ceiling of the Lotka–Volterra recovery data (seeds 0–{args.seeds - 1}, "
         f"parsimony margin {args.margin:g})\n"
     )
-    print("| noise | structure ceiling | (first 10 seeds) | MLE β err | MLE γ err | Cramér–Rao β | Cramér–Rao γ | truth loses on seeds |")
+    print(
+        "| noise | structure ceiling | (first 10 seeds) | MLE β err | MLE γ err "
+        "| Cramér–Rao β | Cramér–Rao γ | truth loses on seeds |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         lost = ", ".join(map(str, r["losing_seeds"][:15])) + (" …" if len(r["losing_seeds"]) > 15 else "")
