@@ -36,6 +36,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.optimize import least_squares
 
+from udesci.cli_study import noise_list
 from udesci.pipelines import lotka_volterra as lv
 
 LIBRARY = ("1", "x", "y", "x^2", "xy", "y^2")
@@ -134,16 +135,15 @@ def cramer_rao(noise: float) -> tuple[float, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--noise", default="0.001,0.01,0.05", help="comma-separated noise levels (%(default)s)")
+    parser.add_argument(
+        "--noise", type=noise_list, default="0.001,0.01,0.05", help="comma-separated noise levels (%(default)s)"
+    )
     parser.add_argument("--seeds", type=int, default=100, help="seeds 0..N-1 per level (default %(default)s)")
     parser.add_argument("--margin", type=float, default=6.0, help="parsimony margin (default %(default)s)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", default="bench/results/ceiling.json")
     args = parser.parse_args(argv)
-    try:
-        levels = [float(v) for v in args.noise.split(",")]
-    except ValueError:
-        parser.error(f"--noise: expected comma-separated numbers, received {args.noise!r}")
+    levels = args.noise
     if args.seeds < 1:
         parser.error(f"--seeds: expected a positive int, received {args.seeds}")
     if args.workers < 1:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 import udesci as ud
+from udesci.cli_study import noise_list
 from udesci.pipelines import lotka_volterra as lv
 
 RULES = {
@@ -35,14 +36,13 @@ RULES = {
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--noise", default="0.01,0.05", help="comma-separated noise levels (default %(default)s)")
+    parser.add_argument(
+        "--noise", type=noise_list, default="0.01,0.05", help="comma-separated noise levels (default %(default)s)"
+    )
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per level (default %(default)s)")
     parser.add_argument("--out", default="bench/results/selection.json")
     args = parser.parse_args(argv)
-    try:
-        levels = [float(v) for v in args.noise.split(",")]
-    except ValueError:
-        parser.error(f"--noise: expected comma-separated numbers, received {args.noise!r}")
+    levels = args.noise
     if args.seeds < 1:
         parser.error(f"--seeds: expected a positive int, received {args.seeds}")
     torch.set_num_threads(1)

@@ -13,7 +13,14 @@ import json
 from .errors import ConfigError
 
 
-def _noise_list(text: str) -> list[float]:
+def noise_list(text: str) -> list[float]:
+    """Parse ``"0.001,0.01"`` into noise levels (an argparse ``type=``, also used by the bench scripts).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        If an item is not a number or there is none.
+    """
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -106,7 +113,7 @@ def register(sub, exs) -> None:
     )
     rec.add_argument(
         "--noise",
-        type=_noise_list,
+        type=noise_list,
         default="0.001,0.005,0.01,0.025,0.05",
         help="comma-separated noise levels, fractions of each state's mean (default: %(default)s)",
     )
