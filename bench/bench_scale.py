@@ -53,8 +53,9 @@ class Lorenz96UDE(nn.Module):
         super().__init__()
         self.forcing = forcing
         self.truth = truth
-        self.net = nn.Sequential(nn.Linear(3, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(),
-                                 nn.Linear(width, 1))
+        self.net = nn.Sequential(
+            nn.Linear(3, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 1)
+        )
         with torch.no_grad():  # start near the known physics, as udesci's MLP does
             self.net[-1].weight.mul_(0.1)
             self.net[-1].bias.zero_()
@@ -88,8 +89,9 @@ def l96_state(n: int, dtype=torch.float64, seed: int = 0, spinup: float = 5.0) -
         return ud.integrate(truth, y, knots[:, [0, -1]], ud.Solver("rk4", substeps=steps))[:, -1]
 
 
-def loss_and_grad(field: nn.Module, y0: torch.Tensor, knots: torch.Tensor, target: torch.Tensor,
-                  solver: ud.Solver) -> float:
+def loss_and_grad(
+    field: nn.Module, y0: torch.Tensor, knots: torch.Tensor, target: torch.Tensor, solver: ud.Solver
+) -> float:
     for p in field.parameters():
         p.grad = None
     pred = ud.integrate(field, y0, knots, solver)
@@ -119,8 +121,11 @@ def train_demo(args) -> dict:
     solver = ud.Solver("dopri5", rtol=1e-5, atol=1e-5, adjoint=True)
     opt = torch.optim.Adam(field.parameters(), lr=args.lr)
     losses, times = [], []
-    print(f"1. training: Lorenz-96, {n} states, unknown coupling MLP 3-32-32-1 shared by all sites, "
-          f"dopri5 adjoint, {n_obs + 1} observations on [0, {horizon}]", flush=True)
+    print(
+        f"1. training: Lorenz-96, {n} states, unknown coupling MLP 3-32-32-1 shared by all sites, "
+        f"dopri5 adjoint, {n_obs + 1} observations on [0, {horizon}]",
+        flush=True,
+    )
     for step in range(args.train_steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
@@ -134,9 +139,18 @@ def train_demo(args) -> dict:
     with torch.no_grad():
         final = float((ud.integrate(field, y0, knots, solver) - target).pow(2).mean())
     n_params = sum(p.numel() for p in field.parameters())
-    return {"states": n, "parameters": n_params, "horizon": horizon, "observations": n_obs + 1,
-            "solver": "dopri5 rtol=atol=1e-5, adjoint", "lr": args.lr, "losses": losses, "final_loss": final,
-            "seconds_per_step": statistics.median(times), "decreased": final < losses[0]}
+    return {
+        "states": n,
+        "parameters": n_params,
+        "horizon": horizon,
+        "observations": n_obs + 1,
+        "solver": "dopri5 rtol=atol=1e-5, adjoint",
+        "lr": args.lr,
+        "losses": losses,
+        "final_loss": final,
+        "seconds_per_step": statistics.median(times),
+        "decreased": final < losses[0],
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -160,13 +174,29 @@ def child_memory(mode: str, horizon: float, n: int) -> dict:
     loss_and_grad(field, y0, knots, target, solver)
     seconds = time.perf_counter() - t0
     peak = maxrss_mb()
-    return {"mode": mode, "horizon": J * DT * substeps, "steps": J * substeps, "states": n, "baseline_mb": base,
-            "peak_mb": peak, "delta_mb": peak - base, "seconds": seconds}
+    return {
+        "mode": mode,
+        "horizon": J * DT * substeps,
+        "steps": J * substeps,
+        "states": n,
+        "baseline_mb": base,
+        "peak_mb": peak,
+        "delta_mb": peak - base,
+        "seconds": seconds,
+    }
 
 
 def run_child(mode: str, horizon: float, n: int, threads: int) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, str(horizon), str(n),
-           "--threads", str(threads)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        mode,
+        str(horizon),
+        str(n),
+        "--threads",
+        str(threads),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return {"mode": mode, "horizon": horizon, "states": n, "error": proc.stderr.strip()[-500:]}
@@ -174,8 +204,11 @@ def run_child(mode: str, horizon: float, n: int, threads: int) -> dict:
 
 
 def memory_sweep(args) -> list[dict]:
-    print(f"2. peak memory of one loss + gradient against the horizon ({args.mem_n} states, rk4 dt={DT}, "
-          "fresh process each)", flush=True)
+    print(
+        f"2. peak memory of one loss + gradient against the horizon ({args.mem_n} states, rk4 dt={DT}, "
+        "fresh process each)",
+        flush=True,
+    )
     rows = []
     for horizon in args.horizons:
         for mode in ("adjoint", "direct"):
@@ -184,8 +217,11 @@ def memory_sweep(args) -> list[dict]:
             if "error" in r:
                 print(f"   {mode:<8} horizon {horizon:g}: failed: {r['error']}", flush=True)
             else:
-                print(f"   {mode:<8} horizon {r['horizon']:6g} ({r['steps']:5d} steps)  peak {r['peak_mb']:8.0f} MB"
-                      f"  (+{r['delta_mb']:.0f} MB over baseline)  {r['seconds']:.2f} s", flush=True)
+                print(
+                    f"   {mode:<8} horizon {r['horizon']:6g} ({r['steps']:5d} steps)  peak {r['peak_mb']:8.0f} MB"
+                    f"  (+{r['delta_mb']:.0f} MB over baseline)  {r['seconds']:.2f} s",
+                    flush=True,
+                )
     return rows
 
 
@@ -197,8 +233,11 @@ def time_sweep(args) -> list[dict]:
     dtype = torch.float64
     horizon = args.time_horizon
     steps = int(round(horizon / DT))
-    print(f"3. seconds per loss + gradient against the state size (horizon {horizon:g}, rk4 dt={DT}, "
-          f"{steps} steps = {4 * steps} field evaluations forward)", flush=True)
+    print(
+        f"3. seconds per loss + gradient against the state size (horizon {horizon:g}, rk4 dt={DT}, "
+        f"{steps} steps = {4 * steps} field evaluations forward)",
+        flush=True,
+    )
     rows = []
     for n in args.sizes:
         torch.manual_seed(0)
@@ -229,18 +268,25 @@ def markdown(result: dict) -> str:
     lines = []
     tr = result.get("training")
     if tr:
-        lines += [f"### 1. Training a {tr['states']}-state Lorenz-96 UDE with the adjoint ({tr['solver']})", "",
-                  "| states | parameters | Adam steps | first loss | last step loss | final loss | decreased | "
-                  "s / step |", "| ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
-                  f"| {tr['states']} | {tr['parameters']} | {len(tr['losses'])} | {tr['losses'][0]:.4g} | "
-                  f"{tr['losses'][-1]:.4g} | {tr['final_loss']:.4g} | {'yes' if tr['decreased'] else 'NO'} | "
-                  f"{tr['seconds_per_step']:.2f} |", ""]
+        lines += [
+            f"### 1. Training a {tr['states']}-state Lorenz-96 UDE with the adjoint ({tr['solver']})",
+            "",
+            "| states | parameters | Adam steps | first loss | last step loss | final loss | decreased | s / step |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+            f"| {tr['states']} | {tr['parameters']} | {len(tr['losses'])} | {tr['losses'][0]:.4g} | "
+            f"{tr['losses'][-1]:.4g} | {tr['final_loss']:.4g} | {'yes' if tr['decreased'] else 'NO'} | "
+            f"{tr['seconds_per_step']:.2f} |",
+            "",
+        ]
     mem = result.get("memory")
     if mem:
-        lines += [f"### 2. Peak memory of one loss + gradient against the horizon ({mem[0]['states']} states, "
-                  f"rk4 dt={DT})", "",
-                  "| horizon | rk4 steps | adjoint peak MB | adjoint +MB | adjoint s | direct peak MB | direct +MB | "
-                  "direct s |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            f"### 2. Peak memory of one loss + gradient against the horizon ({mem[0]['states']} states, rk4 dt={DT})",
+            "",
+            "| horizon | rk4 steps | adjoint peak MB | adjoint +MB | adjoint s | direct peak MB | direct +MB | "
+            "direct s |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         by = {}
         for r in mem:
             by.setdefault(r["horizon"], {})[r["mode"]] = r
@@ -257,12 +303,17 @@ def markdown(result: dict) -> str:
         lines.append("")
     tm = result.get("time")
     if tm:
-        lines += [f"### 3. Seconds per loss + gradient against the state size (horizon {tm[0]['horizon']:g}, "
-                  f"{tm[0]['steps']} rk4 steps)", "", "| states | adjoint s | direct s | adjoint / direct |",
-                  "| ---: | ---: | ---: | ---: |"]
+        lines += [
+            f"### 3. Seconds per loss + gradient against the state size (horizon {tm[0]['horizon']:g}, "
+            f"{tm[0]['steps']} rk4 steps)",
+            "",
+            "| states | adjoint s | direct s | adjoint / direct |",
+            "| ---: | ---: | ---: | ---: |",
+        ]
         for r in tm:
-            lines.append(f"| {r['states']} | {r['adjoint_s']:.3f} | {r['direct_s']:.3f} | "
-                         f"{r['adjoint_s'] / r['direct_s']:.2f} |")
+            lines.append(
+                f"| {r['states']} | {r['adjoint_s']:.3f} | {r['direct_s']:.3f} | {r['adjoint_s'] / r['direct_s']:.2f} |"
+            )
     return "\n".join(lines)
 
 
@@ -274,8 +325,13 @@ def main(argv=None) -> int:
     p.add_argument("--train-steps", type=int, default=None, help="Adam steps of the training demo (default 10)")
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--mem-n", type=int, default=1000, help="states of the memory sweep (default 1000)")
-    p.add_argument("--horizons", type=float, nargs="+", default=None,
-                   help="horizons (time units) of the memory sweep (default 10 20 40 80)")
+    p.add_argument(
+        "--horizons",
+        type=float,
+        nargs="+",
+        default=None,
+        help="horizons (time units) of the memory sweep (default 10 20 40 80)",
+    )
     p.add_argument("--sizes", type=int, nargs="+", default=None, help="state sizes (default 100 1000 10000)")
     p.add_argument("--time-horizon", type=float, default=1.0)
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 3, quick 1)")
@@ -294,9 +350,18 @@ def main(argv=None) -> int:
     args.repeats = args.repeats or (1 if args.quick else 3)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
 
-    result: dict = {"meta": {"quick": args.quick, "threads": args.threads, "dtype": "float64", "dt": DT,
-                             "torch": torch.__version__, "python": platform.python_version(),
-                             "cpu_count": os.cpu_count(), "loadavg_start": list(os.getloadavg())}}
+    result: dict = {
+        "meta": {
+            "quick": args.quick,
+            "threads": args.threads,
+            "dtype": "float64",
+            "dt": DT,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "loadavg_start": list(os.getloadavg()),
+        }
+    }
     t_start = time.perf_counter()
     if "1" not in skip:
         result["training"] = train_demo(args)

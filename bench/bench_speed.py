@@ -43,7 +43,6 @@ from scipy.integrate import solve_ivp
 from torch import nn
 
 import udesci as ud
-from udesci.solve import bind_inputs
 from udesci.train import Prepared, _masked_mse, _segments, set_network_scaling
 
 ALPHA, BETA, GAMMA, DELTA = 1.3, 0.9, 0.8, 1.8
@@ -141,8 +140,7 @@ def sindy(states: np.ndarray, unknowns: np.ndarray, threshold: float = 0.1) -> d
     def show(xi):
         return " + ".join(f"{c:.3g}*{TERMS[i]}" for i, c in enumerate(xi) if c != 0) or "0"
 
-    return {"correct_structure": correct, "beta": float(-xu[xy]), "gamma": float(xv[xy]),
-            "U": show(xu), "V": show(xv)}
+    return {"correct_structure": correct, "beta": float(-xu[xy]), "gamma": float(xv[xy]), "U": show(xu), "V": show(xv)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -219,7 +217,6 @@ def per_gradient(args, dtype) -> list[dict]:
     starts = nn.Parameter(prep.smooth[sel_k, first].clone())
 
     def shooting_loss():  # as in udesci.train.fit
-        bind_inputs(field, prep.interp, sel_k)
         pred = ud.integrate(field, starts, knots, shooting.solver)
         loss = _masked_mse(pred, ys, mask, prep.scale)
         if links.numel():
@@ -227,29 +224,37 @@ def per_gradient(args, dtype) -> list[dict]:
             loss = loss + shooting.continuity * gap.pow(2).mean()
         return loss
 
-    what = (f"{n_seg} segments x {shooting.segment_length} intervals, rk4 substeps={shooting.solver.substeps}, "
-            "one batched solve")
+    what = (
+        f"{n_seg} segments x {shooting.segment_length} intervals, rk4 substeps={shooting.solver.substeps}, "
+        "one batched solve"
+    )
     record("udesci shooting (default)", what, make_step(shooting_loss, trainable + [starts]), field)
 
     y0 = nn.Parameter(prep.initial_guess().clone())
-    index = torch.arange(len(prep.lengths))
     for adjoint in (True, False):
         solver = ud.Solver("dopri5", rtol=RTOL, atol=ATOL, adjoint=adjoint)
 
         def full_loss(solver=solver):  # as in udesci.train.fit
-            bind_inputs(field, prep.interp, index)
             pred = ud.integrate(field, y0, prep.knots, solver)
             return _masked_mse(pred, prep.y, prep.mask, prep.scale)
 
         name = "udesci full trajectory adjoint" if adjoint else "udesci full trajectory direct"
-        record(name, "dopri5 1e-6, FullTrajectory stage" + ("" if adjoint else " with adjoint=False"),
-               make_step(full_loss, trainable + [y0]), field)
+        record(
+            name,
+            "dopri5 1e-6, FullTrajectory stage" + ("" if adjoint else " with adjoint=False"),
+            make_step(full_loss, trainable + [y0]),
+            field,
+        )
 
     try:
         from udesci.train import _collocation_loss
 
-        record("udesci warm start (collocation)", "derivative matching on smoothed data, no ODE solve",
-               make_step(_collocation_loss(model, prep), trainable), field)
+        record(
+            "udesci warm start (collocation)",
+            "derivative matching on smoothed data, no ODE solve",
+            make_step(_collocation_loss(model, prep), trainable),
+            field,
+        )
     except ImportError:
         rows.append({"method": "udesci warm start (collocation)", "ms": None, "note": "_collocation_loss not found"})
 
@@ -350,12 +355,21 @@ def end_to_end(args, dtype) -> tuple[list[dict], dict]:
         else:
             wall = time.perf_counter() - start
             rmse = res.get("data_rmse")
-            rows.append({"method": "udesci defaults (run_pipeline)", "seconds": wall,
-                         "pipeline_seconds": res.get("seconds"), "train_seconds": res.get("fit_seconds"),
-                         "correct_structure": res.get("correct_structure"), "beta": res.get("beta"),
-                         "gamma": res.get("gamma"), "status": "fit + discover + refit",
-                         "data_mse": None if rmse is None else rmse**2,
-                         "extrapolation_rmse": res.get("extrapolation_rmse"), "equations": res.get("equations")})
+            rows.append(
+                {
+                    "method": "udesci defaults (run_pipeline)",
+                    "seconds": wall,
+                    "pipeline_seconds": res.get("seconds"),
+                    "train_seconds": res.get("fit_seconds"),
+                    "correct_structure": res.get("correct_structure"),
+                    "beta": res.get("beta"),
+                    "gamma": res.get("gamma"),
+                    "status": "fit + discover + refit",
+                    "data_mse": None if rmse is None else rmse**2,
+                    "extrapolation_rmse": res.get("extrapolation_rmse"),
+                    "equations": res.get("equations"),
+                }
+            )
             print(f"  {rows[-1]['method']:<34} {wall:8.1f} s  structure={rows[-1]['correct_structure']}", flush=True)
     # the bare fit (defaults) plus the benchmark's SINDy: always, so the pipeline's own overhead is visible
     row, fit_target = udesci_fit_row(args, t_np, y_np, dtype)
@@ -366,15 +380,24 @@ def end_to_end(args, dtype) -> tuple[list[dict], dict]:
     print(f"  {row['method']:<34} {row['seconds']:8.1f} s  structure={row['correct_structure']}", flush=True)
 
     for adjoint in (True, False):
-        func, train_s, its, losses, status = train_hand(adjoint, t, y, dtype, args.iterations, args.lr,
-                                                        args.budget_s, target)
+        func, train_s, its, losses, status = train_hand(
+            adjoint, t, y, dtype, args.iterations, args.lr, args.budget_s, target
+        )
         disc, disc_s = discover_hand(func, t, y, dtype)
         name = "hand-written adjoint + SINDy" if adjoint else "hand-written direct + SINDy"
-        rows.append({"method": name, "seconds": train_s + disc_s, "train_seconds": train_s,
-                     "discovery_seconds": disc_s, "iterations": its, "data_mse": data_mse_hand(func, t, y),
-                     "status": status, **disc})
-        print(f"  {name:<34} {train_s + disc_s:8.1f} s  {status}; structure={disc['correct_structure']}",
-              flush=True)
+        rows.append(
+            {
+                "method": name,
+                "seconds": train_s + disc_s,
+                "train_seconds": train_s,
+                "discovery_seconds": disc_s,
+                "iterations": its,
+                "data_mse": data_mse_hand(func, t, y),
+                "status": status,
+                **disc,
+            }
+        )
+        print(f"  {name:<34} {train_s + disc_s:8.1f} s  {status}; structure={disc['correct_structure']}", flush=True)
     return rows, {"t": t_np.tolist(), "target_mse": target}
 
 
@@ -396,11 +419,17 @@ def udesci_fit_row(args, t_np, y_np, dtype) -> tuple[dict, float]:
     disc = sindy(traj, unk)
     disc_s = time.perf_counter() - d0
     mse = float(np.mean((result.predict() - y_np) ** 2))
-    row = {"method": "udesci ud.fit defaults + SINDy" + (" (quick)" if args.quick else ""),
-           "seconds": train_s + disc_s, "train_seconds": train_s, "discovery_seconds": disc_s,
-           "stage_seconds": result.seconds, "iterations": len(result.history), "data_mse": mse,
-           "status": result.status,
-           **disc}
+    row = {
+        "method": "udesci ud.fit defaults + SINDy" + (" (quick)" if args.quick else ""),
+        "seconds": train_s + disc_s,
+        "train_seconds": train_s,
+        "discovery_seconds": disc_s,
+        "stage_seconds": result.seconds,
+        "iterations": len(result.history),
+        "data_mse": mse,
+        "status": result.status,
+        **disc,
+    }
     return row, mse
 
 
@@ -430,9 +459,18 @@ def diffrax_column(args) -> dict:
         controller = diffrax.PIDController(rtol=RTOL, atol=ATOL)
 
         def solve(net, ts_out, y0):
-            sol = diffrax.diffeqsolve(term, diffrax.Dopri5(), ts_out[0], ts_out[-1], None, y0, args=net,
-                                      saveat=diffrax.SaveAt(ts=ts_out), stepsize_controller=controller,
-                                      max_steps=100_000)
+            sol = diffrax.diffeqsolve(
+                term,
+                diffrax.Dopri5(),
+                ts_out[0],
+                ts_out[-1],
+                None,
+                y0,
+                args=net,
+                saveat=diffrax.SaveAt(ts=ts_out),
+                stepsize_controller=controller,
+                max_steps=100_000,
+            )
             return sol.ys
 
         def loss(net):
@@ -456,8 +494,7 @@ def diffrax_column(args) -> dict:
         jax.block_until_ready(grad(net))
 
     out["ms"], out["times_ms"] = median_ms(step, args.repeats, args.warmup)
-    print(f"  diffrax loss+grad                  {out['ms']:9.2f} ms  (compile {out['compile_s']:.1f} s)",
-          flush=True)
+    print(f"  diffrax loss+grad                  {out['ms']:9.2f} ms  (compile {out['compile_s']:.1f} s)", flush=True)
 
     # end to end on the (b) problem: Adam lr 1e-2, same iteration budget as the hand-written scripts
     t_np = np.round(np.arange(0.0, 3.0 + 1e-9, 0.1), 10)
@@ -498,11 +535,22 @@ def diffrax_column(args) -> dict:
     unk = np.asarray(jax.vmap(params)(jnp.asarray(traj)))
     disc = sindy(traj, unk)
     disc_s = time.perf_counter() - d0
-    out["end_to_end"] = {"method": "diffrax (jit) + SINDy", "seconds": train_s + disc_s, "train_seconds": train_s,
-                         "compile_seconds": compile_train, "discovery_seconds": disc_s, "iterations": its,
-                         "data_mse": float(loss(params)), "status": status, **disc}
-    print(f"  diffrax + SINDy end to end         {train_s + disc_s:8.1f} s  {status}; "
-          f"structure={disc['correct_structure']}", flush=True)
+    out["end_to_end"] = {
+        "method": "diffrax (jit) + SINDy",
+        "seconds": train_s + disc_s,
+        "train_seconds": train_s,
+        "compile_seconds": compile_train,
+        "discovery_seconds": disc_s,
+        "iterations": its,
+        "data_mse": float(loss(params)),
+        "status": status,
+        **disc,
+    }
+    print(
+        f"  diffrax + SINDy end to end         {train_s + disc_s:8.1f} s  {status}; "
+        f"structure={disc['correct_structure']}",
+        flush=True,
+    )
     return out
 
 
@@ -517,24 +565,35 @@ def fmt(v, spec=".2f", none="n/a"):
 
 
 def markdown(result: dict) -> str:
-    lines = ["### (a) Loss + gradient, LV UDE, 21 points on [0, 5], "
-             f"{result['meta']['dtype']}, {result['meta']['threads']} torch thread(s)", "",
-             "| method | ms / loss+grad | × adjoint baseline | NFE (fwd+bwd) | what |",
-             "| --- | ---: | ---: | ---: | --- |"]
+    lines = [
+        "### (a) Loss + gradient, LV UDE, 21 points on [0, 5], "
+        f"{result['meta']['dtype']}, {result['meta']['threads']} torch thread(s)",
+        "",
+        "| method | ms / loss+grad | × adjoint baseline | NFE (fwd+bwd) | what |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
     base = result["per_gradient"][0]["ms"] if result["per_gradient"] else None
     for r in result["per_gradient"]:
-        lines.append(f"| {r['method']} | {fmt(r.get('ms'))} | {fmt(r.get('ratio_to_adjoint'), '.3f')} | "
-                     f"{r.get('nfe', 'n/a')} | {r.get('what', r.get('note', ''))} |")
+        lines.append(
+            f"| {r['method']} | {fmt(r.get('ms'))} | {fmt(r.get('ratio_to_adjoint'), '.3f')} | "
+            f"{r.get('nfe', 'n/a')} | {r.get('what', r.get('note', ''))} |"
+        )
     dx = result["diffrax"]
     if dx.get("available"):
         ratio = fmt(dx["ms"] / base if base else None, ".3f")
-        lines.append(f"| diffrax jit (compile {dx['compile_s']:.1f} s) | {fmt(dx['ms'])} | {ratio} | n/a | "
-                     "Dopri5 + PIDController 1e-6, eqx MLP 2-32-32-2, RecursiveCheckpointAdjoint |")
+        lines.append(
+            f"| diffrax jit (compile {dx['compile_s']:.1f} s) | {fmt(dx['ms'])} | {ratio} | n/a | "
+            "Dopri5 + PIDController 1e-6, eqx MLP 2-32-32-2, RecursiveCheckpointAdjoint |"
+        )
     else:
         lines.append(f"| {dx['note']} | | | | |")
-    lines += ["", f"### (b) Data to equations, noise {result['meta']['noise']}, 31 points on [0, 3]", "",
-              "| method | total s | train s | iterations | data MSE | status | x*y-only structure | beta | gamma |",
-              "| --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |"]
+    lines += [
+        "",
+        f"### (b) Data to equations, noise {result['meta']['noise']}, 31 points on [0, 3]",
+        "",
+        "| method | total s | train s | iterations | data MSE | status | x*y-only structure | beta | gamma |",
+        "| --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |",
+    ]
     rows = list(result["end_to_end"])
     if dx.get("available"):
         rows.append(dx["end_to_end"])
@@ -549,12 +608,16 @@ def markdown(result: dict) -> str:
         status = r.get("status", "")
         if r.get("pipeline"):
             status += "; pipeline " + r["pipeline"]
-        lines.append(f"| {r['method']} | {fmt(r['seconds'], '.1f')} | {fmt(r.get('train_seconds'), '.1f')} | "
-                     f"{r.get('iterations', 'n/a')} | {fmt(r.get('data_mse'), '.2e')} | {status} | {structure} | "
-                     f"{fmt(r.get('beta'), '.3f')} | {fmt(r.get('gamma'), '.3f')} |")
+        lines.append(
+            f"| {r['method']} | {fmt(r['seconds'], '.1f')} | {fmt(r.get('train_seconds'), '.1f')} | "
+            f"{r.get('iterations', 'n/a')} | {fmt(r.get('data_mse'), '.2e')} | {status} | {structure} | "
+            f"{fmt(r.get('beta'), '.3f')} | {fmt(r.get('gamma'), '.3f')} |"
+        )
     lines.append("")
-    lines.append(f"Truth: beta = {BETA}, gamma = {GAMMA}. Target loss for the hand-written scripts: udesci's data "
-                 f"MSE {fmt(result['meta'].get('target_mse'), '.2e')}.")
+    lines.append(
+        f"Truth: beta = {BETA}, gamma = {GAMMA}. Target loss for the hand-written scripts: udesci's data "
+        f"MSE {fmt(result['meta'].get('target_mse'), '.2e')}."
+    )
     return "\n".join(lines)
 
 
@@ -564,8 +627,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(DEFAULT_OUT), help="JSON output path (default bench/results/speed.json)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per method (default 20, quick 3)")
     p.add_argument("--warmup", type=int, default=None, help="untimed warm-up calls (default 3, quick 1)")
-    p.add_argument("--iterations", type=int, default=None, help="Adam iterations of the hand-written scripts "
-                   "and diffrax (default 3000, quick 5)")
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="Adam iterations of the hand-written scripts and diffrax (default 3000, quick 5)",
+    )
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--budget-s", type=float, default=None, help="time cap per baseline (default 120, quick 30)")
     p.add_argument("--noise", type=float, default=0.005)
@@ -581,14 +648,31 @@ def main(argv=None) -> int:
     dtype = getattr(torch, args.dtype)
     torch.set_num_threads(args.threads)
 
-    meta = {"quick": args.quick, "dtype": args.dtype, "threads": args.threads, "repeats": args.repeats,
-            "warmup": args.warmup, "iterations": args.iterations, "lr": args.lr, "budget_s": args.budget_s,
-            "noise": args.noise, "python": platform.python_version(), "torch": torch.__version__,
-            "torchdiffeq": torchdiffeq.__version__, "udesci": ud.__version__, "cpu_count": os.cpu_count(),
-            "machine": platform.machine(), "loadavg_start": list(os.getloadavg())}
+    meta = {
+        "quick": args.quick,
+        "dtype": args.dtype,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "iterations": args.iterations,
+        "lr": args.lr,
+        "budget_s": args.budget_s,
+        "noise": args.noise,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchdiffeq": torchdiffeq.__version__,
+        "udesci": ud.__version__,
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "loadavg_start": list(os.getloadavg()),
+    }
     t_start = time.perf_counter()
-    result: dict = {"meta": meta, "per_gradient": [], "end_to_end": [], "diffrax": {"available": False,
-                                                                                     "note": "skipped"}}
+    result: dict = {
+        "meta": meta,
+        "per_gradient": [],
+        "end_to_end": [],
+        "diffrax": {"available": False, "note": "skipped"},
+    }
     if "a" not in skip:
         result["per_gradient"] = per_gradient(args, dtype)
     if "b" not in skip:
@@ -607,8 +691,10 @@ def main(argv=None) -> int:
     out.write_text(json.dumps(result, indent=2, default=str))
     print()
     print(markdown(result))
-    print(f"\nwrote {out} ({meta['total_seconds']:.0f} s; load average {meta['loadavg_start'][0]:.2f} -> "
-          f"{meta['loadavg_end'][0]:.2f} on {os.cpu_count()} cores)")
+    print(
+        f"\nwrote {out} ({meta['total_seconds']:.0f} s; load average {meta['loadavg_start'][0]:.2f} -> "
+        f"{meta['loadavg_end'][0]:.2f} on {os.cpu_count()} cores)"
+    )
     return 0
 
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_speed as bs  # noqa: E402
 
 import udesci as ud  # noqa: E402
-from udesci.solve import _rk_step, bind_inputs  # noqa: E402
+from udesci.solve import _rk_step  # noqa: E402
 from udesci.train import Prepared, _masked_mse, _segments, set_network_scaling  # noqa: E402
 
 
@@ -110,8 +110,11 @@ def main() -> int:
 
     print(f"1./2. one field evaluation, batch of {n_seg} segments (microseconds, 1 thread)")
     print(f"   {'field':<36} {'fwd us':>8} {'fwd+bwd us':>11} {'autograd nodes':>15}")
-    for name, f in (("udesci VectorField", field), ("hand: two scaled MLPs 2-32-32-1", two),
-                    ("hand: one MLP 2-32-32-2", one)):
+    for name, f in (
+        ("udesci VectorField", field),
+        ("hand: two scaled MLPs 2-32-32-1", two),
+        ("hand: one MLP 2-32-32-2", one),
+    ):
         with torch.no_grad():
             fwd = timeit(lambda f=f: f(t, starts))
 
@@ -123,7 +126,6 @@ def main() -> int:
         print(f"   {name:<36} {fwd:8.1f} {both:11.1f} {nodes:15d}")
 
     def udesci_loss():
-        bind_inputs(field, prep.interp, sel_k)
         pred = ud.integrate(field, starts, knots, sh.solver)
         loss = _masked_mse(pred, ys, mask, prep.scale)
         gap = (pred[links, -1] - starts[links + 1]) / prep.scale
@@ -155,8 +157,11 @@ def main() -> int:
 
     print("\n3./4. shooting loss + gradient (ms), 40 field evaluations forward")
     print(f"   {'loss':<44} {'1 thread':>9} {'2 threads':>10}")
-    losses = (("udesci (as in fit)", udesci_loss), ("hand: same algorithm, udesci-like field", lambda: hand_loss(two)),
-              ("hand: same algorithm, one MLP 2-32-32-2", lambda: hand_loss(one)))
+    losses = (
+        ("udesci (as in fit)", udesci_loss),
+        ("hand: same algorithm, udesci-like field", lambda: hand_loss(two)),
+        ("hand: same algorithm, one MLP 2-32-32-2", lambda: hand_loss(one)),
+    )
     for name, fn in losses:
         cells = []
         for threads in (1, 2):

@@ -47,6 +47,8 @@ def test_lm_recovers_coefficients_and_batching_does_not_couple_candidates():
     ]
     spurious = truth.clone()
     solver = Solver("rk4", substeps=4)
+    z = torch.tensor([[0.3, 1.2], [2.0, 0.5]], dtype=torch.float64)
+    before = field_(torch.zeros(2, dtype=torch.float64), z)
     theta, loss, sse = refit_candidates(
         field_,
         prep,
@@ -67,7 +69,8 @@ def test_lm_recovers_coefficients_and_batching_does_not_couple_candidates():
     alone, _, _ = refit_candidates(field_, prep, seg, starts, 10.0, solver, layout, torch.stack(far[1:2]), [active], 30)
     np.testing.assert_allclose(alone[0].numpy(), theta[1].numpy(), rtol=0, atol=1e-12)
     # the field's own modules and parameters are restored
-    assert isinstance(field_.nets["U"], TermSum) and field_._row_values is None
+    assert isinstance(field_.nets["U"], TermSum)
+    torch.testing.assert_close(field_(torch.zeros(2, dtype=torch.float64), z), before, rtol=0, atol=0)
     np.testing.assert_allclose(layout.vector(field_).numpy(), truth.numpy())
 
 
@@ -146,14 +149,18 @@ def test_bootstrap_inclusion_counts_selections():
 
 
 def test_state_criterion_is_the_gaussian_bic_with_a_variance_per_state():
-    from udesci.discovery import _criterion, _state_criterion
+    from udesci.discovery import information_criterion
 
     # one state: the usual n log(SSE/n) + k log n
-    assert math.isclose(float(_state_criterion([2.0], [40.0], 3, "bic")), _criterion(2.0, 40.0, 3, "bic"))
+    assert math.isclose(
+        float(information_criterion([2.0], [40.0], 3, "bic")), information_criterion(2.0, 40.0, 3, "bic")
+    )
     # two states: each its own variance; the penalty uses all observations
-    got = float(_state_criterion([2.0, 0.5], [40.0, 20.0], 2, "bic"))
+    got = float(information_criterion([2.0, 0.5], [40.0, 20.0], 2, "bic"))
     assert math.isclose(got, 40 * math.log(2.0 / 40) + 20 * math.log(0.5 / 20) + 2 * math.log(60.0))
-    assert math.isclose(float(_state_criterion([2.0, 0.5], [40.0, 20.0], 2, "aic")), got - 2 * math.log(60.0) + 4)
+    assert math.isclose(float(information_criterion([2.0, 0.5], [40.0, 20.0], 2, "aic")), got - 2 * math.log(60.0) + 4)
     # an unobserved state adds nothing; a non-finite misfit scores inf
-    assert math.isclose(float(_state_criterion([2.0, 0.0], [40.0, 0.0], 3, "bic")), _criterion(2.0, 40.0, 3, "bic"))
-    assert float(_state_criterion([math.inf, 1.0], [10.0, 10.0], 1, "bic")) == math.inf
+    assert math.isclose(
+        float(information_criterion([2.0, 0.0], [40.0, 0.0], 3, "bic")), information_criterion(2.0, 40.0, 3, "bic")
+    )
+    assert float(information_criterion([math.inf, 1.0], [10.0, 10.0], 1, "bic")) == math.inf

@@ -104,9 +104,9 @@ def test_user_network_is_used_as_given():
     assert model.unknowns["U"].args == (x, S, t)  # argument order is call order
     _f64(model)
     tv = torch.tensor([0.5, 1.5, 2.0], dtype=F64)
-    model.module.input_fn = lambda tt: (2.0 * tt).unsqueeze(-1)  # S(t) = 2 t
     yv = torch.tensor([[1.0], [2.0], [-1.0]], dtype=F64)
-    out = model.module(tv, yv)[:, 0]
+    with model.module.bound_inputs(lambda tt, _rows: (2.0 * tt).unsqueeze(-1), None):  # S(t) = 2 t
+        out = model.module(tv, yv)[:, 0]
     # -x + (x + 10 S + 100 t) = 10 * 2t + 100 t = 120 t; exact in binary for these t
     torch.testing.assert_close(out, 120.0 * tv, rtol=TOL, atol=TOL)
 

@@ -110,7 +110,8 @@ def test_input_ramp_matches_analytic(interpolation):
     np.testing.assert_allclose(sol[:, 0], exact, rtol=1e-7, atol=1e-7)
     sol = ud.simulate(model, [x0], t, inputs=(a + b * t)[:, None], interpolation=interpolation)
     np.testing.assert_allclose(sol[:, 0], exact, rtol=1e-7, atol=1e-7)
-    assert model.module.input_fn is None  # the input function is not left behind
+    with pytest.raises(ud.ModelError, match="no input series"):  # the input binding is not left behind
+        model.module(torch.tensor(0.0, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -15,29 +15,15 @@ replace ``candidates × 15`` L-BFGS iterations.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from .errors import ConfigError
 from .networks import TermSum
-from .solve import Solver, bind_inputs, integrate
+from .solve import Solver, integrate
 
 __all__ = ["Layout", "refit_candidates"]
-
-
-class _RowTermSum(nn.Module):
-    """A :class:`TermSum` whose coefficients differ per batch row: ``rows`` is ``(B, p)``."""
-
-    def __init__(self, base: TermSum):
-        super().__init__()
-        self.base = base
-        self.rows: torch.Tensor | None = None
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return (self.base.features(z) * self.rows).sum(-1, keepdim=True)
 
 
 @dataclass
@@ -97,28 +83,6 @@ class Layout:
         out = [theta[sl].clone() for _, sl in self.nets]
         out += [theta[at].reshape(field_.learnable[name].shape).clone() for name, at in self.params]
         return out
-
-
-@contextmanager
-def _per_row(field_, layout: Layout):
-    """Swap the field's TermSums for per-row versions; yields a setter ``set(theta (M, D), repeat)``."""
-    saved = {name: field_.nets[name] for name, _ in layout.nets}
-    rows = {name: _RowTermSum(saved[name]) for name, _ in layout.nets}
-    for name, mod in rows.items():
-        field_.nets[name] = mod
-
-    def set_rows(theta: torch.Tensor, repeat: int) -> None:
-        for name, sl in layout.nets:
-            rows[name].rows = theta[:, sl].repeat_interleave(repeat, dim=0)
-        field_._row_values = {name: theta[:, at].repeat_interleave(repeat) for name, at in layout.params}
-
-    try:
-        yield set_rows
-    finally:
-        for name, mod in saved.items():
-            field_.nets[name] = mod
-        field_._row_values = None
-        field_.input_fn = None
 
 
 def refit_candidates(
@@ -211,13 +175,15 @@ def refit_candidates(
     w_gap = math.sqrt(continuity / max(links.numel() * n, 1))
     eps = torch.finfo(theta.dtype).eps
 
-    def residuals(th: torch.Tensor, set_rows, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def residuals(th: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         M = th.shape[0]
-        set_rows(th, S)
         st = th[:, D:].reshape(M, S, n) if free_starts else starts.expand(M, S, n)
-        bind_inputs(field_, prep.interp, sel_k.repeat(M))
-        with torch.no_grad():
-            pred = integrate(field_, st.reshape(M * S, n), knots.repeat(M, 1), solver)
+        coefficients = {name: th[:, sl].repeat_interleave(S, dim=0) for name, sl in layout.nets}
+        params = {name: th[:, at].repeat_interleave(S) for name, at in layout.params}
+        with torch.no_grad(), field_.row_values(coefficients, params):
+            pred = integrate(
+                field_, st.reshape(M * S, n), knots.repeat(M, 1), solver, inputs=(prep.interp, sel_k.repeat(M))
+            )
         pred = pred.reshape(M, S, *pred.shape[1:])
         d = (pred - ys) / scale
         sse = d.pow(2) * mask
@@ -239,12 +205,12 @@ def refit_candidates(
     theta = theta.clone()
     w_all = torch.cat([seg_w.unsqueeze(1), seg_w.unsqueeze(1).expand(C, P, S)], dim=1).reshape(C * (P + 1), S)
 
-    def with_jacobian(th: torch.Tensor, set_rows):
+    def with_jacobian(th: torch.Tensor):
         """Residuals at ``th`` and their forward-difference Jacobian, from one batched solve."""
         h = math.sqrt(eps) * th.gather(1, idx).abs().clamp(min=1e-3) * valid
         probe = th.unsqueeze(1).repeat(1, P + 1, 1)
         probe[:, 1:].scatter_add_(2, idx.unsqueeze(-1), h.unsqueeze(-1))
-        rp, sse_p, bad_p = residuals(probe.reshape(C * (P + 1), -1), set_rows, w_all)
+        rp, sse_p, bad_p = residuals(probe.reshape(C * (P + 1), -1), w_all)
         rp, bad_p = rp.reshape(C, P + 1, -1), bad_p.reshape(C, P + 1)
         r0 = rp[:, 0]
         J = (rp[:, 1:] - r0.unsqueeze(1)) / torch.where(valid, h, 1.0).unsqueeze(-1)
@@ -252,32 +218,31 @@ def refit_candidates(
         sse0 = sse_p.reshape(C, P + 1, *sse_p.shape[1:])[:, 0]
         return r0, J, sse0, torch.where(bad_p[:, 0], math.inf, r0.pow(2).sum(1))
 
-    with _per_row(field_, layout) as set_rows:
-        # each iteration is one batched solve: the trial point together with its Jacobian probes
-        # (used next iteration if the trial is accepted, discarded otherwise)
-        r, J, sse, loss = with_jacobian(theta, set_rows)
-        lam = torch.full((C,), 1e-3, dtype=theta.dtype)
-        done = ~torch.isfinite(loss) | ~valid.any(1)
-        for _ in range(iterations):
-            if bool(done.all()):
-                break
-            g = (J @ r.unsqueeze(-1)).squeeze(-1)
-            H = J @ J.transpose(1, 2)
-            diag = H.diagonal(dim1=1, dim2=2).clamp(min=1e-12)
-            A = H + torch.diag_embed(lam.unsqueeze(-1) * diag + (~valid).to(H.dtype))
-            step = -torch.linalg.solve(A, g.unsqueeze(-1)).squeeze(-1) * valid
-            step = torch.where(done.unsqueeze(-1), torch.zeros_like(step), step)
-            trial = theta.scatter_add(1, idx, step)
-            rt, Jt, sset, lt = with_jacobian(trial, set_rows)
-            better = (lt < loss) & ~done
-            gain = torch.where(better, (loss - lt) / loss.clamp(min=1e-300), torch.zeros_like(loss))
-            theta = torch.where(better.unsqueeze(-1), trial, theta)
-            r = torch.where(better.unsqueeze(-1), rt, r)
-            J = torch.where(better[:, None, None], Jt, J)
-            sse = torch.where(better[:, None, None, None], sset, sse)
-            loss = torch.where(better, lt, loss)
-            lam = torch.where(better, lam / 3, lam * 4).clamp(1e-12, 1e12)
-            done = done | (better & (gain < tol)) | (lam >= 1e12)
+    # each iteration is one batched solve: the trial point together with its Jacobian probes
+    # (used next iteration if the trial is accepted, discarded otherwise)
+    r, J, sse, loss = with_jacobian(theta)
+    lam = torch.full((C,), 1e-3, dtype=theta.dtype)
+    done = ~torch.isfinite(loss) | ~valid.any(1)
+    for _ in range(iterations):
+        if bool(done.all()):
+            break
+        g = (J @ r.unsqueeze(-1)).squeeze(-1)
+        H = J @ J.transpose(1, 2)
+        diag = H.diagonal(dim1=1, dim2=2).clamp(min=1e-12)
+        A = H + torch.diag_embed(lam.unsqueeze(-1) * diag + (~valid).to(H.dtype))
+        step = -torch.linalg.solve(A, g.unsqueeze(-1)).squeeze(-1) * valid
+        step = torch.where(done.unsqueeze(-1), torch.zeros_like(step), step)
+        trial = theta.scatter_add(1, idx, step)
+        rt, Jt, sset, lt = with_jacobian(trial)
+        better = (lt < loss) & ~done
+        gain = torch.where(better, (loss - lt) / loss.clamp(min=1e-300), torch.zeros_like(loss))
+        theta = torch.where(better.unsqueeze(-1), trial, theta)
+        r = torch.where(better.unsqueeze(-1), rt, r)
+        J = torch.where(better[:, None, None], Jt, J)
+        sse = torch.where(better[:, None, None, None], sset, sse)
+        loss = torch.where(better, lt, loss)
+        lam = torch.where(better, lam / 3, lam * 4).clamp(1e-12, 1e12)
+        done = done | (better & (gain < tol)) | (lam >= 1e12)
     return theta, loss, sse
 
 

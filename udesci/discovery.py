@@ -30,7 +30,7 @@ from .data import Dataset
 from .errors import ConfigError, TrainingError, describe
 from .model import HybridModel
 from .networks import TermSum
-from .solve import Solver, bind_inputs, integrate
+from .solve import Solver, integrate
 from .train import (
     FitResult,
     FullTrajectory,
@@ -428,7 +428,6 @@ def sample_states(
         dense.append(fine)
     L = max(d.size for d in dense)
     knots = torch.stack([torch.as_tensor(np.concatenate([d, np.full(L - d.size, d[-1])]), dtype=dtype) for d in dense])
-    bind_inputs(field_, prep.interp, torch.arange(K))
     try:
         with torch.no_grad():
             sim = integrate(
@@ -436,6 +435,7 @@ def sample_states(
                 torch.as_tensor(fitted.initial_states, dtype=dtype),
                 knots,
                 Solver("dopri5", rtol=1e-7, atol=1e-8),
+                inputs=(prep.interp, torch.arange(K)),
             )
     except AssertionError as exc:
         if not solver_gave_up(exc):
@@ -445,8 +445,6 @@ def sample_states(
             f"{exc}); there is nothing to sample for discovery. Check the fit (status {fitted.status!r}), "
             "train longer or with a smaller learning rate, or use shorter shooting segments."
         ) from None
-    finally:
-        field_.input_fn = None
     ts, ys, idx = [], [], []
     for k, d in enumerate(dense):
         ts.append(knots[k, : d.size])
@@ -489,15 +487,12 @@ def _expression(terms, coef, digits: int | None = None) -> sp.Expr:
 
 def _data_misfit(field_, y0: torch.Tensor, prep: Prepared) -> float:
     """Scaled squared misfit to the data of ``field_`` simulated from ``y0`` (K, n)."""
-    bind_inputs(field_, prep.interp, torch.arange(len(prep.lengths)))
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pred = integrate(field_, y0, prep.knots, FINE)
+            pred = integrate(field_, y0, prep.knots, FINE, inputs=(prep.interp, torch.arange(len(prep.lengths))))
     except (AssertionError, RuntimeError):  # torchdiffeq step-size underflow on an exploding candidate
         return math.inf
-    finally:
-        field_.input_fn = None
     r = ((pred - prep.y) / prep.scale).pow(2) * prep.mask
     sse = float(r.sum())
     return sse if math.isfinite(sse) else math.inf
@@ -539,15 +534,6 @@ def _supports(p: int, exhaustive: int, swept: dict) -> list[tuple]:
     return out
 
 
-def _parsimonious(ranked: list, margin: float):
-    """Sparsest candidate whose score is within ``margin`` of the best (ties: lower score)."""
-    best = ranked[0]
-    if not math.isfinite(best.score):
-        return best
-    close = [c for c in ranked if c.score <= best.score + margin]
-    return min(close, key=lambda c: (len(c.support), c.score))
-
-
 def _bootstrap_inclusion(cands, seg_sse, seg_n, counts, p, criterion, parsimony) -> tuple[np.ndarray, np.ndarray]:
     """Selection repeated on bootstrap resamples of the segments.
 
@@ -573,7 +559,7 @@ def _bootstrap_inclusion(cands, seg_sse, seg_n, counts, p, criterion, parsimony)
     sse = np.einsum("bs,csn->bcn", counts, seg_sse)  # (B, C, n)
     n = counts @ seg_n  # (B, n)
     k = np.array([len(c.support) for c in cands], dtype=float)[None, :]
-    score = _state_criterion(sse, n[:, None, :], k, criterion)
+    score = information_criterion(sse, n[:, None, :], k, criterion)
     best = score.min(axis=1, keepdims=True)
     close = score <= best + parsimony
     # sparsest within the margin, ties broken by the lower score
@@ -640,12 +626,12 @@ def _joint_choice(field_, prep, whole, solver, y0, details, infos, selection, n_
     per_block = _per_block(sse, blocks, n_blocks)
     for jc, s_, pb in zip(joint_cands, sse, per_block, strict=True):
         jc.data_sse = float(s_.sum())
-        jc.score = float(_state_criterion(pb.sum(0), n_state, len(jc.support), selection.criterion))
+        jc.score = float(information_criterion(pb.sum(0), n_state, len(jc.support), selection.criterion))
         jc.segment_sse = pb
     order = sorted(range(len(combos)), key=lambda i: (joint_cands[i].score, len(joint_cands[i].support)))
     if not math.isfinite(joint_cands[order[0]].score):
         return
-    best = _parsimonious([joint_cands[i] for i in order], selection.parsimony)
+    best = parsimonious([joint_cands[i] for i in order], selection.parsimony)
     k = joint_cands.index(best)
     th = theta[k]
     with torch.no_grad():
@@ -780,13 +766,39 @@ def _bootstrap_intervals(field_, prep, seg, starts, counts, iterations: int) -> 
     return out
 
 
-def _state_criterion(sse, n, k, criterion: str):
-    """BIC/AIC of a Gaussian misfit with its own unknown variance per state.
+def information_criterion(sse, n, k, criterion: str = "bic"):
+    """BIC or AIC of a Gaussian misfit with its own unknown noise variance per state.
 
-    ``sum_i n_i log(SSE_i / n_i) + penalty k`` over the observed states ``i``, with
-    penalty ``log(sum_i n_i)`` (BIC) or 2 (AIC).  Broadcasts: ``sse`` and ``n`` end in
-    the state axis; ``k`` matches the leading axes.  Non-finite misfits score ``inf``.
+    ``sum_i n_i log(SSE_i / n_i) + penalty * k`` over the observed states ``i``, with
+    ``penalty = log(sum_i n_i)`` (BIC) or 2 (AIC).  Lower is better.
+
+    Parameters
+    ----------
+    sse : float or array ending in the state axis
+        Sum of squared (scaled) residuals, per state.  A scalar is one pooled state.
+    n : float or array broadcastable to ``sse``
+        Observations behind each entry of ``sse``.
+    k : int or array matching the leading axes of ``sse``
+        Free parameters.
+    criterion : {"bic", "aic"}, default "bic"
+
+    Returns
+    -------
+    float for scalar ``sse``, else ndarray of the leading shape of ``sse``
+        ``inf`` where a misfit is not finite.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown criterion.
     """
+    if criterion not in CRITERIA:
+        raise ConfigError(f"criterion: expected one of {CRITERIA}, received {criterion!r}.")
+    if np.ndim(sse) == 0 and np.ndim(n) == 0 and np.ndim(k) == 0:
+        sse, n = float(sse), float(n)
+        if not math.isfinite(sse):
+            return math.inf
+        return n * math.log(max(sse, 1e-300) / n) + (math.log(n) if criterion == "bic" else 2.0) * k
     sse, n = np.asarray(sse, dtype=float), np.broadcast_to(np.asarray(n, dtype=float), np.shape(sse))
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(n > 0, n * np.log(np.maximum(sse, 1e-300) / np.maximum(n, 1.0)), 0.0)
@@ -796,10 +808,25 @@ def _state_criterion(sse, n, k, criterion: str):
     return np.where(np.isfinite(sse).all(-1), score, np.inf)
 
 
-def _criterion(sse: float, n: float, k: int, criterion: str) -> float:
-    if not math.isfinite(sse):
-        return math.inf
-    return n * math.log(max(sse, 1e-300) / n) + (math.log(n) if criterion == "bic" else 2.0) * k
+def parsimonious(ranked: list, margin: float):
+    """The sparsest candidate whose score is within ``margin`` of the best.
+
+    Parameters
+    ----------
+    ranked : list of objects with ``score`` (float) and ``support`` (sized)
+        Sorted best score first.
+    margin : float
+        Criterion units (6 = Kass & Raftery's "strong evidence").
+
+    Returns
+    -------
+    The chosen element (ties in size: the lower score); the first one if no score is finite.
+    """
+    best = ranked[0]
+    if not math.isfinite(best.score):
+        return best
+    close = [c for c in ranked if c.score <= best.score + margin]
+    return min(close, key=lambda c: (len(c.support), c.score))
 
 
 def discover(
@@ -885,11 +912,9 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
         torch.manual_seed(seed)
         prep = Prepared(model, data, dtype)
         t, y, index = sample_states(fitted, prep, seed=seed, **{"copies": 0, **(samples or {})})
-    bind_inputs(field_, prep.interp, index)
-    with torch.no_grad():
+    with torch.no_grad(), field_.bound_inputs(prep.interp, index):
         cols = field_.columns(t, y)
         net_out = dict(zip(model.unknowns, field_.unknown_values(cols), strict=True))
-    field_.input_fn = None
     for p in field_.parameters():
         p.requires_grad_(False)
     n_obs = float(prep.mask.sum())
@@ -952,7 +977,9 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
                 rmse = float(np.sqrt(np.mean((theta @ coef - target) ** 2)))
                 cand = Candidate(sup, coef, _expression(terms, coef), swept.get(sup, math.nan), rmse)
                 with torch.no_grad():
-                    cand.score = _criterion(float(colloc()) * n_colloc, n_colloc, len(sup), selection.criterion)
+                    cand.score = information_criterion(
+                        float(colloc()) * n_colloc, n_colloc, len(sup), selection.criterion
+                    )
                 cands.append(cand)
             cands.sort(key=lambda c: (c.score, len(c.support)))
             # stage 2: the most promising candidates refit on short trajectory segments, scored on the data
@@ -991,7 +1018,7 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
                 cand.theta = th
                 cand.data_sse = float(s_.sum())
                 cand.score = float(
-                    _state_criterion(s_.sum(dim=(0, 1)).numpy(), n_state, len(cand.support), selection.criterion)
+                    information_criterion(s_.sum(dim=(0, 1)).numpy(), n_state, len(cand.support), selection.criterion)
                 )
             # stage 3: the best few by the segment score simulated over whole trajectories, coefficients
             # and initial states refit (single shooting): a wrong form can match short segments that
@@ -1023,11 +1050,13 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
                     cand.state = layout.state(field_, th[: layout.size])
                     cand.segment_sse = pb
                     cand.data_sse = float(s_.sum())
-                    cand.score = float(_state_criterion(pb.sum(0), n_state, len(cand.support), selection.criterion))
+                    cand.score = float(
+                        information_criterion(pb.sum(0), n_state, len(cand.support), selection.criterion)
+                    )
             for cand in cands[selection.shortlist :]:
                 cand.score = math.inf  # ranked out by derivative matching; stage-1 order kept below
             shortlist.sort(key=lambda c: (c.score, len(c.support)))
-            best = _parsimonious(shortlist, selection.parsimony)
+            best = parsimonious(shortlist, selection.parsimony)
             cands = [best] + [c for c in shortlist if c is not best] + cands[selection.shortlist :]
             with torch.no_grad():
                 for prm, v in zip(joint, best.state, strict=True):
@@ -1143,10 +1172,8 @@ def _intervals(field_, y0, prep, sse, n_obs) -> dict:
     index = torch.arange(len(prep.lengths))
 
     def residuals():
-        bind_inputs(field_, prep.interp, index)
         with torch.no_grad():
-            pred = integrate(field_, y0, knots, FINE)
-        field_.input_fn = None
+            pred = integrate(field_, y0, knots, FINE, inputs=(prep.interp, index))
         r = ((pred - prep.y) / prep.scale) * prep.mask
         return r[prep.mask > 0].reshape(-1)
 

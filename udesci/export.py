@@ -20,13 +20,11 @@ to_python
 
 from __future__ import annotations
 
-import ast
 import builtins
 import json
 import keyword
 import math
 import pprint
-import re
 import string
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,407 +32,15 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 import torch
-from sympy.core.function import AppliedUndef, UndefinedFunction
-from sympy.logic.boolalg import Boolean
-from sympy.printing.numpy import SciPyPrinter
-from sympy.printing.str import StrPrinter
+from sympy.core.function import AppliedUndef
 from torch import nn
 
 from .errors import ConfigError, describe
+from .expr import CONSTANTS, FUNCTIONS, MAX_EXPRESSION_LENGTH, CodePrinter, listing, parse_expression, short, sstr
 from .model import HybridModel, Learnable
 from .networks import ACTIVATIONS, MLP
 
 FORMAT = "udesci-model-1"
-MAX_EXPRESSION_LENGTH = 20_000
-MAX_DEPTH = 100
-_MAX_POWER_BITS = 100_000
-
-#: Function names :func:`parse_expression` accepts, with (SymPy class, min args, max args).
-FUNCTIONS: dict[str, tuple[type, int, int | None]] = {
-    "sin": (sp.sin, 1, 1), "cos": (sp.cos, 1, 1), "tan": (sp.tan, 1, 1),
-    "asin": (sp.asin, 1, 1), "acos": (sp.acos, 1, 1), "atan": (sp.atan, 1, 1), "atan2": (sp.atan2, 2, 2),
-    "sinh": (sp.sinh, 1, 1), "cosh": (sp.cosh, 1, 1), "tanh": (sp.tanh, 1, 1),
-    "exp": (sp.exp, 1, 1), "log": (sp.log, 1, 2), "sqrt": (sp.sqrt, 1, 1),
-    "Abs": (sp.Abs, 1, 1), "sign": (sp.sign, 1, 1), "Min": (sp.Min, 1, None), "Max": (sp.Max, 1, None),
-    "erf": (sp.erf, 1, 1), "floor": (sp.floor, 1, 1), "ceiling": (sp.ceiling, 1, 1),
-    "Piecewise": (sp.Piecewise, 1, None), "Eq": (sp.Eq, 2, 2), "Ne": (sp.Ne, 2, 2),
-}  # fmt: skip
-
-#: Names of constants :func:`parse_expression` accepts (symbols of the same name take precedence).
-CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "E": sp.E, "oo": sp.oo}
-
-_COMPARE = {ast.Gt: sp.Gt, ast.GtE: sp.Ge, ast.Lt: sp.Lt, ast.LtE: sp.Le}
-_BUILD_ERRORS = (TypeError, ValueError, ArithmeticError, AttributeError, RecursionError, MemoryError)
-
-
-# ----------------------------------------------------------------------------------------------
-# safe parsing
-# ----------------------------------------------------------------------------------------------
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 5] + "(...)"
-
-
-def _listing(names, limit: int = 30) -> str:
-    names = sorted(names)
-    if len(names) > limit:
-        return "[" + ", ".join(repr(n) for n in names[:limit]) + f", ... ({len(names) - limit} more)]"
-    return "[" + ", ".join(repr(n) for n in names) + "]"
-
-
-class _Builder:
-    """Walks an ``ast`` tree of a whitelisted expression and builds SymPy objects."""
-
-    def __init__(self, text: str, symbols: dict, functions: dict, aliases: dict, where: str | None):
-        self.text = text
-        self.symbols = symbols
-        self.functions = functions
-        self.aliases = aliases  # placeholder name -> original (for keyword-named symbols)
-        head = f"{where}: " if where else ""
-        self.prefix = f"{head}expression {_short(text)!r}"
-
-    def fail(self, node, problem: str, expected: str):
-        col = getattr(node, "col_offset", None)
-        at = f" at column {col + 1}" if col is not None else ""
-        raise ConfigError(f"{self.prefix}: {problem}{at}; {expected}.")
-
-    def expect_names(self) -> str:
-        syms = [self.aliases.get(n, n) for n in self.symbols]
-        return (
-            f"expected one of symbols {_listing(syms)}, constants {_listing(CONSTANTS)} or a call of "
-            f"functions {_listing([*FUNCTIONS, *self.functions])}"
-        )
-
-    # arithmetic operands must be expressions, conditions must be booleans
-    def expr(self, node, depth: int) -> sp.Expr:
-        value = self.build(node, depth)
-        if not isinstance(value, sp.Expr):
-            self.fail(node, f"condition {value} is used as a number", "expected an arithmetic expression")
-        return value
-
-    def cond(self, node, depth: int) -> Boolean:
-        value = self.build(node, depth)
-        if not isinstance(value, Boolean):
-            self.fail(node, f"{value} is used as a condition", "expected a comparison, True/False, & | ~ or Eq/Ne")
-        return value
-
-    def build(self, node, depth: int = 0):
-        if depth > MAX_DEPTH:
-            self.fail(node, f"expression nested more than {MAX_DEPTH} levels deep", "expected a flatter expression")
-        d = depth + 1
-        try:
-            if isinstance(node, ast.Constant):
-                return self.constant(node)
-            if isinstance(node, ast.Name):
-                return self.name(node)
-            if isinstance(node, ast.BinOp):
-                return self.binop(node, d)
-            if isinstance(node, ast.UnaryOp):
-                if isinstance(node.op, ast.USub):
-                    return -self.expr(node.operand, d)
-                if isinstance(node.op, ast.UAdd):
-                    return self.expr(node.operand, d)
-                if isinstance(node.op, ast.Invert):
-                    return sp.Not(self.cond(node.operand, d))
-                self.fail(node, f"operator {type(node.op).__name__} is not allowed", "expected unary - or + or ~")
-            if isinstance(node, ast.Compare):
-                if len(node.ops) != 1:
-                    self.fail(node, "chained comparison is not allowed", "expected a single comparison a < b")
-                op = type(node.ops[0])
-                if op not in _COMPARE:
-                    self.fail(
-                        node,
-                        f"comparison {op.__name__} is not allowed",
-                        "expected one of < <= > >= (write Eq(a, b) or Ne(a, b) for equality)",
-                    )
-                return _COMPARE[op](self.expr(node.left, d), self.expr(node.comparators[0], d))
-            if isinstance(node, ast.Call):
-                return self.call(node, d)
-        except ConfigError:
-            raise
-        except _BUILD_ERRORS as err:
-            self.fail(
-                node,
-                f"cannot build {type(node).__name__} ({type(err).__name__}: {_short(str(err))})",
-                "expected a well-formed SymPy expression",
-            )
-        what = {
-            ast.Attribute: "attribute access",
-            ast.Subscript: "subscript",
-            ast.Lambda: "lambda",
-            ast.Starred: "starred expression",
-            ast.NamedExpr: "assignment expression",
-            ast.JoinedStr: "f-string",
-            ast.BoolOp: "and/or (use & and |)",
-            ast.Tuple: "tuple",
-            ast.List: "list",
-            ast.Dict: "dict",
-            ast.Set: "set",
-            ast.IfExp: "if-else expression",
-        }
-        label = what.get(type(node), type(node).__name__)
-        if isinstance(node, ast.Attribute):
-            label = f"attribute access '.{node.attr}'"
-        self.fail(
-            node,
-            f"{label} is not allowed",
-            "expected numbers, symbols, + - * / **, comparisons and calls of allowed functions",
-        )
-
-    def constant(self, node: ast.Constant):
-        value = node.value
-        if isinstance(value, bool):
-            return sp.true if value else sp.false
-        if isinstance(value, int):
-            return sp.Integer(value)
-        if isinstance(value, float):
-            if not math.isfinite(value):
-                self.fail(node, f"non-finite number {value!r}", "expected a finite int or float literal")
-            return sp.Float(value)
-        self.fail(
-            node,
-            f"constant {_short(repr(value), 30)} ({type(value).__name__}) is not allowed",
-            "expected an int or float literal",
-        )
-
-    def name(self, node: ast.Name):
-        name = node.id
-        if name.startswith("__"):
-            self.fail(node, f"name {name!r} is not allowed (dunder names never are)", self.expect_names())
-        if name in self.symbols:
-            return self.symbols[name]
-        if name in CONSTANTS:
-            return CONSTANTS[name]
-        self.fail(node, f"name {name!r} is not allowed", self.expect_names())
-
-    def binop(self, node: ast.BinOp, d: int):
-        op = node.op
-        if isinstance(op, (ast.Add, ast.Sub)):
-            # flatten the left-nested chain a + b - c + ... without recursion
-            parts, cur = [], node
-            while isinstance(cur, ast.BinOp) and isinstance(cur.op, (ast.Add, ast.Sub)):
-                parts.append((cur.op, cur.right))
-                cur = cur.left
-            terms = [self.expr(cur, d)]
-            for part_op, part in reversed(parts):
-                value = self.expr(part, d)
-                terms.append(-value if isinstance(part_op, ast.Sub) else value)
-            return sp.Add(*terms)
-        if isinstance(op, (ast.Mult, ast.Div)):
-            parts, cur = [], node
-            while isinstance(cur, ast.BinOp) and isinstance(cur.op, (ast.Mult, ast.Div)):
-                parts.append((cur.op, cur.right))
-                cur = cur.left
-            acc = self.expr(cur, d)
-            for part_op, part in reversed(parts):
-                value = self.expr(part, d)
-                acc = acc / value if isinstance(part_op, ast.Div) else acc * value
-            return acc
-        if isinstance(op, ast.Pow):
-            base, exp = self.expr(node.left, d), self.expr(node.right, d)
-            if isinstance(base, sp.Rational) and isinstance(exp, sp.Rational) and abs(base) != 1 and base != 0:
-                bits = max(abs(base.p), abs(base.q)).bit_length() * abs(exp.p) / exp.q
-                if bits > _MAX_POWER_BITS:
-                    self.fail(
-                        node,
-                        f"power {base}**{exp} is too large to evaluate exactly",
-                        "expected a number of at most ~30000 digits",
-                    )
-            return base**exp
-        if isinstance(op, (ast.BitAnd, ast.BitOr)):
-            left, right = self.cond(node.left, d), self.cond(node.right, d)
-            return sp.And(left, right) if isinstance(op, ast.BitAnd) else sp.Or(left, right)
-        self.fail(
-            node,
-            f"operator {type(op).__name__} is not allowed",
-            "expected one of + - * / ** (and & | between conditions)",
-        )
-
-    def call(self, node: ast.Call, d: int):
-        if not isinstance(node.func, ast.Name):
-            label = f"'.{node.func.attr}'" if isinstance(node.func, ast.Attribute) else type(node.func).__name__
-            self.fail(
-                node,
-                f"call of {label} is not allowed",
-                f"expected a call of one of functions {_listing([*FUNCTIONS, *self.functions])}",
-            )
-        name = node.func.id
-        if name.startswith("__") or (name not in self.functions and name not in FUNCTIONS):
-            self.fail(
-                node,
-                f"name {name!r} is not allowed as a function",
-                f"expected one of symbols {_listing([self.aliases.get(n, n) for n in self.symbols])} or "
-                f"functions {_listing([*FUNCTIONS, *self.functions])}",
-            )
-        if node.keywords:
-            kw = node.keywords[0]
-            self.fail(
-                kw,
-                f"keyword argument {(kw.arg or '**')!r} in call of {name} is not allowed",
-                "expected positional arguments only",
-            )
-        for arg in node.args:
-            if isinstance(arg, ast.Starred):
-                self.fail(
-                    arg, f"starred argument in call of {name} is not allowed", "expected positional arguments only"
-                )
-        if name in self.functions:
-            if not node.args:
-                self.fail(node, f"unknown function {name} called without arguments", "expected its arguments")
-            return self.functions[name](*[self.expr(a, d) for a in node.args])
-        func, lo, hi = FUNCTIONS[name]
-        n = len(node.args)
-        if n < lo or (hi is not None and n > hi):
-            count = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
-            self.fail(node, f"{name} called with {n} arguments", f"expected {count}")
-        if name == "Piecewise":
-            pieces = []
-            for arg in node.args:
-                if not isinstance(arg, ast.Tuple) or len(arg.elts) != 2:
-                    self.fail(arg, "Piecewise argument is not a pair", "expected (expression, condition) pairs")
-                pieces.append((self.expr(arg.elts[0], d), self.cond(arg.elts[1], d)))
-            return sp.Piecewise(*pieces)
-        return func(*[self.expr(a, d) for a in node.args])
-
-
-def parse_expression(
-    text: str,
-    symbols: Mapping[str, sp.Symbol],
-    functions: Mapping[str, type] | None = None,
-    *,
-    where: str | None = None,
-) -> sp.Expr:
-    """Parse a SymPy-printed expression string without evaluating any code.
-
-    The string is parsed by :func:`ast.parse` (``mode="eval"``) and the tree is
-    walked node by node: only numbers (int and float literals), the names in
-    ``symbols`` and :data:`CONSTANTS` (``pi``, ``E``, ``oo``), the arithmetic
-    operators ``+ - * / **``, comparisons ``< <= > >=``, ``&``, ``|``, ``~``
-    between conditions, and calls of :data:`FUNCTIONS` (``sin``, ``exp``,
-    ``Abs``, ``Min``, ``Piecewise``, ...) or of the unknown functions in
-    ``functions`` are accepted; the SymPy objects are built here.  Integer
-    division stays exact (``1/2`` gives ``Rational(1, 2)``).  Symbols whose
-    name is a Python keyword (``lambda``) are accepted.
-
-    Parameters
-    ----------
-    text : str
-        The expression, e.g. ``"alpha*x - beta*x*y"`` (at most
-        :data:`MAX_EXPRESSION_LENGTH` characters).
-    symbols : mapping str -> sympy.Symbol
-        The names the expression may use.
-    functions : mapping str -> undefined sympy Function class, optional
-        Unknown functions the expression may call, e.g. ``{"U": sp.Function("U")}``.
-    where : str, optional
-        What is parsed, for error messages (e.g. ``"equations['x']"``).
-
-    Returns
-    -------
-    sympy.Expr (or a SymPy boolean for a bare condition)
-
-    Raises
-    ------
-    ConfigError
-        If ``text`` is not a string, is too long, is not valid syntax, or
-        contains anything outside the whitelist (other names, attribute
-        access, subscripts, strings, lambdas, keywords, starred arguments,
-        dunder names, ...); the message names the offending token, its column
-        and what was expected.  Also for invalid ``symbols``/``functions``.
-    """
-    head = f"{where}: " if where else ""
-    if not isinstance(text, str):
-        raise ConfigError(f"{head}expected an expression string, received {describe(text)}.")
-    if len(text) > MAX_EXPRESSION_LENGTH:
-        raise ConfigError(
-            f"{head}expression {_short(text)!r} has {len(text)} characters; expected at most {MAX_EXPRESSION_LENGTH}."
-        )
-    if not isinstance(symbols, Mapping):
-        raise ConfigError(f"symbols: expected a mapping name -> sympy.Symbol, received {describe(symbols)}.")
-    syms: dict[str, sp.Symbol] = {}
-    for name, sym in symbols.items():
-        if not isinstance(name, str) or not isinstance(sym, sp.Symbol):
-            raise ConfigError(f"symbols: expected str -> sympy.Symbol entries, received {name!r}: {describe(sym)}.")
-        syms[name] = sym
-    funcs: dict[str, type] = {}
-    for name, cls in (functions or {}).items():
-        if not isinstance(name, str) or not isinstance(cls, UndefinedFunction):
-            raise ConfigError(
-                f"functions: expected str -> undefined sympy Function entries (sp.Function('U')), "
-                f"received {name!r}: {describe(cls)}."
-            )
-        funcs[name] = cls
-    # names that are Python keywords (a parameter called ``lambda``) become placeholders
-    aliases: dict[str, str] = {}
-    kw_names = [n for n in (*syms, *funcs) if keyword.iskeyword(n) and n not in ("True", "False", "None")]
-    if kw_names:
-        taken = set(syms) | set(funcs)
-        for n in kw_names:
-            alias = f"_kw_{n}"
-            while alias in taken:
-                alias += "_"
-            taken.add(alias)
-            aliases[alias] = n
-        back = {v: k for k, v in aliases.items()}
-        text_parsed = re.sub(r"\b(" + "|".join(map(re.escape, kw_names)) + r")\b", lambda m: back[m.group(1)], text)
-        syms = {back.get(n, n): s for n, s in syms.items()}
-        funcs = {back.get(n, n): f for n, f in funcs.items()}
-    else:
-        text_parsed = text
-    builder = _Builder(text, syms, funcs, aliases, where)
-    try:
-        tree = ast.parse(text_parsed, mode="eval")
-    except SyntaxError as err:
-        col = f" at column {err.offset}" if err.offset else ""
-        raise ConfigError(
-            f"{builder.prefix}: invalid syntax{col} ({err.msg}); expected a SymPy-printed "
-            "expression such as 'alpha*x - beta*x*y'."
-        ) from None
-    except (RecursionError, MemoryError, ValueError):
-        raise ConfigError(
-            f"{builder.prefix}: expression is nested too deeply to parse; expected a flatter expression."
-        ) from None
-    # report dunder names first: they are the tokens an injection attempt hinges on
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id.startswith("__"):
-            builder.fail(node, f"name {node.id!r} is not allowed (dunder names never are)", builder.expect_names())
-    return builder.build(tree.body)
-
-
-# ----------------------------------------------------------------------------------------------
-# printing
-# ----------------------------------------------------------------------------------------------
-class _ExportStrPrinter(StrPrinter):
-    """SymPy's str printer, with floats printed to round-trip exactly and constants
-    printed unambiguously when a symbol is called ``E`` or ``pi``."""
-
-    def __init__(self, names=(), settings=None):
-        super().__init__(settings)
-        self._names = set(names)
-
-    def _print_Float(self, expr):
-        value = float(expr)
-        if expr._prec <= 53 and math.isfinite(value):
-            return repr(value)
-        return super()._print_Float(expr)
-
-    def _print_Exp1(self, expr):
-        return "exp(1)" if "E" in self._names else "E"
-
-    def _print_Pi(self, expr):
-        return "acos(-1)" if "pi" in self._names else "pi"
-
-
-def _sstr(expr, names=()) -> str:
-    return _ExportStrPrinter(names).doprint(expr)
-
-
-class _CodePrinter(SciPyPrinter):
-    """NumPy/SciPy code printer with floats printed to round-trip exactly."""
-
-    def _print_Float(self, expr):
-        value = float(expr)
-        if math.isfinite(value):
-            return repr(value)
-        return "numpy.nan" if value != value else ("numpy.inf" if value > 0 else "(-numpy.inf)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -479,11 +85,11 @@ def _jsonable(value, where: str):
             return int(value)
         if isinstance(value, sp.Number) and value.is_real:
             return _jsonable(float(value), where)
-        return _sstr(value)
+        return sstr(value)
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
-            key = _sstr(k) if isinstance(k, sp.Basic) else k
+            key = sstr(k) if isinstance(k, sp.Basic) else k
             if not isinstance(key, (str, int, float)) or isinstance(key, bool):
                 raise ConfigError(f"{where}: expected str keys, received key {describe(k)}.")
             out[str(key)] = _jsonable(v, f"{where}[{str(key)!r}]")
@@ -536,7 +142,7 @@ def _normalize_unknowns(model: HybridModel, unknowns) -> dict[str, dict]:
                 key = str(a)
                 if key not in syms:
                     raise ConfigError(
-                        f"{where}['args']: {key!r} is not a symbol of the model; expected names from {_listing(syms)}."
+                        f"{where}['args']: {key!r} is not a symbol of the model; expected names from {listing(syms)}."
                     )
                 arg_syms.append(syms[key])
             args = tuple(arg_syms)
@@ -549,8 +155,8 @@ def _normalize_unknowns(model: HybridModel, unknowns) -> dict[str, dict]:
             extra_syms = expr.free_symbols - set(syms.values()) - set(args)
             if extra_syms:
                 raise ConfigError(
-                    f"{where}: expression {_short(str(expr))!r} uses symbols {_listing(map(str, extra_syms))} "
-                    f"that are not in the model; expected symbols from {_listing(syms)} (add coefficients "
+                    f"{where}: expression {short(str(expr))!r} uses symbols {listing(map(str, extra_syms))} "
+                    f"that are not in the model; expected symbols from {listing(syms)} (add coefficients "
                     "to the model's params or substitute their values)."
                 )
         out[name] = {"args": args, "expression": expr, "fields": fields}
@@ -683,14 +289,14 @@ def model_to_dict(model: HybridModel, *, unknowns: Mapping | None = None, extra:
         params[str(sym)] = float(value)
     equations = {}
     for state, rhs in model.equations.items():
-        text = _sstr(rhs, syms)
+        text = sstr(rhs, syms)
         parse_expression(text, syms, funcs, where=f"equations[{str(state)!r}] (export check)")
         equations[str(state)] = text
     unk_out = {}
     for name, entry in norm.items():
         item = {
             "args": [str(a) for a in entry["args"]],
-            "expression": None if entry["expression"] is None else _sstr(entry["expression"], syms),
+            "expression": None if entry["expression"] is None else sstr(entry["expression"], syms),
         }
         for key, value in entry["fields"].items():
             item[str(key)] = _jsonable(value, f"unknowns[{name!r}][{str(key)!r}]")
@@ -827,7 +433,7 @@ def model_from_dict(data: Mapping, *, source: str = "model dict") -> HybridModel
     learnable = _name_list(data, "learnable", src, [])
     for name in learnable:
         if name not in params:
-            raise ConfigError(f"{src}: key 'learnable': {name!r} is not in 'parameters' ({_listing(params)}).")
+            raise ConfigError(f"{src}: key 'learnable': {name!r} is not in 'parameters' ({listing(params)}).")
     equations = _require(data, "equations", dict, "an object {state: expression string}", src)
     missing = [s for s in states if s not in equations]
     if missing:
@@ -1259,8 +865,8 @@ def _python_source(model: HybridModel, unknowns) -> str:
         ph = sp.Symbol(f"_unk_{i}")
         placeholders[app] = ph
         args = ", ".join(local[a] for a in app.args)
-        body.append(f"    {ph} = _mlp({name!r}, {args})  # {_sstr(app)}")
-    printer = _CodePrinter({"fully_qualified_modules": True})
+        body.append(f"    {ph} = _mlp({name!r}, {args})  # {sstr(app)}")
+    printer = CodePrinter({"fully_qualified_modules": True})
     outs = []
     for i, (state, e) in enumerate(zip(model.states, eqs, strict=True)):
         code_expr = e.xreplace(placeholders).xreplace(to_local)
@@ -1281,11 +887,11 @@ def _python_source(model: HybridModel, unknowns) -> str:
         f"import {m}" + ("\nimport numpy as np  # noqa: F401" if m == "numpy" else "") for m in sorted(modules)
     )
 
-    eq_strings = {str(s): _sstr(e, syms) for s, e in zip(model.states, eqs, strict=True)}
+    eq_strings = {str(s): sstr(e, syms) for s, e in zip(model.states, eqs, strict=True)}
     unk_strings = {
         name: {
             "args": [str(a) for a in entry["args"]],
-            "expression": None if entry["expression"] is None else _sstr(entry["expression"], syms),
+            "expression": None if entry["expression"] is None else sstr(entry["expression"], syms),
         }
         for name, entry in norm.items()
     }

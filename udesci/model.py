@@ -336,8 +336,10 @@ class VectorField(nn.Module):
 
     Call ``field(t, y)`` with ``t`` of shape ``()`` or ``(...)`` and ``y`` of
     shape ``(..., n_states)``; returns ``dy/dt`` of shape ``(..., n_states)``.
-    Measured inputs come from :attr:`input_fn`, a callable ``t -> (..., n_inputs)``
-    installed by the solver before integrating.
+    Measured inputs are bound for a batch with :meth:`bound_inputs`; per-row
+    coefficients and parameter values (batched candidate refits) with
+    :meth:`row_values`.  Both are context managers: the field owns its state,
+    and nothing outside sets it.
     """
 
     def __init__(self, model: HybridModel, nets: nn.ModuleDict):
@@ -363,7 +365,11 @@ class VectorField(nn.Module):
         self.input_index = {s: i for i, s in enumerate(model.inputs)}
         self.time_symbol = model.time
         self.n_states, self.n_inputs = len(model.states), len(model.inputs)
-        self.input_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self._input_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+        # per-row values while `row_values` is open: {unknown: (B, p) TermSum coefficients} and
+        # {learnable name: (B,)}; None means the registered modules and parameters
+        self._row_coefficients: dict | None = None
+        self._row_params: dict | None = None
         self.nfe = 0
         # carries the dtype through .to(...) for models without any parameter (physics only, or all
         # unknowns substituted); non-persistent, so it is not part of state_dict or checkpoints
@@ -377,7 +383,7 @@ class VectorField(nn.Module):
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_fn", None)
-        state["input_fn"] = None
+        state["_input_fn"] = None
         return state
 
     def __setstate__(self, state):
@@ -389,7 +395,7 @@ class VectorField(nn.Module):
         new = self.__class__.__new__(self.__class__)
         memo[id(self)] = new
         for k, v in self.__dict__.items():
-            if k in ("_fn", "input_fn"):
+            if k in ("_fn", "_input_fn"):
                 new.__dict__[k] = v
             else:
                 new.__dict__[k] = copy.deepcopy(v, memo)
@@ -402,12 +408,12 @@ class VectorField(nn.Module):
             t = torch.as_tensor(t, dtype=y.dtype)
         cols[self.time_symbol] = t.expand(y.shape[:-1]) if t.dim() <= y.dim() - 1 else t
         if self.n_inputs:
-            if self.input_fn is None:
+            if self._input_fn is None:
                 raise ModelError(
                     "this model has inputs but no input series was supplied; pass inputs= "
                     "(or a Dataset with input columns) to simulate/fit."
                 )
-            u = self.input_fn(cols[self.time_symbol])
+            u = self._input_fn(cols[self.time_symbol])
             cols.update(zip(self.input_index, u.unbind(-1), strict=True))
         return cols
 
@@ -416,16 +422,87 @@ class VectorField(nn.Module):
         if self._fused is not None:
             return self._fused_values(cols)
         out = []
+        rows = self._row_coefficients or {}
         for spec in self.unknown_specs:
             z = torch.stack([cols[a] for a in spec.args], dim=-1)
-            out.append(self.nets[spec.name](z).squeeze(-1))
+            net = self.nets[spec.name]
+            if spec.name in rows:  # a closed form with its own coefficients in every batch row
+                out.append((net.features(z) * rows[spec.name]).sum(-1, keepdim=True).squeeze(-1))
+            else:
+                out.append(net(z).squeeze(-1))
         return out
+
+    # -- state bound for one solve -------------------------------------------------------------
+    @contextmanager
+    def bound_inputs(self, interp, index: torch.Tensor):
+        """Bind the measured inputs of a batch while the context is open.
+
+        Parameters
+        ----------
+        interp : InputInterpolator or None
+            The input series (``None`` for a model without inputs).
+        index : torch.Tensor of shape (B,)
+            Trajectory of each batch row.
+
+        The previous binding is restored on exit, so bindings nest.  Open it around
+        everything that evaluates the field for this batch, including the backward pass
+        of an adjoint solve.
+        """
+        old = self._input_fn
+        self._input_fn = None if interp is None else (lambda t: interp(t, index))
+        try:
+            yield self
+        finally:
+            self._input_fn = old
+
+    @contextmanager
+    def row_values(self, coefficients: dict, params: dict):
+        """Evaluate with per-row closed-form coefficients and parameter values while open.
+
+        Parameters
+        ----------
+        coefficients : dict unknown name -> torch.Tensor of shape (B, p)
+            Coefficients of the unknown's :class:`~udesci.networks.TermSum` terms in each
+            batch row (its mask is not applied: zero coefficients drop terms).
+        params : dict learnable name -> torch.Tensor of shape (B,)
+            Value of each learnable parameter in each batch row.
+
+        Raises
+        ------
+        ModelError
+            If a name is not a TermSum unknown or a learnable parameter of the field.
+        """
+        from .networks import TermSum
+
+        for name in coefficients:
+            if name not in self.nets or not isinstance(self.nets[name], TermSum):
+                raise ModelError(f"coefficients: {name!r} is not an unknown backed by a TermSum.")
+        for name in params:
+            if name not in self.learnable:
+                raise ModelError(f"params: {name!r} is not a learnable parameter ({sorted(self.learnable)}).")
+        old = self._row_coefficients, self._row_params
+        self._row_coefficients, self._row_params = dict(coefficients), dict(params)
+        try:
+            yield self
+        finally:
+            self._row_coefficients, self._row_params = old
+
+    def set_network(self, name: str, module: nn.Module) -> None:
+        """Put ``module`` behind unknown ``name`` (e.g. a closed form during discovery).
+
+        Raises
+        ------
+        ModelError
+            If ``name`` is not an unknown of the field or ``module`` is not a torch module.
+        """
+        if name not in self.nets:
+            raise ModelError(f"name: {name!r} is not an unknown of this field ({sorted(self.nets)}).")
+        if not isinstance(module, nn.Module):
+            raise ModelError(f"module: expected a torch.nn.Module, received {describe(module)}.")
+        self.nets[name] = module
 
     # -- fused evaluation ----------------------------------------------------------------------
     _fused = None
-    # learnable parameter values per batch row, {name: (B,)}, set by batched candidate refits
-    # (udesci.batch_refit); None means the registered parameters
-    _row_values = None
 
     @contextmanager
     def fused(self):
@@ -480,7 +557,7 @@ class VectorField(nn.Module):
         args = [cols[self.time_symbol]]
         args += [cols[s] for s in self.state_index]
         args += [cols[s] for s in self.input_index]
-        rows = self._row_values
+        rows = self._row_params
         args += [self.learnable[str(s)] if rows is None else rows[str(s)] for s in self.param_syms]
         args += self.unknown_values(cols)
         return broadcast_outputs(self._fn(*args), y[..., 0])

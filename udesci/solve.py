@@ -101,12 +101,13 @@ def _rk_step(f, t, y, h, method):
 class _Rescaled(nn.Module):
     """``dy/ds = (t1 - t0) f(t0 + s (t1 - t0), y)``: each row on its own time span."""
 
-    def __init__(self, field: nn.Module, t0: torch.Tensor, span: torch.Tensor, budget: int | None = None):
+    def __init__(self, field: nn.Module, t0: torch.Tensor, span: torch.Tensor, budget: int | None = None, inputs=None):
         super().__init__()
         self.field = field
         self.register_buffer("t0", t0)
         self.register_buffer("span", span)
         self.budget, self.calls = budget, 0
+        self.inputs = inputs
 
     def forward(self, s, y):
         self.calls += 1
@@ -114,7 +115,9 @@ class _Rescaled(nn.Module):
             # torchdiffeq's max_num_steps restarts at every output time, so a solve with many outputs
             # could take max_steps x outputs steps; this caps the whole solve
             raise AssertionError(f"max_num_steps exceeded: more than {self.budget} field evaluations in one solve")
-        return self.field(self.t0 + s * self.span, y) * self.span.unsqueeze(-1)
+        # the inputs are bound per evaluation: an adjoint's backward solve runs after integrate returns
+        with _binding(self.field, self.inputs):
+            return self.field(self.t0 + s * self.span, y) * self.span.unsqueeze(-1)
 
 
 def _fused(field):
@@ -123,8 +126,18 @@ def _fused(field):
     return fused() if fused is not None else nullcontext()
 
 
+def _binding(field, inputs):
+    """``field.bound_inputs(*inputs)``, or a no-op for ``inputs=None``."""
+    return nullcontext() if inputs is None else field.bound_inputs(*inputs)
+
+
 def integrate(
-    field: nn.Module, y0: torch.Tensor, knots: torch.Tensor, solver: Solver, jumps: torch.Tensor | None = None
+    field: nn.Module,
+    y0: torch.Tensor,
+    knots: torch.Tensor,
+    solver: Solver,
+    jumps: torch.Tensor | None = None,
+    inputs: tuple | None = None,
 ) -> torch.Tensor:
     """Solve ``B`` initial value problems at once, each on its own output grid.
 
@@ -143,6 +156,10 @@ def integrate(
         Times where the field has kinks (e.g. input sample times of linear
         interpolation); adaptive methods step exactly onto them.  Only used when
         all rows share the same time span.
+    inputs : (InputInterpolator or None, torch.Tensor of shape (B,)), optional
+        Measured inputs of the batch: the series and the trajectory of each row,
+        bound with ``field.bound_inputs`` for every evaluation of the solve (its
+        adjoint backward pass included).  ``None`` leaves the field's binding as it is.
 
     Returns
     -------
@@ -155,7 +172,7 @@ def integrate(
         If a row has zero total length with an adaptive method.
     """
     if solver.fixed and not solver.adjoint:
-        with _fused(field):
+        with _fused(field), _binding(field, inputs):
             dt = torch.diff(knots, dim=1)
             y, out = y0, [y0]
             for j in range(dt.shape[1]):
@@ -172,7 +189,8 @@ def integrate(
     s = (knots - t0[:, None]) / span[:, None]
     grid, inverse = torch.unique(s.detach(), sorted=True, return_inverse=True)
     grid[0], grid[-1] = 0.0, 1.0
-    rescaled = _Rescaled(field, t0, span, None if (solver.fixed or solver.adjoint) else 12 * solver.max_steps)
+    budget = None if (solver.fixed or solver.adjoint) else 12 * solver.max_steps
+    rescaled = _Rescaled(field, t0, span, budget, inputs)
     options: dict = {}
     if solver.fixed:
         options["step_size"] = float(1.0 / (solver.substeps * (knots.shape[1] - 1)))
@@ -196,15 +214,6 @@ def integrate(
     # sol: (G, B, n); pick, for each row b and knot j, the grid point it maps to
     rows = torch.arange(y0.shape[0]).unsqueeze(-1).expand_as(inverse)
     return sol[inverse, rows]
-
-
-def bind_inputs(field: nn.Module, interp: InputInterpolator | None, index: torch.Tensor) -> None:
-    """Install the measured-input function for a batch whose rows belong to
-    trajectories ``index`` (shape ``(B,)``)."""
-    if interp is None:
-        field.input_fn = None
-    else:
-        field.input_fn = lambda t: interp(t, index)
 
 
 def _input_series(model, t: np.ndarray, inputs, input_times, interpolation, dtype):
@@ -280,13 +289,12 @@ def simulate(
     dtype = field.dtype
     interp = _input_series(model, t, inputs, input_times, interpolation, dtype)
     B = y0a.shape[0]
-    bind_inputs(field, interp, torch.zeros(B, dtype=torch.long))
     knots = torch.tensor(t, dtype=dtype).expand(B, -1)  # a copy: t may be a read-only array
     jumps = None
     if interp is not None and interpolation == "linear":
         jumps = interp.knots[0]
     with torch.no_grad():
-        out = integrate(field, torch.tensor(y0a, dtype=dtype), knots, solver, jumps=jumps)
-    field.input_fn = None
+        y0t = torch.tensor(y0a, dtype=dtype)
+        out = integrate(field, y0t, knots, solver, jumps=jumps, inputs=(interp, torch.zeros(B, dtype=torch.long)))
     res = out.numpy()
     return res if batched else res[0]

@@ -31,7 +31,7 @@ from .data import Dataset, InputInterpolator
 from .errors import ConfigError, DataError, describe
 from .model import HybridModel
 from .networks import MLP
-from .solve import Solver, bind_inputs, integrate
+from .solve import Solver, integrate
 
 
 class TrainingWarning(UserWarning):
@@ -623,8 +623,8 @@ def _collocation_loss(model: HybridModel, prep: Prepared) -> Callable[[], torch.
     w = 1.0 / prep.scale**2
 
     def loss():
-        bind_inputs(field_, prep.interp, index)
-        r = field_(t, ys) - dys
+        with field_.bound_inputs(prep.interp, index):
+            r = field_(t, ys) - dys
         return (r.pow(2) * w).sum(-1).mean() / n
 
     return loss
@@ -667,8 +667,7 @@ def shooting_objective(
     scale = prep.scale
 
     def loss():
-        bind_inputs(field_, prep.interp, sel_k)
-        pred = integrate(field_, starts, knots, solver)
+        pred = integrate(field_, starts, knots, solver, inputs=(prep.interp, sel_k))
         value = _masked_mse(pred, ys, mask, scale)
         if links.numel():
             gap = (pred[links, -1] - starts[links + 1]) / scale
@@ -685,10 +684,9 @@ def segment_starts(field_, prep: Prepared, seg, y0: torch.Tensor | None = None) 
     guess = prep.smooth[sel_k, first]
     if not torch.isfinite(guess).all():
         K = len(prep.lengths)
-        bind_inputs(field_, prep.interp, torch.arange(K))
         start = prep.initial_guess() if y0 is None else y0
         with torch.no_grad():
-            sim = integrate(field_, start, prep.knots, Solver("rk4", substeps=4))
+            sim = integrate(field_, start, prep.knots, Solver("rk4", substeps=4), inputs=(prep.interp, torch.arange(K)))
         guess = torch.where(torch.isfinite(guess), guess, sim[sel_k, first])
         guess = torch.nan_to_num(guess, nan=0.0, posinf=0.0, neginf=0.0)
     return guess.detach().clone()
@@ -847,12 +845,10 @@ def fit(
             y0.requires_grad_(full.learn_initial)
 
             def full_loss():
-                bind_inputs(field_, prep.interp, index)
-                pred = integrate(field_, y0, prep.knots, full.solver)
+                pred = integrate(field_, y0, prep.knots, full.solver, inputs=(prep.interp, index))
                 return _masked_mse(pred, prep.y, prep.mask, prep.scale)
 
             loop.run("full", trainable + [y0], full_loss, full.iterations, full.lr, full.lbfgs)
-        field_.input_fn = None
         message = loop.message or "training finished"
         if notes:
             message += "; " + "; ".join(notes)

@@ -336,7 +336,6 @@ def forecast(model, data, starts, y0, horizon: int = HORIZON, step: float = 1.0)
         the simulation failed or diverged.
     """
     from .. import InputInterpolator, Solver, integrate
-    from ..solve import bind_inputs
 
     field = model.module
     dtype = field.dtype
@@ -347,16 +346,13 @@ def forecast(model, data, starts, y0, horizon: int = HORIZON, step: float = 1.0)
         tr = data.trajectories[0]
         cols = [data.input_names.index(u) for u in model.input_names]
         interp = InputInterpolator([tr.u_t], [tr.u[:, cols]], data.interpolation, dtype)
-    bind_inputs(field, interp, torch.zeros(len(starts), dtype=torch.long))
+    rows = torch.zeros(len(starts), dtype=torch.long)
     try:
         with torch.no_grad():
-            out = integrate(
-                field, torch.tensor(np.array(y0, dtype=float), dtype=dtype), knots, Solver("rk4", substeps=4)
-            ).numpy()
+            y0t = torch.tensor(np.array(y0, dtype=float), dtype=dtype)
+            out = integrate(field, y0t, knots, Solver("rk4", substeps=4), inputs=(interp, rows)).numpy()
     except (AssertionError, RuntimeError, OverflowError):
         out = np.full((len(starts), horizon + 1, len(model.states)), np.nan)
-    finally:
-        field.input_fn = None
     return np.where(np.isfinite(out) & (np.abs(out) < 1e3), out, np.nan)
 
 
