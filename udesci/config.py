@@ -819,32 +819,16 @@ def expected_terms(cfg: PipelineConfig, model) -> dict:
 
 
 def robust_discover(fitted, **options):
-    """:func:`udesci.discover`, retried without its refit if the refit's ODE solver fails.
-
-    discover's coefficient refit (L-BFGS on full trajectories with dopri5) can
-    step into coefficients for which the ODE blows up; torchdiffeq then raises
-    ``AssertionError: underflow in dt``, which discover does not catch.
-
-    Parameters
-    ----------
-    fitted : FitResult
-    **options
-        Passed to :func:`udesci.discover`.
+    """:func:`udesci.discover` and its notes joined (``""`` when it needed no workaround).
 
     Returns
     -------
     (Discovery, str)
-        The discovery and a note ("" when the first attempt succeeded).
     """
     from . import discover
 
-    try:
-        return discover(fitted, **options), ""
-    except (AssertionError, RuntimeError) as exc:
-        if not options.get("refit", True):
-            raise
-        note = f"discover's refit failed ({type(exc).__name__}: {exc}); reran discover with refit=False"
-        return discover(fitted, **{**options, "refit": False}), note
+    found = discover(fitted, **options)
+    return found, "; ".join(found.notes)
 
 
 # ----------------------------------------------------------------------------------------------

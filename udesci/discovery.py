@@ -296,6 +296,8 @@ class Discovery:
         The coefficient refit, if run.
     metrics : dict
         ``data_rmse`` of the closed-form model on the training data, and more.
+    notes : list of str
+        What discovery had to work around (e.g. a refit whose solver failed, rerun without it).
     """
 
     unknowns: dict
@@ -306,6 +308,7 @@ class Discovery:
     library: Library
     refit: FitResult | None = None
     metrics: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
     def summary(self) -> str:
         """Readable account: equations, candidates and uncertainty."""
@@ -888,6 +891,11 @@ def discover(
     TrainingError
         If the trained model cannot be simulated over the data's span (the
         solver gives up), so there are no network samples to regress.
+
+    Notes
+    -----
+    If the final refit's solver fails, discovery is rerun without the refit and
+    ``Discovery.notes`` says so.
     """
     if not isinstance(fitted, FitResult):
         raise ConfigError(f"fitted: expected the FitResult returned by udesci.fit, received {describe(fitted)}.")
@@ -899,10 +907,44 @@ def discover(
         selection = Selection(**selection)
     if not isinstance(selection, Selection):
         raise ConfigError(f"selection: expected a udesci.Selection, received {describe(selection)}.")
-    model = fitted.model.copy()
-    libraries = _libraries(library, model)
-    with torch_threads(threads, len(model.states)):
-        return _discover(fitted, data, model, libraries, selection, refit, refit_iterations, samples, seed, progress)
+    libraries = _libraries(library, fitted.model)
+    with torch_threads(threads, len(fitted.model.states)):
+        try:
+            return _discover(
+                fitted,
+                data,
+                fitted.model.copy(),
+                libraries,
+                selection,
+                refit,
+                refit_iterations,
+                samples,
+                seed,
+                progress,
+            )
+        except TrainingError:
+            raise
+        except (AssertionError, RuntimeError) as exc:
+            # the refit's solve can step into coefficients for which the ODE blows up (torchdiffeq then
+            # raises "underflow in dt"): the selection stands, so rerun it without the refit and say so
+            if not refit:
+                raise
+            found = _discover(
+                fitted,
+                data,
+                fitted.model.copy(),
+                libraries,
+                selection,
+                False,
+                refit_iterations,
+                samples,
+                seed,
+                progress,
+            )
+            found.notes.append(
+                f"discover's refit failed ({type(exc).__name__}: {exc}); reran discover with refit=False"
+            )
+            return found
 
 
 def _discover(fitted, data, model, libraries, selection, refit, refit_iterations, samples, seed, progress):
