@@ -43,7 +43,7 @@ from scipy.integrate import solve_ivp
 from torch import nn
 
 import udesci as ud
-from udesci.train import Prepared, _masked_mse, _segments, set_network_scaling
+from udesci.train import PaddedBatch, make_segments, masked_mse, set_network_scaling
 
 ALPHA, BETA, GAMMA, DELTA = 1.3, 0.9, 0.8, 1.8
 U0 = (0.44249296, 4.6280594)
@@ -207,18 +207,18 @@ def per_gradient(args, dtype) -> list[dict]:
     model = udesci_model().copy()
     model.module.to(dtype)
     data = ud.Dataset(t_np, y_np, states=["x", "y"])
-    prep = Prepared(model, data, dtype)
+    prep = PaddedBatch(model, data, dtype)
     set_network_scaling(model, prep)
     field = model.module
     trainable = list(field.parameters())
 
     shooting = ud.Shooting()
-    knots, ys, mask, sel_k, first, links, n_seg = _segments(prep, shooting.segment_length)
+    knots, ys, mask, sel_k, first, links, n_seg = make_segments(prep, shooting.segment_length)
     starts = nn.Parameter(prep.smooth[sel_k, first].clone())
 
     def shooting_loss():  # as in udesci.train.fit
         pred = ud.integrate(field, starts, knots, shooting.solver)
-        loss = _masked_mse(pred, ys, mask, prep.scale)
+        loss = masked_mse(pred, ys, mask, prep.scale)
         if links.numel():
             gap = (pred[links, -1] - starts[links + 1]) / prep.scale
             loss = loss + shooting.continuity * gap.pow(2).mean()
@@ -236,7 +236,7 @@ def per_gradient(args, dtype) -> list[dict]:
 
         def full_loss(solver=solver):  # as in udesci.train.fit
             pred = ud.integrate(field, y0, prep.knots, solver)
-            return _masked_mse(pred, prep.y, prep.mask, prep.scale)
+            return masked_mse(pred, prep.y, prep.mask, prep.scale)
 
         name = "udesci full trajectory adjoint" if adjoint else "udesci full trajectory direct"
         record(
@@ -247,12 +247,12 @@ def per_gradient(args, dtype) -> list[dict]:
         )
 
     try:
-        from udesci.train import _collocation_loss
+        from udesci.train import collocation_loss
 
         record(
             "udesci warm start (collocation)",
             "derivative matching on smoothed data, no ODE solve",
-            make_step(_collocation_loss(model, prep), trainable),
+            make_step(collocation_loss(model, prep), trainable),
             field,
         )
     except ImportError:

@@ -33,7 +33,7 @@ import bench_speed as bs  # noqa: E402
 
 import udesci as ud  # noqa: E402
 from udesci.solve import _rk_step  # noqa: E402
-from udesci.train import Prepared, _masked_mse, _segments, set_network_scaling  # noqa: E402
+from udesci.train import PaddedBatch, make_segments, masked_mse, set_network_scaling  # noqa: E402
 
 
 def timeit(fn, repeats=200, warmup=20) -> float:
@@ -93,7 +93,7 @@ def setup(dtype=torch.float64):
     torch.manual_seed(0)
     model = bs.udesci_model().copy()
     model.module.to(dtype)
-    prep = Prepared(model, ud.Dataset(t_np, y_np, states=["x", "y"]), dtype)
+    prep = PaddedBatch(model, ud.Dataset(t_np, y_np, states=["x", "y"]), dtype)
     set_network_scaling(model, prep)
     return model.module, prep
 
@@ -103,7 +103,7 @@ def main() -> int:
     dtype = torch.float64
     field, prep = setup(dtype)
     sh = ud.Shooting()
-    knots, ys, mask, sel_k, first, links, n_seg = _segments(prep, sh.segment_length)
+    knots, ys, mask, sel_k, first, links, n_seg = make_segments(prep, sh.segment_length)
     starts = nn.Parameter(prep.smooth[sel_k, first].clone())
     t = knots[:, 0]
     one, two = OneNet().to(dtype), TwoNets().to(dtype)
@@ -127,7 +127,7 @@ def main() -> int:
 
     def udesci_loss():
         pred = ud.integrate(field, starts, knots, sh.solver)
-        loss = _masked_mse(pred, ys, mask, prep.scale)
+        loss = masked_mse(pred, ys, mask, prep.scale)
         gap = (pred[links, -1] - starts[links + 1]) / prep.scale
         return loss + sh.continuity * gap.pow(2).mean()
 
@@ -143,7 +143,7 @@ def main() -> int:
             out.append(y)
         pred = torch.stack(out, dim=1)
         gap = (pred[links, -1] - starts[links + 1]) / prep.scale
-        return _masked_mse(pred, ys, mask, prep.scale) + sh.continuity * gap.pow(2).mean()
+        return masked_mse(pred, ys, mask, prep.scale) + sh.continuity * gap.pow(2).mean()
 
     params = list(field.parameters()) + list(one.parameters()) + list(two.parameters()) + [starts]
 

@@ -13,7 +13,7 @@ from udesci.discovery import Candidate, _bootstrap_inclusion
 from udesci.networks import TermSum
 from udesci.pipelines.lotka_volterra import BETA, GAMMA, U0, make_data
 from udesci.solve import Solver
-from udesci.train import Prepared, _segments
+from udesci.train import PaddedBatch, make_segments
 
 x, y, alpha, delta = sp.symbols("x y alpha delta")
 U, V = sp.symbols("U V", cls=sp.Function)
@@ -28,13 +28,13 @@ def _closed_form_field(learn_alpha=False):
     params = {alpha: ud.Learnable(1.3) if learn_alpha else 1.3, delta: 1.8}
     model = ud.HybridModel({x: alpha * x + U(x, y), y: -delta * y + V(x, y)}, params=params, networks=nets)
     model.module.to(torch.float64)
-    return model.module, Prepared(model, data, torch.float64)
+    return model.module, PaddedBatch(model, data, torch.float64)
 
 
 def test_lm_recovers_coefficients_and_batching_does_not_couple_candidates():
     field_, prep = _closed_form_field(learn_alpha=True)
-    seg = _segments(prep, 5)
-    starts = prep.y[seg[3], seg[4]]  # the exact states at the segment starts (clean data)
+    seg = make_segments(prep, 5)
+    starts = prep.y[seg.trajectory, seg.first]  # the exact states at the segment starts (clean data)
     layout = Layout.of(field_)
     assert layout.size == 9 and [n for n, _ in layout.nets] == ["U", "V"]
     truth = layout.vector(field_)
@@ -64,7 +64,7 @@ def test_lm_recovers_coefficients_and_batching_does_not_couple_candidates():
     # exact data (RK4 with 4 substeps against dopri5 truth): back to the truth to 1e-5
     np.testing.assert_allclose(theta[:, active].numpy(), truth[active].expand(3, 3).numpy(), rtol=1e-5)
     assert abs(float(theta[2, 2])) < 1e-5  # the spurious y term stays at zero
-    assert sse.shape == (3, seg[6], seg[0].shape[1], 2) and float(loss.max()) < 1e-10
+    assert sse.shape == (3, seg.count, seg.knots.shape[1], 2) and float(loss.max()) < 1e-10
     # refit alone = refit in the batch (each candidate has its own damping and acceptance)
     alone, _, _ = refit_candidates(field_, prep, seg, starts, 10.0, solver, layout, torch.stack(far[1:2]), [active], 30)
     np.testing.assert_allclose(alone[0].numpy(), theta[1].numpy(), rtol=0, atol=1e-12)
@@ -104,19 +104,23 @@ def test_single_shooting_refits_initial_state_and_marks_blow_ups():
 
 def test_refit_candidates_rejects_misshapen_input():
     field_, prep = _closed_form_field()
-    seg = _segments(prep, 5)
+    seg = make_segments(prep, 5)
     layout = Layout.of(field_)
     theta = layout.vector(field_).unsqueeze(0)
     with pytest.raises(ud.ConfigError, match="theta"):
-        refit_candidates(field_, prep, seg, prep.y[seg[3], seg[4]], 1.0, Solver("rk4"), layout, theta[:, :3], [[0]])
+        refit_candidates(
+            field_, prep, seg, prep.y[seg.trajectory, seg.first], 1.0, Solver("rk4"), layout, theta[:, :3], [[0]]
+        )
     with pytest.raises(ud.ConfigError, match="active"):
-        refit_candidates(field_, prep, seg, prep.y[seg[3], seg[4]], 1.0, Solver("rk4"), layout, theta, [[0], [1]])
+        refit_candidates(
+            field_, prep, seg, prep.y[seg.trajectory, seg.first], 1.0, Solver("rk4"), layout, theta, [[0], [1]]
+        )
 
 
-def test_point_blocks_follow_the_segments():
+def test_point_blocks_follow_themake_segments():
     _, prep = _closed_form_field()
     blocks, n = point_blocks(prep, 5)
-    assert n == _segments(prep, 5)[6] == 6
+    assert n == make_segments(prep, 5)[6] == 6
     assert blocks[0, :5].tolist() == [0] * 5 and blocks[0, 25:].tolist() == [5] * 6
 
 

@@ -6,7 +6,7 @@ import pytest
 import sympy as sp
 
 import udesci as ud
-from udesci.train import TrainingWarning, _Loop, solver_gave_up
+from udesci.train import TrainingLoop, TrainingWarning, solver_gave_up
 
 x, k = sp.symbols("x k")
 
@@ -22,7 +22,7 @@ def _loop_and_loss(fail_at, message):
             raise AssertionError(message)
         return (param - 2.0) ** 2
 
-    return model, _Loop(model, {}, False, None, 10, None), loss
+    return model, TrainingLoop(model, {}, False, None, 10, None), loss
 
 
 def test_solver_failure_stops_adam_with_best_weights():

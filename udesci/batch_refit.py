@@ -114,7 +114,7 @@ def refit_candidates(
         by the values in ``theta`` (restored on exit).
     prep : Prepared
     seg : tuple
-        Segments from :func:`udesci.train._segments` (``S`` segments).
+        Segments from :func:`udesci.train.make_segments` (``S`` segments).
     starts : torch.Tensor of shape (S, n)
     continuity : float
     solver : Solver
@@ -260,7 +260,7 @@ def whole_trajectories(prep) -> tuple:
 
 def point_blocks(prep, length: int) -> tuple[torch.Tensor, int]:
     """Block index ``(K, T)`` of every trajectory point: consecutive runs of ``length``
-    intervals, numbered like the segments of :func:`udesci.train._segments` (the last
+    intervals, numbered like the segments of :func:`udesci.train.make_segments` (the last
     point of a trajectory joins the last block); also the number of blocks."""
     K, T = prep.knots.shape
     out = torch.zeros(K, T, dtype=torch.long)

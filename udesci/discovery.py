@@ -28,21 +28,21 @@ import torch
 from .batch_refit import Layout, point_blocks, refit_candidates, whole_trajectories
 from .data import Dataset
 from .errors import ConfigError, TrainingError, describe
+from .evaluate import torch_threads
 from .model import HybridModel
 from .networks import TermSum
 from .solve import Solver, integrate
 from .train import (
     FitResult,
     FullTrajectory,
-    Prepared,
+    PaddedBatch,
     Shooting,
     TrainingWarning,
-    _collocation_loss,
-    _segments,
+    collocation_loss,
     fit,
+    make_segments,
     segment_starts,
     solver_gave_up,
-    torch_threads,
 )
 
 CRITERIA = ("bic", "aic")
@@ -398,15 +398,15 @@ def _short(expr: sp.Expr, digits: int = 5) -> str:
 
 
 def sample_states(
-    fitted: FitResult, prep: Prepared, *, density: int = 4, jitter: float = 0.05, copies: int = 2, seed: int = 0
+    fitted: FitResult, prep: PaddedBatch, *, density: int = 4, jitter: float = 0.05, copies: int = 2, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """States visited by the fitted model, plus a Gaussian neighbourhood.
 
     Parameters
     ----------
     fitted : FitResult
-    prep : Prepared
-        Prepared training data (for scales and inputs).
+    prep : PaddedBatch
+        PaddedBatch training data (for scales and inputs).
     density : int
         Samples per observation interval along each simulated trajectory.
     jitter : float
@@ -488,7 +488,7 @@ def _expression(terms, coef, digits: int | None = None) -> sp.Expr:
     return expr
 
 
-def _data_misfit(field_, y0: torch.Tensor, prep: Prepared) -> float:
+def _data_misfit(field_, y0: torch.Tensor, prep: PaddedBatch) -> float:
     """Scaled squared misfit to the data of ``field_`` simulated from ``y0`` (K, n)."""
     try:
         with torch.no_grad(), warnings.catch_warnings():
@@ -740,7 +740,7 @@ def _bootstrap_intervals(field_, prep, seg, starts, counts, iterations: int) -> 
         return {}
     B = counts.shape[0]
     base = layout.vector(field_)
-    weights = torch.cat([torch.ones(1, seg[6]), torch.as_tensor(counts, dtype=torch.float64)])
+    weights = torch.cat([torch.ones(1, seg.count), torch.as_tensor(counts, dtype=torch.float64)])
     # the segment starts are refit with each replicate too: their noise is part of the coefficients'
     start_vec = torch.cat([base, starts.reshape(-1).to(base.dtype)])
     theta, loss, _ = refit_candidates(
@@ -952,7 +952,7 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
     dtype = field_.dtype
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        prep = Prepared(model, data, dtype)
+        prep = PaddedBatch(model, data, dtype)
         t, y, index = sample_states(fitted, prep, seed=seed, **{"copies": 0, **(samples or {})})
     with torch.no_grad(), field_.bound_inputs(prep.interp, index):
         cols = field_.columns(t, y)
@@ -962,9 +962,9 @@ def _discover(fitted, data, model, libraries, selection, refit, refit_iterations
     n_obs = float(prep.mask.sum())
     n_state = prep.mask.sum(dim=(0, 1)).numpy()  # observations per state
     y0 = torch.as_tensor(fitted.initial_states, dtype=dtype)
-    colloc = _collocation_loss(model, prep)
+    colloc = collocation_loss(model, prep)
     n_colloc = float(sum(m - 2 for m in prep.lengths) * len(prep.observed))
-    seg = _segments(prep, 5)
+    seg = make_segments(prep, 5)
     seg_solver = Solver("rk4", substeps=1)
     # segment starts stay at the smoothed data: the same for every candidate, and few free parameters
     # let L-BFGS converge in a few iterations

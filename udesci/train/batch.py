@@ -1,0 +1,154 @@
+"""The padded batch: observed trajectories as padded tensors, their smoothed values and derivatives."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sympy.core.function import AppliedUndef
+
+from ..data import Dataset, InputInterpolator
+from ..errors import DataError, describe
+from ..model import HybridModel
+from ..networks import MLP
+
+
+def smooth_series(t: np.ndarray, y: np.ndarray, lam: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth one noisy series and estimate its derivative.
+
+    Uses a cubic smoothing spline (penalty ``lam``, or generalised
+    cross-validation when ``None``) on the non-NaN samples.  With fewer than
+    five samples it falls back to linear interpolation and finite differences.
+
+    Parameters
+    ----------
+    t : ndarray of shape (T,)
+    y : ndarray of shape (T,), NaN where missing
+
+    Returns
+    -------
+    values, derivatives : ndarray of shape (T,) each (NaN if fewer than two samples)
+    """
+    from scipy.interpolate import make_smoothing_spline
+
+    ok = ~np.isnan(y)
+    if ok.sum() < 2:
+        return np.full_like(t, np.nan), np.full_like(t, np.nan)
+    if ok.sum() < 5:
+        vals = np.interp(t, t[ok], y[ok])
+        return vals, np.gradient(vals, t)
+    spline = make_smoothing_spline(t[ok], y[ok], lam=lam)
+    return spline(t), spline.derivative()(t)
+
+
+class PaddedBatch:
+    """Observed trajectories laid out as padded tensors for batched training and scoring.
+
+    Built once by :func:`~udesci.fit` (kept as ``FitResult.batch``) and reused by
+    :func:`~udesci.discover`.
+
+    Attributes (K trajectories, T = longest trajectory, n = model states):
+    ``knots`` (K, T), ``y`` (K, T, n), ``mask`` (K, T, n) float, ``valid``
+    (K, T) bool, ``smooth``/``dsmooth`` (K, T, n) (NaN for unobserved states),
+    ``scale`` (n,), ``interp`` (input interpolator or None), ``lengths`` (K,).
+    """
+
+    def __init__(self, model: HybridModel, data: Dataset, dtype: torch.dtype, lam: float | None = None):
+        if not isinstance(data, Dataset):
+            raise DataError(f"data: expected a udesci.Dataset, received {describe(data)}.")
+        names = data.state_names or model.state_names
+        if data.state_names is None and len(names) != data.trajectories[0].y.shape[1]:
+            raise DataError(
+                f"data: has {data.trajectories[0].y.shape[1]} columns but no state names, and the model has "
+                f"{len(names)} states {names}; pass states=[...] to Dataset."
+            )
+        unknown = [s for s in names if s not in model.state_names]
+        if unknown:
+            raise DataError(f"data states: {unknown} are not states of the model {model.state_names}.")
+        missing_inputs = [u for u in model.input_names if u not in data.input_names]
+        if missing_inputs:
+            raise DataError(
+                f"data inputs: the model needs inputs {model.input_names}, the dataset lacks {missing_inputs} "
+                f"(it has {data.input_names}); pass inputs=[...] to Dataset.from_frame."
+            )
+        n = len(model.states)
+        obs_idx = [model.state_names.index(s) for s in names]
+        self.observed = sorted(set(obs_idx))
+        K = data.n_trajectories
+        T = max(tr.t.size for tr in data.trajectories)
+        knots = np.zeros((K, T))
+        y = np.zeros((K, T, n))
+        mask = np.zeros((K, T, n))
+        valid = np.zeros((K, T), dtype=bool)
+        smooth = np.full((K, T, n), np.nan)
+        dsmooth = np.full((K, T, n), np.nan)
+        for k, tr in enumerate(data.trajectories):
+            m = tr.t.size
+            knots[k, :m], knots[k, m:] = tr.t, tr.t[-1]
+            valid[k, :m] = True
+            for col, i in enumerate(obs_idx):
+                yk = tr.y[:, col]
+                ok = ~np.isnan(yk)
+                y[k, :m, i] = np.where(ok, yk, 0.0)
+                mask[k, :m, i] = ok
+                smooth[k, :m, i], dsmooth[k, :m, i] = smooth_series(tr.t, yk, lam)
+                smooth[k, m:, i], dsmooth[k, m:, i] = smooth[k, m - 1, i], dsmooth[k, m - 1, i]
+        scale = np.ones(n)
+        for i in self.observed:
+            vals = y[..., i][mask[..., i] > 0]
+            s = float(np.std(vals)) if vals.size > 1 else 0.0
+            scale[i] = s if s > 1e-12 else max(float(np.mean(np.abs(vals))) if vals.size else 1.0, 1e-12)
+        as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
+        self.knots, self.y, self.mask = as_t(knots), as_t(y), as_t(mask)
+        self.valid = torch.as_tensor(valid)
+        self.smooth, self.dsmooth, self.scale = as_t(smooth), as_t(dsmooth), as_t(scale)
+        self.lengths = [tr.t.size for tr in data.trajectories]
+        self.n = n
+        self.interp = None
+        if model.inputs:
+            cols = [data.input_names.index(u) for u in model.input_names]
+            self.interp = InputInterpolator(
+                [tr.u_t for tr in data.trajectories],
+                [tr.u[:, cols] for tr in data.trajectories],
+                data.interpolation,
+                dtype,
+            )
+        self.data = data
+
+    @property
+    def fully_observed(self) -> bool:
+        """True if every state has at least two observations in every trajectory."""
+        return bool(torch.isfinite(self.smooth[:, 0, :]).all())
+
+    def initial_guess(self) -> torch.Tensor:
+        """Initial states (K, n) from the smoothed data; 0 for unobserved states."""
+        return torch.nan_to_num(self.smooth[:, 0, :], nan=0.0)
+
+
+def set_network_scaling(model: HybridModel, prep: PaddedBatch) -> None:
+    """Set each default MLP's input normalisation and output scale from the data."""
+    field_ = model.module
+    valid = prep.valid
+    for spec in field_.unknown_specs:
+        net = field_.nets[spec.name]
+        if not isinstance(net, MLP):
+            continue
+        locs, scales = [], []
+        for a in spec.args:
+            if a in field_.state_index:
+                i = field_.state_index[a]
+                v = prep.smooth[..., i][valid]
+                v = v[torch.isfinite(v)]
+            elif a in field_.input_index:
+                v = prep.interp.coef[..., 3, field_.input_index[a]].reshape(-1)
+            else:
+                v = prep.knots[valid]
+            locs.append(float(v.mean()) if v.numel() else 0.0)
+            scales.append(float(v.std()) if v.numel() > 1 else 1.0)
+        outs = []
+        for s, rhs in model.equations.items():
+            if any(type(app).__name__ == spec.name for app in rhs.atoms(AppliedUndef)):
+                d = prep.dsmooth[..., field_.state_index[s]][valid]
+                d = d[torch.isfinite(d)]
+                if d.numel() > 1:
+                    outs.append(float(d.std()))
+        net.set_scaling(locs, scales, max(outs) if outs else 1.0)

@@ -1,0 +1,218 @@
+"""``fit``: train a hybrid model on observed trajectories, and its result ``FitResult``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from ..data import Dataset
+from ..errors import ConfigError, describe
+from ..evaluate import torch_threads
+from ..model import HybridModel
+from .batch import PaddedBatch, set_network_scaling
+from .loop import TrainingLoop
+from .stages import FullTrajectory, Shooting, TrainingContext, WarmStart, check_int
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`.
+
+    Attributes
+    ----------
+    model : HybridModel
+        Trained copy of the model (the model passed in is left unchanged).
+    history : list of dict
+        One entry per iteration: ``{"stage", "iteration", "loss"}``.
+    initial_states : ndarray of shape (K, n_states)
+        Fitted initial state of each trajectory.
+    status : str
+        ``"ok"``, ``"nonfinite"`` (stopped on a NaN/inf loss) or ``"interrupted"``.
+    message : str
+        Human-readable account of how training ended.
+    seconds : dict
+        Wall-clock seconds per stage.
+    config : dict
+        The options of the run (stages as dicts, seed, dtype).
+    data : Dataset or None
+        The training data.
+    batch : PaddedBatch or None
+        The training data as padded tensors with their smoothed values and derivatives,
+        reused by :func:`~udesci.discover` when it scores on the same data.
+    """
+
+    model: HybridModel
+    history: list
+    initial_states: np.ndarray
+    status: str = "ok"
+    message: str = ""
+    seconds: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    data: Dataset | None = None
+    batch: PaddedBatch | None = field(default=None, repr=False)
+
+    def loss(self, stage: str | None = None) -> np.ndarray:
+        """Loss history (of one stage, or all), shape (iterations,)."""
+        return np.array([h["loss"] for h in self.history if stage is None or h["stage"] == stage])
+
+    def predict(self, t=None, trajectory: int = 0) -> np.ndarray:
+        """Simulate the fitted model from a trajectory's fitted initial state.
+
+        Parameters
+        ----------
+        t : array of shape (T,), optional
+            Output times starting at the trajectory's first time (default: its
+            observation times).
+        trajectory : int
+            Which training trajectory.
+
+        Returns
+        -------
+        ndarray of shape (T, n_states)
+        """
+        from ..solve import simulate
+
+        tr = self.data.trajectories[trajectory]
+        t = tr.t if t is None else np.asarray(t, dtype=float)
+        inputs = None
+        if self.model.inputs:
+            cols = [self.data.input_names.index(u) for u in self.model.input_names]
+            inputs = tr.u[:, cols]
+            return simulate(
+                self.model,
+                self.initial_states[trajectory],
+                t,
+                inputs=inputs,
+                input_times=tr.u_t,
+                interpolation=self.data.interpolation,
+            )
+        return simulate(self.model, self.initial_states[trajectory], t)
+
+
+def fit(
+    model: HybridModel,
+    data: Dataset,
+    *,
+    warm_start: WarmStart | None = WarmStart(),  # noqa: B008 (frozen dataclass: immutable)
+    shooting: Shooting | None = Shooting(),  # noqa: B008 (frozen dataclass: immutable)
+    full: FullTrajectory | None = None,
+    seed: int | None = 0,
+    dtype: torch.dtype = torch.float64,
+    threads: int | None = None,
+    progress: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 100,
+    resume: str | os.PathLike | None = None,
+) -> FitResult:
+    """Train a hybrid model's networks and learnable parameters on data.
+
+    The default is the fast path: derivative-matching warm start, then
+    multiple shooting with every segment in one batched solve.  Add
+    ``full=FullTrajectory()`` for a final full-trajectory stage with the
+    adjoint method; pass ``None`` to switch any stage off.
+
+    Parameters
+    ----------
+    model : HybridModel
+        Model to train; it is copied, never modified.
+    data : Dataset
+        Observed trajectories (irregular grids, NaN for missing values, any
+        subset of the model's states, measured inputs).
+    warm_start : WarmStart or None
+        Skipped automatically (with a note in ``result.message``) if a state is
+        never observed in some trajectory.
+    shooting : Shooting or None
+    full : FullTrajectory or None
+    seed : int or None, default 0
+        Seeds torch's generator at the start, so equal inputs give equal runs.
+    dtype : torch.dtype, default torch.float64
+    threads : int, optional
+        torch intra-op threads during training (restored afterwards).  Default:
+        1 for models with fewer than 256 states (small UDEs are dominated by
+        per-operation overhead, and extra threads only add contention),
+        torch's own setting otherwise.
+    progress : bool, default True
+        Show progress on stderr.
+    checkpoint : path, optional
+        Save the training state atomically every ``checkpoint_every``
+        iterations, at the end of each stage and on Ctrl-C.
+    checkpoint_every : int, default 100
+    resume : path, optional
+        Continue from a checkpoint written by an earlier call with the same
+        model, data and options; the result equals an uninterrupted run.
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    DataError
+        If the data do not match the model (state names, inputs).
+    ConfigError
+        For invalid options, all stages switched off, or an unreadable checkpoint.
+
+    Notes
+    -----
+    The stages are :class:`~udesci.train.stages.Stage` objects run in order on one
+    :class:`~udesci.train.stages.TrainingContext`.
+    """
+    if not isinstance(model, HybridModel):
+        raise ConfigError(f"model: expected a udesci.HybridModel, received {describe(model)}.")
+    for name, value, cls in (
+        ("warm_start", warm_start, WarmStart),
+        ("shooting", shooting, Shooting),
+        ("full", full, FullTrajectory),
+    ):
+        if value is not None and not isinstance(value, cls):
+            raise ConfigError(f"{name}: expected udesci.{cls.__name__}(...) or None, received {describe(value)}.")
+    if warm_start is None and shooting is None and full is None:
+        raise ConfigError("fit: every stage is switched off (warm_start, shooting and full are None); enable one.")
+    if dtype not in (torch.float32, torch.float64):
+        raise ConfigError(f"dtype: expected torch.float32 or torch.float64, received {dtype!r}.")
+    check_int(checkpoint_every, "checkpoint_every", 1)
+    if threads is not None:
+        check_int(threads, "threads", 1)
+    resume_state = None
+    if resume is not None:
+        try:
+            resume_state = torch.load(os.fspath(resume), weights_only=True)
+        except FileNotFoundError:
+            raise ConfigError(f"resume: checkpoint file {os.fspath(resume)!r} does not exist.") from None
+        except Exception as exc:  # pickle errors are many types
+            raise ConfigError(f"resume: {os.fspath(resume)!r} is not a readable udesci checkpoint ({exc}).") from None
+        if not isinstance(resume_state, dict) or resume_state.get("format") != "udesci-checkpoint-1":
+            raise ConfigError(f"resume: {os.fspath(resume)!r} is not a udesci checkpoint.")
+
+    with torch_threads(threads, len(model.states)):
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = model.copy()
+        model.module.to(dtype)
+        batch = PaddedBatch(model, data, dtype, warm_start.smoothing if warm_start else None)
+        set_network_scaling(model, batch)
+        stages = [s for s in (warm_start, shooting, full) if s is not None]
+        y0 = torch.nn.Parameter(batch.initial_guess().clone())
+        ctx = TrainingContext(model, batch, y0, {"y0": y0})
+        for stage in stages:
+            stage.setup(ctx)
+        ctx.loop = TrainingLoop(model, ctx.extras, progress, checkpoint, checkpoint_every, resume_state)
+        for stage in stages:
+            stage.run(ctx)
+        loop = ctx.loop
+        message = loop.message or "training finished"
+        if ctx.notes:
+            message += "; " + "; ".join(ctx.notes)
+        config = {
+            "warm_start": asdict(warm_start) if warm_start else None,
+            "shooting": asdict(shooting) if shooting else None,
+            "full": asdict(full) if full else None,
+            "seed": seed,
+            "dtype": str(dtype),
+        }
+        return FitResult(
+            model, loop.history, y0.detach().numpy().copy(), loop.status, message, loop.seconds, config, data, batch
+        )
