@@ -8,8 +8,8 @@ import sympy as sp
 import torch
 
 import udesci as ud
-from udesci.batch_refit import Layout, point_blocks, refit_candidates, whole_trajectories
-from udesci.discovery import Candidate, _bootstrap_inclusion
+from udesci.discovery import Candidate, Layout, point_blocks, refit_candidates, whole_trajectories
+from udesci.discovery.uncertainty import bootstrap_inclusion
 from udesci.networks import TermSum
 from udesci.pipelines.lotka_volterra import BETA, GAMMA, U0, make_data
 from udesci.solve import Solver
@@ -136,7 +136,7 @@ def test_bootstrap_inclusion_counts_selections():
     counts = np.random.default_rng(0).multinomial(S, np.full(S, 1 / S), size=200)
     # the one-term model fits every block as well as the two-term one: parsimony picks it always
     one, two = _cand([0], np.full(S, 1.0)), _cand([0, 1], np.full(S, 0.999))
-    inc, chosen = _bootstrap_inclusion(
+    inc, chosen = bootstrap_inclusion(
         [one, two], np.stack([one.segment_sse, two.segment_sse]), n, counts, 3, "bic", 2.0
     )
     assert inc.tolist() == [1.0, 0.0, 0.0] and (chosen == 0).all()
@@ -144,7 +144,7 @@ def test_bootstrap_inclusion_counts_selections():
     bad = np.full(S, 1.0)
     bad[3] = 50.0
     small, big = _cand([0], bad), _cand([0, 2], np.full(S, 1.0))
-    inc, chosen = _bootstrap_inclusion(
+    inc, chosen = bootstrap_inclusion(
         [small, big], np.stack([small.segment_sse, big.segment_sse]), n, counts, 3, "bic", 2.0
     )
     drew = counts[:, 3] > 0

@@ -49,7 +49,8 @@ class PaddedBatch:
     Attributes (K trajectories, T = longest trajectory, n = model states):
     ``knots`` (K, T), ``y`` (K, T, n), ``mask`` (K, T, n) float, ``valid``
     (K, T) bool, ``smooth``/``dsmooth`` (K, T, n) (NaN for unobserved states),
-    ``scale`` (n,), ``interp`` (input interpolator or None), ``lengths`` (K,).
+    ``scale`` (n,), ``interp`` (input interpolator or None), ``lengths`` (K,),
+    ``observed`` (indices of observed states), ``smoothing`` (the spline penalty, None = GCV).
     """
 
     def __init__(self, model: HybridModel, data: Dataset, dtype: torch.dtype, lam: float | None = None):
@@ -102,6 +103,7 @@ class PaddedBatch:
         self.valid = torch.as_tensor(valid)
         self.smooth, self.dsmooth, self.scale = as_t(smooth), as_t(dsmooth), as_t(scale)
         self.lengths = [tr.t.size for tr in data.trajectories]
+        self.smoothing = lam
         self.n = n
         self.interp = None
         if model.inputs:

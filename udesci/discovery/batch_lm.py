@@ -16,14 +16,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
-from .errors import ConfigError
-from .networks import TermSum
-from .solve import Solver, integrate
+from ..errors import ConfigError
+from ..networks import TermSum
+from ..solve import Solver, integrate
+from ..train import PaddedBatch, Segments
 
-__all__ = ["Layout", "refit_candidates"]
+__all__ = ["Layout", "NetSlice", "ParamSlot", "point_blocks", "refit_candidates", "whole_trajectories"]
+
+
+class NetSlice(NamedTuple):
+    """Where one closed-form unknown's coefficients sit in the flat parameter vector."""
+
+    name: str
+    slice: slice
+
+
+class ParamSlot(NamedTuple):
+    """Where one (scalar) learnable parameter sits in the flat parameter vector."""
+
+    name: str
+    index: int
 
 
 @dataclass
@@ -32,9 +48,9 @@ class Layout:
 
     Attributes
     ----------
-    nets : list of (name, slice)
+    nets : list of NetSlice
         The :class:`TermSum` unknowns of the field and their coefficient slices.
-    params : list of (name, int)
+    params : list of ParamSlot
         Learnable parameters (scalars) and their positions.
     size : int
         Length ``D`` of the vector.
@@ -51,12 +67,12 @@ class Layout:
         for name, net in field_.nets.items():
             if isinstance(net, TermSum):
                 p = net.coef.numel()
-                nets.append((name, slice(at, at + p)))
+                nets.append(NetSlice(name, slice(at, at + p)))
                 at += p
         for name, prm in field_.learnable.items():
             if prm.numel() != 1:
                 raise ValueError(f"learnable parameter {name!r}: expected a scalar, received shape {tuple(prm.shape)}")
-            params.append((name, at))
+            params.append(ParamSlot(name, at))
             at += 1
         return cls(nets, params, at)
 
@@ -78,7 +94,15 @@ class Layout:
         idx += [at for _, at in self.params]
         return idx
 
-    def state(self, field_, theta: torch.Tensor) -> list[torch.Tensor]:
+    def write(self, field_, theta: torch.Tensor) -> None:
+        """Set the field's TermSum coefficients and learnable parameters from ``theta`` (D,)."""
+        with torch.no_grad():
+            for name, sl in self.nets:
+                field_.nets[name].coef.copy_(theta[sl])
+            for name, at in self.params:
+                field_.learnable[name].copy_(theta[at].reshape(field_.learnable[name].shape))
+
+    def split(self, field_, theta: torch.Tensor) -> list[torch.Tensor]:
         """``theta`` (D,) as a list matching ``[TermSum coefs..., learnables...]`` of ``field_``."""
         out = [theta[sl].clone() for _, sl in self.nets]
         out += [theta[at].reshape(field_.learnable[name].shape).clone() for name, at in self.params]
@@ -87,8 +111,8 @@ class Layout:
 
 def refit_candidates(
     field_,
-    prep,
-    seg,
+    prep: PaddedBatch,
+    seg: Segments,
     starts: torch.Tensor,
     continuity: float,
     solver: Solver,
@@ -112,8 +136,8 @@ def refit_candidates(
     field_ : VectorField
         Its TermSum unknowns and learnable parameters are replaced, row by row,
         by the values in ``theta`` (restored on exit).
-    prep : Prepared
-    seg : tuple
+    prep : PaddedBatch
+    seg : Segments
         Segments from :func:`udesci.train.make_segments` (``S`` segments).
     starts : torch.Tensor of shape (S, n)
     continuity : float
@@ -246,8 +270,8 @@ def refit_candidates(
     return theta, loss, sse
 
 
-def whole_trajectories(prep) -> tuple:
-    """The trajectories of ``prep`` as a segment tuple (one segment each, no junctions).
+def whole_trajectories(prep: PaddedBatch) -> Segments:
+    """The trajectories of ``prep`` as :class:`~udesci.train.Segments` (one segment each, no junctions).
 
     With ``free_starts=True`` and ``continuity=0``, :func:`refit_candidates` on these is
     single shooting: each candidate's coefficients and initial states are refit on the
@@ -255,10 +279,12 @@ def whole_trajectories(prep) -> tuple:
     """
     K = len(prep.lengths)
     index = torch.arange(K)
-    return prep.knots, prep.y, prep.mask, index, torch.zeros(K, dtype=torch.long), torch.zeros(0, dtype=torch.long), K
+    return Segments(
+        prep.knots, prep.y, prep.mask, index, torch.zeros(K, dtype=torch.long), torch.zeros(0, dtype=torch.long), K
+    )
 
 
-def point_blocks(prep, length: int) -> tuple[torch.Tensor, int]:
+def point_blocks(prep: PaddedBatch, length: int) -> tuple[torch.Tensor, int]:
     """Block index ``(K, T)`` of every trajectory point: consecutive runs of ``length``
     intervals, numbered like the segments of :func:`udesci.train.make_segments` (the last
     point of a trajectory joins the last block); also the number of blocks."""

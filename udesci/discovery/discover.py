@@ -1,0 +1,588 @@
+"""``discover``: trained networks -> sparse closed forms -> a refit closed-form model.
+
+The entry point runs a sequence of stage functions on one :class:`DiscoveryState`:
+
+1. :func:`prepare` — sample the trained networks along the fitted trajectories and set up the
+   scoring data (segments, whole trajectories, point blocks, bootstrap resamples);
+2. :func:`propose_all` — each unknown's library columns and threshold sweep;
+3. :func:`decide` (per unknown, ``selection.sweeps`` passes) — rank candidate supports by
+   derivative matching, refit the shortlist on segments, rescore it on whole trajectories,
+   choose by the criterion and the parsimony rule, inclusion probabilities;
+4. :func:`choose_jointly` — with several unknowns, every combination of their best candidates;
+5. :func:`refit_final` — all coefficients, learnable parameters and initial states;
+6. :func:`assemble` — intervals, the closed-form model, metrics: the :class:`Discovery`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..data import Dataset
+from ..errors import ConfigError, TrainingError, describe
+from ..evaluate import torch_threads
+from ..model import HybridModel
+from ..networks import TermSum
+from ..solve import Solver
+from ..train import (
+    FitResult,
+    FullTrajectory,
+    PaddedBatch,
+    Segments,
+    Shooting,
+    TrainingWarning,
+    collocation_loss,
+    fit,
+    make_segments,
+    segment_starts,
+)
+from .batch_lm import Layout, point_blocks, refit_candidates, whole_trajectories
+from .criteria import information_criterion, parsimonious
+from .joint import joint_choice
+from .library import Library
+from .proposal import UnknownWork, closed_form, lstsq_on, propose, sample_states, supports
+from .refit import SCORING_SOLVER, data_misfit, refit_coefficients, refit_whole, with_params
+from .results import Candidate, Discovery, UnknownDiscovery
+from .selection import Selection
+from .uncertainty import (
+    block_counts,
+    bootstrap_inclusion,
+    bootstrap_intervals,
+    gauss_newton_intervals,
+    per_block,
+)
+
+# segment and trajectory scoring solves: one classic RK4 step per observation interval
+SEGMENT_SOLVER = Solver("rk4", substeps=1)
+SEGMENT_LENGTH = 5  # observation intervals per scoring segment and per bootstrap block
+SEGMENT_CONTINUITY = 10.0
+
+
+@dataclass
+class DiscoveryState:
+    """What the stages of one :func:`discover` call share.
+
+    Attributes
+    ----------
+    fitted : FitResult
+    data : Dataset
+    model : HybridModel
+        The working copy (its unknowns are replaced by closed forms as they are decided).
+    batch : PaddedBatch
+        The scoring data (``fitted.batch`` when the data are the training data).
+    selection : Selection
+    libraries : dict name -> Library
+    seed : int
+    columns : dict symbol -> torch.Tensor of shape (N,)
+        Time, states and inputs at the network samples.
+    network_outputs : dict name -> torch.Tensor of shape (N,)
+    n_samples : int
+    n_observations : float
+    n_per_state : ndarray of shape (n,)
+        Observations of each state.
+    y0 : torch.Tensor of shape (K, n)
+        Initial states of the trajectories (from the fit, later from the refit).
+    collocation : callable
+        The derivative-matching loss of the current field.
+    n_collocation : float
+        Points behind it.
+    segments : Segments
+    segment_starts : torch.Tensor of shape (S, n)
+        Fixed starts of the scoring segments (the smoothed data).
+    whole : Segments
+        The whole trajectories as segments.
+    blocks : torch.Tensor of shape (K, T)
+        Point block of every observation (bootstrap units).
+    n_blocks : int
+    block_counts : ndarray of shape (S, n)
+        Observations per block and state.
+    resamples : ndarray of shape (B, S)
+        How often each block is drawn in each bootstrap replicate.
+    work : dict name -> UnknownWork
+    details : dict name -> UnknownDiscovery
+    refit : FitResult or None
+    """
+
+    fitted: FitResult
+    data: Dataset
+    model: HybridModel
+    batch: PaddedBatch
+    selection: Selection
+    libraries: dict
+    seed: int
+    columns: dict
+    network_outputs: dict
+    n_samples: int
+    n_observations: float
+    n_per_state: np.ndarray
+    y0: torch.Tensor
+    collocation: object
+    n_collocation: float
+    segments: Segments
+    segment_starts: torch.Tensor
+    whole: Segments
+    blocks: torch.Tensor
+    n_blocks: int
+    block_counts: np.ndarray
+    resamples: np.ndarray
+    work: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+    refit: FitResult | None = None
+
+
+def scoring_batch(fitted: FitResult, data: Dataset, model: HybridModel) -> PaddedBatch:
+    """The padded batch to score on: ``fitted.batch`` when ``data`` is the training data (same
+    dtype, smoothing chosen by cross-validation), else a new one."""
+    batch = fitted.batch
+    dtype = model.module.dtype
+    if batch is not None and data is fitted.data and batch.smoothing is None and batch.y.dtype == dtype:
+        return batch
+    return PaddedBatch(model, data, dtype)
+
+
+def prepare(fitted, data, model, libraries, selection, samples, seed) -> DiscoveryState:
+    """Sample the trained networks and set up the scoring data (stage 1)."""
+    field_ = model.module
+    dtype = field_.dtype
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        prep = scoring_batch(fitted, data, model)
+        t, y, index = sample_states(fitted, prep, seed=seed, **{"copies": 0, **(samples or {})})
+    with torch.no_grad(), field_.bound_inputs(prep.interp, index):
+        cols = field_.columns(t, y)
+        net_out = dict(zip(model.unknowns, field_.unknown_values(cols), strict=True))
+    for p in field_.parameters():
+        p.requires_grad_(False)
+    y0 = torch.as_tensor(fitted.initial_states, dtype=dtype)
+    seg = make_segments(prep, SEGMENT_LENGTH)
+    blocks, n_blocks = point_blocks(prep, SEGMENT_LENGTH)
+    rng = np.random.default_rng(seed)
+    return DiscoveryState(
+        fitted=fitted,
+        data=data,
+        model=model,
+        batch=prep,
+        selection=selection,
+        libraries=libraries,
+        seed=seed,
+        columns=cols,
+        network_outputs=net_out,
+        n_samples=int(t.shape[0]),
+        n_observations=float(prep.mask.sum()),
+        n_per_state=prep.mask.sum(dim=(0, 1)).numpy(),
+        y0=y0,
+        collocation=collocation_loss(model, prep),
+        n_collocation=float(sum(m - 2 for m in prep.lengths) * len(prep.observed)),
+        segments=seg,
+        # segment starts stay at the smoothed data: the same for every candidate, and few free parameters
+        segment_starts=segment_starts(field_, prep, seg, y0),
+        whole=whole_trajectories(prep),
+        blocks=blocks,
+        n_blocks=n_blocks,
+        block_counts=block_counts(prep, blocks, n_blocks),
+        resamples=rng.multinomial(n_blocks, np.full(n_blocks, 1.0 / n_blocks), size=selection.bootstrap),
+    )
+
+
+def propose_all(state: DiscoveryState) -> None:
+    """Each unknown's library at the samples and its threshold sweep (stage 2)."""
+    dtype = state.model.module.dtype
+    for name, spec in state.model.unknowns.items():
+        terms = state.libraries[name].terms(spec.args)
+        target = state.network_outputs[name].numpy().astype(float)
+        state.work[name] = propose(spec, terms, state.columns, target, state.selection, dtype)
+
+
+def rank_by_derivatives(state: DiscoveryState, work: UnknownWork) -> list[Candidate]:
+    """Every candidate support, coefficients refit by derivative matching, ranked by its criterion."""
+    dtype = state.model.module.dtype
+    module, terms, theta, target, selection = work.module, work.terms, work.theta, work.target, state.selection
+    p = len(terms)
+    cands = []
+    for sup in supports(p, selection.exhaustive, work.swept):
+        coef = lstsq_on(theta, target, sup)
+        mask = np.zeros(p)
+        mask[list(sup)] = 1.0
+        with torch.no_grad():
+            module.coef.copy_(torch.as_tensor(coef, dtype=dtype))
+            module.mask.copy_(torch.as_tensor(mask, dtype=dtype))
+        if sup:
+            refit_coefficients(module, state.collocation)
+        coef = (module.coef.detach() * module.mask).numpy().copy()
+        rmse = float(np.sqrt(np.mean((theta @ coef - target) ** 2)))
+        cand = Candidate(sup, coef, closed_form(terms, coef), work.swept.get(sup, math.nan), rmse)
+        with torch.no_grad():
+            cand.score = information_criterion(
+                float(state.collocation()) * state.n_collocation, state.n_collocation, len(sup), selection.criterion
+            )
+        cands.append(cand)
+    cands.sort(key=lambda c: (c.score, len(c.support)))
+    return cands
+
+
+def score_on_segments(state: DiscoveryState, name: str, shortlist: list[Candidate]) -> list[list[int]]:
+    """Refit the shortlist on short segments (one batched LM solve, each candidate with the other
+    unknowns' coefficients and the learnable parameters free) and score each on the data.
+
+    Returns each candidate's free positions in the :class:`Layout` vector.
+    """
+    field_ = state.model.module
+    work = state.work[name]
+    with torch.no_grad():
+        work.module.mask.zero_()
+    layout = Layout.of(field_)
+    cur = dict(layout.nets)[name]
+    base_vec, others = layout.vector(field_), layout.active(field_)
+    thetas, actives = [], []
+    for cand in shortlist:
+        v = base_vec.clone()
+        v[cur] = torch.as_tensor(cand.coefficients, dtype=field_.dtype)
+        thetas.append(v)
+        actives.append([cur.start + i for i in cand.support] + others)
+    theta, _, sse = refit_candidates(
+        field_,
+        state.batch,
+        state.segments,
+        state.segment_starts,
+        SEGMENT_CONTINUITY,
+        SEGMENT_SOLVER,
+        layout,
+        torch.stack(thetas),
+        actives,
+        state.selection.refine_iterations,
+    )
+    for cand, th, s_ in zip(shortlist, theta, sse, strict=True):
+        cand.coefficients = th[cur].numpy().copy()
+        cand.expression = closed_form(work.terms, cand.coefficients)
+        cand.values = layout.split(field_, th)
+        cand.theta = th
+        cand.data_sse = float(s_.sum())
+        cand.score = float(
+            information_criterion(
+                s_.sum(dim=(0, 1)).numpy(), state.n_per_state, len(cand.support), state.selection.criterion
+            )
+        )
+    return actives
+
+
+def rescore_on_trajectories(state: DiscoveryState, name: str, shortlist: list, actives: list) -> None:
+    """The best candidates by the segment score refit and scored on whole trajectories with their
+    initial states free (single shooting): a wrong form can match short segments that restart from
+    the data, but not the whole span.  Candidates not rescored score ``inf``."""
+    field_ = state.model.module
+    work = state.work[name]
+    layout = Layout.of(field_)
+    cur = dict(layout.nets)[name]
+    ranked = sorted((i for i, c in enumerate(shortlist) if math.isfinite(c.score)), key=lambda i: shortlist[i].score)[
+        : state.selection.rescore
+    ]
+    for cand in shortlist:
+        cand.score = math.inf
+    if not ranked:
+        return
+    y0 = state.y0
+    theta_t, _, sse_t = refit_candidates(
+        field_,
+        state.batch,
+        state.whole,
+        y0,
+        0.0,
+        SEGMENT_SOLVER,
+        layout,
+        torch.stack([torch.cat([shortlist[i].theta, y0.reshape(-1)]) for i in ranked]),
+        [actives[i] for i in ranked],
+        state.selection.refine_iterations,
+        free_starts=True,
+    )
+    blocks = per_block(sse_t, state.blocks, state.n_blocks)
+    for i, th, s_, pb in zip(ranked, theta_t, sse_t, blocks, strict=True):
+        cand = shortlist[i]
+        cand.coefficients = th[cur].numpy().copy()
+        cand.expression = closed_form(work.terms, cand.coefficients)
+        cand.values = layout.split(field_, th[: layout.size])
+        cand.segment_sse = pb
+        cand.data_sse = float(s_.sum())
+        cand.score = float(
+            information_criterion(pb.sum(0), state.n_per_state, len(cand.support), state.selection.criterion)
+        )
+
+
+def inclusion_probabilities(state: DiscoveryState, work: UnknownWork, shortlist: list, cands: list, best) -> dict:
+    """Per-term inclusion probability: the share of bootstrap replicates whose selection contains
+    the term, or (``bootstrap=0``) the criterion weights of the scored candidates containing it."""
+    selection, terms = state.selection, work.terms
+    scored = [c for c in shortlist if c.segment_sse is not None and math.isfinite(c.score)]
+    if selection.bootstrap and scored:
+        inc, _ = bootstrap_inclusion(
+            scored,
+            np.stack([c.segment_sse for c in scored]),
+            state.block_counts,
+            state.resamples,
+            len(terms),
+            selection.criterion,
+            selection.parsimony,
+        )
+        return {str(term): float(inc[i]) for i, term in enumerate(terms)}
+    finite = [c for c in cands if math.isfinite(c.score)]
+    weights = np.array([math.exp(-(c.score - best.score) / 2) for c in finite])
+    weights /= max(weights.sum(), 1e-300)
+    return {
+        str(term): float(sum(w for w, c in zip(weights, finite, strict=True) if i in c.support))
+        for i, term in enumerate(terms)
+    }
+
+
+def decide(state: DiscoveryState, name: str) -> None:
+    """Decide one unknown with the others as they currently stand (stage 3)."""
+    field_ = state.model.module
+    work = state.work[name]
+    selection = state.selection
+    field_.set_network(name, work.module)
+    cands = rank_by_derivatives(state, work)
+    shortlist = cands[: selection.shortlist]
+    # the field's closed-form coefficients and learnable parameters, in Layout order: the chosen
+    # candidate's refit values are written back into them
+    values = [m.coef for m in field_.nets.values() if isinstance(m, TermSum)] + list(field_.learnable.values())
+    actives = score_on_segments(state, name, shortlist)
+    rescore_on_trajectories(state, name, shortlist, actives)
+    for cand in cands[selection.shortlist :]:
+        cand.score = math.inf  # ranked out by derivative matching; stage-1 order kept below
+    shortlist.sort(key=lambda c: (c.score, len(c.support)))
+    best = parsimonious(shortlist, selection.parsimony)
+    cands = [best] + [c for c in shortlist if c is not best] + cands[selection.shortlist :]
+    with torch.no_grad():
+        for prm, v in zip(values, best.values, strict=True):
+            prm.copy_(v)
+        work.module.mask.zero_()
+        work.module.mask[list(best.support)] = 1.0
+    inclusion = inclusion_probabilities(state, work, shortlist, cands, best)
+    state.details[name] = UnknownDiscovery(name, work.spec.args, work.terms, cands, best.expression, inclusion, {})
+
+
+def choose_jointly(state: DiscoveryState) -> None:
+    """With several unknowns, refit every combination of their best candidates together (stage 4)."""
+    if len(state.details) > 1 and state.selection.joint > 1:
+        joint_choice(
+            state.model.module,
+            state.batch,
+            state.whole,
+            SEGMENT_SOLVER,
+            state.y0,
+            state.details,
+            state.work,
+            state.selection,
+            state.n_per_state,
+            state.blocks,
+            state.n_blocks,
+            state.resamples,
+        )
+
+
+def refit_final(state: DiscoveryState, refit_iterations: int, progress: bool) -> None:
+    """Refit every selected coefficient, learnable parameter and initial state on whole trajectories
+    (Levenberg–Marquardt; if that blows up, segments then a polish with L-BFGS) (stage 5)."""
+    field_, model, data = state.model.module, state.model, state.data
+    result = refit_whole(field_, model, data, state.batch, state.whole, state.y0, refit_iterations)
+    if result is None:  # single shooting failed: segments first, then a polish on the trajectories
+        with warnings.catch_warnings():
+            # a solver failure in the line search stops the refit with its best weights: that is fine here
+            warnings.simplefilter("ignore", TrainingWarning)
+            result = fit(
+                model,
+                data,
+                warm_start=None,
+                shooting=Shooting(iterations=0, lbfgs=refit_iterations, continuity=100.0),
+                full=FullTrajectory(iterations=0, lbfgs=max(refit_iterations // 4, 1), solver=SCORING_SOLVER),
+                progress=progress,
+                seed=state.seed,
+            )
+        if result.status not in ("ok", "nonfinite"):
+            result = None
+    if result is not None:
+        state.model = result.model
+        state.y0 = torch.as_tensor(result.initial_states, dtype=field_.dtype)
+    state.refit = result
+
+
+def assemble(state: DiscoveryState) -> Discovery:
+    """Final expressions, intervals, the closed-form model and metrics (stage 6)."""
+    model, selection = state.model, state.selection
+    final = {}
+    for name, det in state.details.items():
+        module = model.module.nets[name]
+        coef = (module.coef.detach() * module.mask).numpy()
+        det.expression = final[name] = closed_form(det.terms, coef)
+        det.candidates[0].coefficients = coef
+    sse = data_misfit(model.module, state.y0, state.batch)
+    if selection.bootstrap:
+        intervals = bootstrap_intervals(
+            model.module,
+            state.batch,
+            state.segments,
+            state.segment_starts,
+            state.resamples,
+            selection.refine_iterations,
+        )
+    else:
+        intervals = gauss_newton_intervals(model.module, state.y0, state.batch, sse, state.n_observations)
+    for name, det in state.details.items():
+        det.intervals = {str(det.terms[i]): intervals[(name, i)] for i in det.chosen.support if (name, i) in intervals}
+    values = model.parameter_values()
+    result_model = state.fitted.model.substitute(final)
+    result_model = with_params(result_model, {s: values[s] for s in result_model.params})
+    metrics = {
+        "data_rmse_scaled": math.sqrt(sse / state.n_observations) if math.isfinite(sse) else math.inf,
+        "samples": state.n_samples,
+    }
+    return Discovery(
+        final,
+        dict(result_model.equations),
+        result_model,
+        state.details,
+        selection,
+        state.libraries[next(iter(state.libraries))],
+        state.refit,
+        metrics,
+    )
+
+
+def run_stages(fitted, data, libraries, selection, refit, refit_iterations, samples, seed, progress) -> Discovery:
+    """All stages on a fresh copy of the fitted model."""
+    state = prepare(fitted, data, fitted.model.copy(), libraries, selection, samples, seed)
+    propose_all(state)
+    # unknowns are decided one after another; later sweeps re-decide each with the others in closed form
+    for _sweep in range(selection.sweeps):
+        for name in state.work:
+            decide(state, name)
+    choose_jointly(state)
+    for prm in state.model.module.parameters():
+        prm.requires_grad_(True)
+    if refit:
+        refit_final(state, refit_iterations, progress)
+    return assemble(state)
+
+
+def discover(
+    fitted: FitResult,
+    data: Dataset | None = None,
+    *,
+    library: Library | dict | None = None,
+    selection: Selection | None = None,
+    refit: bool = True,
+    refit_iterations: int = 40,
+    samples: dict | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    threads: int | None = None,
+) -> Discovery:
+    """Regress each trained network into a sparse closed-form expression.
+
+    Candidate supports for each unknown come from a threshold sweep of
+    PySINDy's STLSQ on the network samples (normalised library columns) plus
+    every support of up to ``selection.exhaustive`` terms.  Each candidate's
+    coefficients are refit by derivative matching on the smoothed data (no ODE
+    solve); the best ``selection.shortlist`` are refit on short trajectory
+    segments and the best ``selection.rescore`` of those on whole trajectories
+    (initial states free), all in batched Levenberg–Marquardt solves, and
+    scored by the information criterion of their data misfit (a Gaussian
+    likelihood with its own variance per state).  The sparsest candidate
+    within ``selection.parsimony`` of the best wins.  Unknowns are decided one
+    after another (``selection.sweeps`` passes), then jointly.  With
+    ``selection.bootstrap > 0`` the inclusion probability of a term is the
+    share of bootstrap replicates (resampled point blocks) whose selection
+    contains it, and a coefficient's 95% interval comes from the percentiles
+    of its refits on the replicates; with ``bootstrap=0`` inclusion comes
+    from criterion weights ``exp(-delta/2)`` and intervals are Gauss–Newton
+    intervals at the final refit.
+
+    Parameters
+    ----------
+    fitted : FitResult
+        Output of :func:`~udesci.fit`.
+    data : Dataset, optional
+        Data for scoring and refitting (default: the data ``fitted`` was trained on).
+    library : Library or dict name -> Library, optional
+        Candidate terms (one library for all unknowns, or one per unknown name).
+    selection : Selection, optional
+    refit : bool, default True
+        Refit all discovered coefficients, learnable parameters and initial
+        states on whole trajectories (Levenberg–Marquardt; L-BFGS on segments
+        then trajectories if that blows up).
+    refit_iterations : int, default 40
+        Iterations of the refit.
+    samples : dict, optional
+        Options of :func:`sample_states` (``density``, ``jitter``, ``copies``).
+    seed : int, default 0
+    progress : bool, default False
+    threads : int, optional
+        torch threads (default 1 for models with fewer than 256 states).
+
+    Returns
+    -------
+    Discovery
+
+    Raises
+    ------
+    ConfigError
+        If ``fitted`` is not a FitResult, the model has no unknowns, or a
+        library is given for a name that is not an unknown.
+    TrainingError
+        If the trained model cannot be simulated over the data's span (the
+        solver gives up), so there are no network samples to regress.
+
+    Notes
+    -----
+    If the final refit's solver fails, discovery is rerun without the refit and
+    ``Discovery.notes`` says so.
+    """
+    if not isinstance(fitted, FitResult):
+        raise ConfigError(f"fitted: expected the FitResult returned by udesci.fit, received {describe(fitted)}.")
+    if not fitted.model.unknowns:
+        raise ConfigError("fitted: the model has no unknown functions; nothing to discover.")
+    data = data if data is not None else fitted.data
+    selection = selection or Selection()
+    if isinstance(selection, dict):
+        selection = Selection(**selection)
+    if not isinstance(selection, Selection):
+        raise ConfigError(f"selection: expected a udesci.Selection, received {describe(selection)}.")
+    libraries = resolve_libraries(library, fitted.model)
+    with torch_threads(threads, len(fitted.model.states)):
+        try:
+            return run_stages(fitted, data, libraries, selection, refit, refit_iterations, samples, seed, progress)
+        except TrainingError:
+            raise
+        except (AssertionError, RuntimeError) as exc:
+            # the refit's solve can step into coefficients for which the ODE blows up (torchdiffeq then
+            # raises "underflow in dt"): the selection stands, so rerun it without the refit and say so
+            if not refit:
+                raise
+            found = run_stages(fitted, data, libraries, selection, False, refit_iterations, samples, seed, progress)
+            found.notes.append(
+                f"discover's refit failed ({type(exc).__name__}: {exc}); reran discover with refit=False"
+            )
+            return found
+
+
+def resolve_libraries(library, model) -> dict:
+    """One :class:`Library` per unknown from ``library`` (None, a Library, or a dict by name).
+
+    Raises
+    ------
+    ConfigError
+        For names that are not unknowns or entries that are not Libraries.
+    """
+    if library is None or isinstance(library, Library):
+        return {name: library or Library() for name in model.unknowns}
+    if isinstance(library, dict):
+        bad = [n for n in library if n not in model.unknowns]
+        if bad:
+            raise ConfigError(f"library: names {bad} are not unknowns of the model ({sorted(model.unknowns)}).")
+        for n, lib in library.items():
+            if not isinstance(lib, Library):
+                raise ConfigError(f"library[{n!r}]: expected a udesci.Library, received {describe(lib)}.")
+        return {name: library.get(name, Library()) for name in model.unknowns}
+    raise ConfigError(f"library: expected a udesci.Library or dict of them, received {describe(library)}.")

@@ -1,0 +1,74 @@
+"""Candidate libraries: the SymPy terms a closed form of an unknown is built from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations_with_replacement
+
+import sympy as sp
+
+from ..errors import ConfigError
+from ..expr import parse_expression
+
+
+@dataclass(frozen=True)
+class Library:
+    """Candidate terms for an unknown function, built in its own arguments.
+
+    Parameters
+    ----------
+    degree : int, default 2
+        Polynomial terms up to this total degree.
+    constant : bool, default True
+        Include the constant term.
+    trig : bool, default False
+        Include ``sin(a)`` and ``cos(a)`` for every argument ``a``.
+    extra : sequence of sympy.Expr or str, default ()
+        Further terms, in the unknown's argument symbols (strings are matched
+        to argument names and parsed safely).
+
+    Raises
+    ------
+    ConfigError
+        For a negative degree or an extra term using symbols that are not
+        arguments of the unknown.
+    """
+
+    degree: int = 2
+    constant: bool = True
+    trig: bool = False
+    extra: tuple = ()
+
+    def __post_init__(self):
+        if not isinstance(self.degree, int) or self.degree < 0:
+            raise ConfigError(f"Library degree: expected an int >= 0, received {self.degree!r}.")
+        object.__setattr__(self, "extra", tuple(self.extra))
+
+    def terms(self, args: Sequence[sp.Symbol]) -> list[sp.Expr]:
+        """Library terms in ``args`` (no duplicates, deterministic order)."""
+        out: list[sp.Expr] = [sp.Integer(1)] if self.constant else []
+        for d in range(1, self.degree + 1):
+            for combo in combinations_with_replacement(args, d):
+                out.append(sp.Mul(*combo))
+        if self.trig:
+            for a in args:
+                out += [sp.sin(a), sp.cos(a)]
+        names = {str(a): a for a in args}
+        for term in self.extra:
+            if isinstance(term, str):
+                term = parse_expression(term, names, where="Library extra")
+            term = sp.sympify(term)
+            stray = {str(s) for s in term.free_symbols} - set(names)
+            if stray:
+                raise ConfigError(
+                    f"Library extra term {term}: uses {sorted(stray)}, expected only the unknown's arguments "
+                    f"{sorted(names)}."
+                )
+            out.append(term)
+        seen, unique = set(), []
+        for t in out:
+            if t not in seen:
+                seen.add(t)
+                unique.append(t)
+        return unique

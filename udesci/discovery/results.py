@@ -1,0 +1,215 @@
+"""What discovery returns: candidates, per-unknown accounts and the :class:`Discovery`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+import torch
+
+from ..model import HybridModel
+from ..train import FitResult
+from .library import Library
+from .selection import Selection
+
+
+@dataclass
+class Candidate:
+    """One candidate expression for an unknown.
+
+    Attributes
+    ----------
+    support : tuple of int
+        Indices of the library terms used.
+    coefficients : ndarray of shape (n_terms,)
+        Least-squares coefficients on the network samples (0 off-support).
+    expression : sympy.Expr
+    threshold : float
+        Smallest sweep threshold (normalised units) that produced this support.
+    network_rmse : float
+        RMS difference to the network on the samples.
+    data_sse : float
+        Scaled squared misfit to the data with this candidate substituted.
+    score : float
+        Information criterion (lower is better).
+    values : list of torch.Tensor
+        After its refit: every closed-form coefficient vector and learnable parameter of
+        the field, in :class:`~udesci.discovery.batch_lm.Layout` order.
+    segment_sse : ndarray of shape (S, n) or None
+        Scaled squared misfit per point block and state of its whole-trajectory refit.
+    theta : torch.Tensor or None
+        Its refit parameter vector (Layout order).
+    """
+
+    support: tuple
+    coefficients: np.ndarray
+    expression: sp.Expr
+    threshold: float
+    network_rmse: float
+    data_sse: float = math.inf
+    score: float = math.inf
+    values: list = field(default_factory=list, repr=False)
+    segment_sse: np.ndarray | None = field(default=None, repr=False)
+    theta: torch.Tensor | None = field(default=None, repr=False)
+
+
+@dataclass
+class UnknownDiscovery:
+    """Everything discovery learned about one unknown function.
+
+    Attributes
+    ----------
+    name : str
+    args : tuple of Symbol
+    terms : list of sympy.Expr
+        The library.
+    candidates : list of Candidate
+        Unique supports from the sweep, best score first.
+    expression : sympy.Expr
+        The chosen expression (after refit, if any).
+    inclusion : dict str -> float
+        Per-term inclusion probability over the bootstrap ensemble.
+    intervals : dict str -> (float, float)
+        95% bootstrap interval of each selected term's coefficient.
+    """
+
+    name: str
+    args: tuple
+    terms: list
+    candidates: list
+    expression: sp.Expr
+    inclusion: dict = field(default_factory=dict)
+    intervals: dict = field(default_factory=dict)
+
+    @property
+    def chosen(self) -> Candidate:
+        """The selected candidate."""
+        return self.candidates[0]
+
+    def support_terms(self) -> list[sp.Expr]:
+        """Library terms in the chosen expression."""
+        return [self.terms[i] for i in self.chosen.support]
+
+
+@dataclass
+class Discovery:
+    """Result of :func:`discover`.
+
+    Attributes
+    ----------
+    unknowns : dict name -> sympy.Expr
+        Discovered closed form of each unknown, e.g. ``{"U": -0.9*x*y}``.
+    equations : dict state -> sympy.Expr
+        Right-hand sides with the unknowns substituted (known parameters kept
+        as symbols; their values are in ``model.params``).
+    model : HybridModel
+        The closed-form model (refit if ``refit=True``), ready for
+        :func:`~udesci.simulate` and export.
+    details : dict name -> UnknownDiscovery
+        Candidates, scores, inclusion probabilities and intervals.
+    selection : Selection
+    library : Library
+    refit : FitResult or None
+        The coefficient refit, if run.
+    metrics : dict
+        ``data_rmse`` of the closed-form model on the training data, and more.
+    notes : list of str
+        What discovery had to work around (e.g. a refit whose solver failed, rerun without it).
+    """
+
+    unknowns: dict
+    equations: dict
+    model: HybridModel
+    details: dict
+    selection: Selection
+    library: Library
+    refit: FitResult | None = None
+    metrics: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        """Readable account: equations, candidates and uncertainty."""
+        lines = ["Discovered equations:"]
+        t = self.model.time
+        for s, rhs in self.equations.items():
+            lines.append(f"  d{s}/d{t} = {_short(rhs)}")
+        for name, det in self.details.items():
+            lines.append(f"{name}({', '.join(map(str, det.args))}) = {_short(det.expression)}")
+            if det.inclusion:
+                inc = ", ".join(f"{k}: {v:.2f}" for k, v in sorted(det.inclusion.items(), key=lambda kv: -kv[1]) if v)
+                lines.append(f"  inclusion probability: {inc}")
+            for term, (lo, hi) in det.intervals.items():
+                lines.append(f"  coefficient of {term}: 95% interval [{lo:.4g}, {hi:.4g}]")
+            scored = [c for c in det.candidates if math.isfinite(c.score)][:4]
+            for c in scored:
+                lines.append(f"    candidate {_short(c.expression)}  {self.selection.criterion}={c.score:.1f}")
+        for k, v in self.metrics.items():
+            lines.append(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+        return "\n".join(lines)
+
+    __str__ = summary
+
+    def export_unknowns(self) -> dict:
+        """JSON-ready description of each unknown (expression, inclusion, intervals)."""
+        out = {}
+        for name, det in self.details.items():
+            out[name] = {
+                "expression": det.expression,
+                "library": [str(t) for t in det.terms],
+                "inclusion": {k: float(v) for k, v in det.inclusion.items()},
+                "intervals": {k: [float(a), float(b)] for k, (a, b) in det.intervals.items()},
+                "candidates": [
+                    {
+                        "expression": str(c.expression),
+                        "score": _finite(c.score),
+                        "data_sse": _finite(c.data_sse),
+                        "network_rmse": _finite(c.network_rmse),
+                        "threshold": _finite(c.threshold),
+                    }
+                    for c in det.candidates
+                ],
+            }
+        return out
+
+    def to_json(self, path) -> None:
+        """Write the closed-form model, unknowns and uncertainty as JSON (see :func:`udesci.export.save_json`)."""
+        from ..export import save_json
+
+        extra = {
+            "selection": {
+                "criterion": self.selection.criterion,
+                "thresholds": self.selection.thresholds,
+                "exhaustive": self.selection.exhaustive,
+            },
+            "metrics": {k: _finite(v) if isinstance(v, float) else v for k, v in self.metrics.items()},
+        }
+        save_json(self.model, path, unknowns=self.export_unknowns(), extra=extra)
+
+    def to_latex(self) -> str:
+        """LaTeX ``align*`` block of the equations and discovered unknowns."""
+        from ..export import to_latex
+
+        return to_latex(self.model, unknowns=self._declared())
+
+    def to_python(self, path) -> None:
+        """Write a standalone numpy/scipy module simulating the closed-form model."""
+        from ..export import to_python
+
+        to_python(self.model, path, unknowns=self._declared())
+
+    def _declared(self) -> dict:
+        # the closed-form model has no unknowns left: pass each one's declared arguments, so that
+        # U(x, y) = c*x is written with both arguments, not just those its expression uses
+        return {n: {"expression": d.expression, "args": [str(a) for a in d.args]} for n, d in self.details.items()}
+
+
+def _finite(v):
+    """``float(v)`` if finite, else None (JSON has no inf)."""
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def _short(expr: sp.Expr, digits: int = 5) -> str:
+    """``expr`` printed with its floats rounded to ``digits`` significant digits."""
+    return str(expr.xreplace({n: sp.Float(n, digits) for n in expr.atoms(sp.Float)}))
