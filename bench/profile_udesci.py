@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_speed as bs  # noqa: E402
 
 import udesci as ud  # noqa: E402
-from udesci.solve import _rk_step  # noqa: E402
+from udesci.solve import rk_step  # noqa: E402
 from udesci.train import PaddedBatch, make_segments, masked_mse, set_network_scaling  # noqa: E402
 
 
@@ -138,7 +138,7 @@ def main() -> int:
             h = (dt[:, j] / 2).unsqueeze(-1)
             tt = knots[:, j]
             for _ in range(2):
-                y = _rk_step(f, tt, y, h, "rk4")
+                y = rk_step(f, tt, y, h, "rk4")
                 tt = tt + h[:, 0]
             out.append(y)
         pred = torch.stack(out, dim=1)

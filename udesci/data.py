@@ -13,7 +13,14 @@ from .errors import DataError, describe
 INTERPOLATIONS = ("linear", "cubic")
 
 
-def _check_time(t, where: str) -> np.ndarray:
+def check_time(t, where: str) -> np.ndarray:
+    """``t`` as a 1-D float array of at least two finite, strictly increasing times.
+
+    Raises
+    ------
+    DataError
+        Naming ``where``, for anything else.
+    """
     try:
         arr = np.asarray(t, dtype=float)
     except (TypeError, ValueError):
@@ -127,7 +134,7 @@ class Dataset:
         n_obs = None
         for k, (tk, yk) in enumerate(zip(ts, ys, strict=True)):
             where = f"trajectory {k}" if len(ts) > 1 else "t"
-            tk = _check_time(tk, where if len(ts) > 1 else "t")
+            tk = check_time(tk, where if len(ts) > 1 else "t")
             try:
                 yk = np.asarray(yk, dtype=float)
             except (TypeError, ValueError):
@@ -149,7 +156,7 @@ class Dataset:
                 uk = np.asarray(us[k], dtype=float)
                 if uk.ndim == 1:
                     uk = uk[:, None]
-                utk = _check_time(uts[k], f"input_times ({where})") if uts is not None else tk
+                utk = check_time(uts[k], f"input_times ({where})") if uts is not None else tk
                 if uk.ndim != 2 or uk.shape[0] != utk.size or uk.shape[1] != len(input_names):
                     raise DataError(
                         f"inputs ({where}): expected shape ({utk.size}, {len(input_names)}), received {uk.shape}."
@@ -221,7 +228,7 @@ class Dataset:
         ts, ys, us = [], [], []
         for g in groups:
             label = f"column {time!r}" + (f" (trajectory {g[trajectory].iloc[0]!r})" if trajectory else "")
-            ts.append(_check_time(g[time].to_numpy(dtype=float), label))
+            ts.append(check_time(g[time].to_numpy(dtype=float), label))
             ys.append(g[states].to_numpy(dtype=float))
             us.append(g[inputs].to_numpy(dtype=float))
         return cls(

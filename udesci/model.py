@@ -541,11 +541,11 @@ class VectorField(nn.Module):
             self._fused = None
 
     def _fused_values(self, cols: dict) -> list[torch.Tensor]:
-        from .networks import _FUNCTIONAL
+        from .networks import FUNCTIONAL_ACTIVATIONS
 
         f = self._fused
         h = (torch.stack([cols[a] for a in f["args"]], dim=-1) - f["loc"]) / f["scale"]
-        act = _FUNCTIONAL[f["act"]]
+        act = FUNCTIONAL_ACTIVATIONS[f["act"]]
         *hidden, (w_last, b_last) = f["weights"]
         for w, b in hidden:
             h = act(torch.nn.functional.linear(h, w, b))

@@ -20,7 +20,7 @@ ACTIVATIONS = {
 }
 
 
-_FUNCTIONAL = {
+FUNCTIONAL_ACTIVATIONS = {
     "tanh": torch.tanh,
     "relu": torch.relu,
     "gelu": nn.functional.gelu,
@@ -111,7 +111,7 @@ class MLP(nn.Module):
         # a plain loop over the layers: nn.Sequential's per-module call overhead dominates small UDEs
         h = (z - self.in_loc) / self.in_scale
         layers = self.net
-        act = _FUNCTIONAL[self.activation]
+        act = FUNCTIONAL_ACTIVATIONS[self.activation]
         for i in range(0, len(layers) - 1, 2):
             lin = layers[i]
             h = act(torch.nn.functional.linear(h, lin.weight, lin.bias))

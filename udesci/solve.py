@@ -18,7 +18,7 @@ import torch
 import torchdiffeq
 from torch import nn
 
-from .data import InputInterpolator, _check_time
+from .data import InputInterpolator, check_time
 from .errors import ConfigError, DataError, describe
 
 FIXED_METHODS = ("euler", "midpoint", "rk4")
@@ -85,7 +85,8 @@ class Solver:
         return self.method in FIXED_METHODS
 
 
-def _rk_step(f, t, y, h, method):
+def rk_step(f, t, y, h, method):
+    """One explicit step ``y(t) -> y(t + h)`` of ``method`` ("euler", "midpoint" or "rk4") for ``dy/dt = f(t, y)``."""
     if method == "euler":
         return y + h * f(t, y)
     if method == "midpoint":
@@ -179,7 +180,7 @@ def integrate(
                 h = (dt[:, j] / solver.substeps).unsqueeze(-1)
                 t = knots[:, j]
                 for _ in range(solver.substeps):
-                    y = _rk_step(field, t, y, h, solver.method)
+                    y = rk_step(field, t, y, h, solver.method)
                     t = t + h[:, 0]
                 out.append(y)
             return torch.stack(out, dim=1)
@@ -223,7 +224,7 @@ def _input_series(model, t: np.ndarray, inputs, input_times, interpolation, dtyp
         return None
     if inputs is None:
         raise DataError(f"inputs: this model needs input series {model.input_names}; pass inputs={{name: array}}.")
-    ut = t if input_times is None else _check_time(input_times, "input_times")
+    ut = t if input_times is None else check_time(input_times, "input_times")
     if isinstance(inputs, dict):
         missing = [n for n in model.input_names if n not in inputs]
         if missing:
@@ -277,7 +278,7 @@ def simulate(
     if not isinstance(model, HybridModel):
         raise DataError(f"model: expected a HybridModel, received {describe(model)}.")
     solver = solver or Solver("dopri5", rtol=1e-9, atol=1e-9)
-    t = _check_time(t, "t")
+    t = check_time(t, "t")
     y0a = np.asarray(y0, dtype=float)
     batched = y0a.ndim == 2
     y0a = np.atleast_2d(y0a)
