@@ -487,6 +487,27 @@ class VectorField(nn.Module):
         finally:
             self._row_coefficients, self._row_params = old
 
+    def initialize_networks(self) -> list[str]:
+        """Re-draw the weights of every default :class:`~udesci.networks.MLP` from torch's
+        global generator, in the order of the unknowns (the order the model built them in).
+
+        Networks supplied by the user (``networks=``) and closed forms are left as they are.
+
+        Returns
+        -------
+        list of str
+            The unknowns whose networks were re-initialised.
+        """
+        from .networks import MLP
+
+        done = []
+        for spec in self.unknown_specs:
+            net = self.nets[spec.name]
+            if type(net) is MLP:
+                net.initialize()
+                done.append(spec.name)
+        return done
+
     def set_network(self, name: str, module: nn.Module) -> None:
         """Put ``module`` behind unknown ``name`` (e.g. a closed form during discovery).
 

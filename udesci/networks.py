@@ -83,6 +83,19 @@ class MLP(nn.Module):
         self.register_buffer("in_scale", torch.ones(n_in))
         self.register_buffer("out_scale", torch.ones(n_out))
 
+    def initialize(self) -> None:
+        """Draw fresh weights from torch's global generator, exactly as construction does.
+
+        A network of the same shape is built (in float32, as at construction) and its
+        weights are copied in, so ``torch.manual_seed(s); net.initialize()`` gives the
+        weights that ``torch.manual_seed(s); MLP(...)`` gives, in any dtype.  The scaling
+        buffers are kept.
+        """
+        fresh = MLP(self.n_in, self.n_out, width=self.width, depth=self.depth, activation=self.activation)
+        with torch.no_grad():
+            for mine, new in zip(self.net.parameters(), fresh.net.parameters(), strict=True):
+                mine.copy_(new)
+
     def set_scaling(self, loc: Sequence[float], scale: Sequence[float], out_scale: Sequence[float] | float = 1.0):
         """Set the input normalisation ``(z - loc) / scale`` and the output scale.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -106,6 +107,7 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 100,
     resume: str | os.PathLike | None = None,
+    init: str = "seed",
 ) -> FitResult:
     """Train a hybrid model's networks and learnable parameters on data.
 
@@ -127,7 +129,14 @@ def fit(
     shooting : Shooting or None
     full : FullTrajectory or None
     seed : int or None, default 0
-        Seeds torch's generator at the start, so equal inputs give equal runs.
+        Seeds torch's generator at the start and (with ``init="seed"``) draws the
+        default networks' initial weights from it, so the same data, model
+        specification and seed give bit-identical results in any process, however
+        the model was built.  ``None`` leaves the generator and weights alone.
+    init : {"seed", "keep"}, default "seed"
+        ``"seed"``: re-initialise every default MLP from ``seed`` (user-supplied
+        networks are kept as given).  ``"keep"``: train from the model's current
+        weights (e.g. to continue training a fitted model).
     dtype : torch.dtype, default torch.float64
     threads : int, optional
         torch intra-op threads during training (restored afterwards).  Default:
@@ -174,6 +183,12 @@ def fit(
     if dtype not in (torch.float32, torch.float64):
         raise ConfigError(f"dtype: expected torch.float32 or torch.float64, received {dtype!r}.")
     check_int(checkpoint_every, "checkpoint_every", 1)
+    if init not in ("seed", "keep"):
+        raise ConfigError(f"init: expected 'seed' or 'keep', received {describe(init)}.")
+    if seed is not None:
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= int(seed) < 2**63:
+            raise ConfigError(f"seed: expected an int in [0, 2**63) or None, received {describe(seed)}.")
+        seed = int(seed)
     if threads is not None:
         check_int(threads, "threads", 1)
     resume_state = None
@@ -191,6 +206,9 @@ def fit(
         if seed is not None:
             torch.manual_seed(seed)
         model = model.copy()
+        if seed is not None and init == "seed":
+            model.module.initialize_networks()
+            torch.manual_seed(seed)  # training draws from the same stream whether or not weights were drawn
         model.module.to(dtype)
         batch = PaddedBatch(model, data, dtype, warm_start.smoothing if warm_start else None)
         set_network_scaling(model, batch)
@@ -211,6 +229,7 @@ def fit(
             "shooting": asdict(shooting) if shooting else None,
             "full": asdict(full) if full else None,
             "seed": seed,
+            "init": init,
             "dtype": str(dtype),
         }
         return FitResult(
