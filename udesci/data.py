@@ -13,16 +13,76 @@ from .errors import DataError, describe
 INTERPOLATIONS = ("linear", "cubic")
 
 
+TIME_UNITS = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def as_real_array(values, where: str) -> np.ndarray:
+    """``values`` as a float array, refusing anything that would change silently.
+
+    Parameters
+    ----------
+    values : array-like
+    where : str
+        What the values are (a column or argument name), for messages.
+
+    Returns
+    -------
+    ndarray of float
+
+    Raises
+    ------
+    DataError
+        For complex values (their imaginary part would be dropped), datetimes or time
+        deltas (they would become nanoseconds), booleans, or entries that are not numbers
+        (the message shows the first one).
+    """
+    arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object if _ragged(values) else None)
+    if np.iscomplexobj(arr):
+        raise DataError(f"{where}: complex values are not supported (the imaginary part would be lost); pass reals.")
+    if arr.dtype.kind in "mM":
+        raise DataError(
+            f"{where}: received datetimes/time deltas; convert them to numbers first (Dataset.from_frame does "
+            "it for the time column with time_unit='h', 's', 'min' or 'd')."
+        )
+    if arr.dtype.kind == "b":
+        raise DataError(f"{where}: received booleans; expected numbers (convert with .astype(float) if meant).")
+    if arr.dtype.kind in "iuf":
+        return arr.astype(float)
+    flat = arr.reshape(-1)
+    out = np.empty(flat.shape, dtype=float)
+    for i, v in enumerate(flat):
+        if v is None:
+            out[i] = np.nan
+            continue
+        if isinstance(v, (bool, np.bool_, complex, np.complexfloating, bytes)):
+            raise DataError(f"{where}: expected numbers, received {v!r} at position {i}.")
+        try:
+            out[i] = np.nan if isinstance(v, str) and not v.strip() else float(v)
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: expected numbers, received {v!r} at position {i}.") from None
+    return out.reshape(arr.shape)
+
+
+def _ragged(values) -> bool:
+    try:
+        np.asarray(values)
+    except ValueError:
+        return True
+    return False
+
+
 def check_time(t, where: str) -> np.ndarray:
     """``t`` as a 1-D float array of at least two finite, strictly increasing times.
 
     Raises
     ------
     DataError
-        Naming ``where``, for anything else.
+        Naming ``where``, for anything else (also complex values, datetimes, booleans).
     """
     try:
-        arr = np.asarray(t, dtype=float)
+        arr = as_real_array(t, where)
+    except DataError:
+        raise
     except (TypeError, ValueError):
         raise DataError(f"{where}: expected a 1-D array of times, received {describe(t)}.") from None
     if arr.ndim != 1:
@@ -136,8 +196,10 @@ class Dataset:
             where = f"trajectory {k}" if len(ts) > 1 else "t"
             tk = check_time(tk, where if len(ts) > 1 else "t")
             try:
-                yk = np.asarray(yk, dtype=float)
-            except (TypeError, ValueError):
+                yk = as_real_array(yk, f"y ({where})")
+            except (TypeError, ValueError) as exc:
+                if isinstance(exc, DataError):
+                    raise
                 raise DataError(f"y ({where}): expected a numeric array, received {describe(yk)}.") from None
             if yk.ndim == 1:
                 yk = yk[:, None]
@@ -153,7 +215,7 @@ class Dataset:
             elif yk.shape[1] != n_obs:
                 raise DataError(f"y ({where}): expected {n_obs} columns like trajectory 0, received {yk.shape[1]}.")
             if us is not None:
-                uk = np.asarray(us[k], dtype=float)
+                uk = as_real_array(us[k], f"inputs ({where})")
                 if uk.ndim == 1:
                     uk = uk[:, None]
                 utk = check_time(uts[k], f"input_times ({where})") if uts is not None else tk
@@ -175,6 +237,8 @@ class Dataset:
             if len(set(states)) != len(states):
                 raise DataError(f"states: names must be unique, received {states}.")
         self.state_names: list[str] | None = states
+        self.time_unit: str | None = None  # set by from_frame for a converted datetime column
+        self.time_origin: str | None = None
         self.input_names: list[str] = [str(s) for s in (input_names or [])]
         if all(np.isnan(tr.y).all() for tr in self.trajectories):
             raise DataError("y: every observation is NaN; nothing to fit.")
@@ -189,6 +253,7 @@ class Dataset:
         trajectory: str | None = None,
         inputs: Sequence[str] = (),
         interpolation: str = "linear",
+        time_unit: str | None = None,
     ) -> Dataset:
         """Build a dataset from a long-format pandas DataFrame.
 
@@ -207,6 +272,10 @@ class Dataset:
             Measured input columns.
         interpolation : {"linear", "cubic"}
             Input interpolation.
+        time_unit : {"s", "min", "h", "d"}, optional
+            For a datetime time column: times become the elapsed time since the
+            first timestamp in this unit (kept as ``dataset.time_unit`` and
+            ``dataset.time_origin``).  Without it a datetime column is rejected.
 
         Returns
         -------
@@ -215,8 +284,11 @@ class Dataset:
         Raises
         ------
         DataError
-            If a column is missing, or the time column is not strictly
-            increasing within a trajectory or contains NaN.
+            If a column is missing; the time column is not strictly increasing
+            within a trajectory, contains NaN, or holds datetimes without
+            ``time_unit``; a state or input column holds text, booleans or
+            complex numbers; or a trajectory id is missing (NaN) — nothing is
+            dropped or converted silently.
         """
         states = [states] if isinstance(states, str) else list(states)
         inputs = [inputs] if isinstance(inputs, str) else list(inputs)
@@ -224,14 +296,37 @@ class Dataset:
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise DataError(f"from_frame: unknown column(s) {missing}; the frame has columns {list(df.columns)}.")
+        if time_unit is not None and time_unit not in TIME_UNITS:
+            raise DataError(f"time_unit: expected one of {sorted(TIME_UNITS)}, received {time_unit!r}.")
+        if trajectory is not None and df[trajectory].isna().any():
+            rows = [int(i) for i in np.flatnonzero(df[trajectory].isna().to_numpy())[:5]]
+            raise DataError(
+                f"column {trajectory!r} (trajectory): {int(df[trajectory].isna().sum())} rows have no trajectory id "
+                f"(rows {rows}...); fill or drop them — they would otherwise be dropped silently."
+            )
+        times = df[time]
+        origin = None
+        if np.issubdtype(times.dtype, np.datetime64) or str(times.dtype).startswith("datetime64"):
+            if time_unit is None:
+                raise DataError(
+                    f"column {time!r}: holds datetimes; pass time_unit='h' (or 's', 'min', 'd') to measure time as "
+                    "the elapsed time since the first timestamp in that unit."
+                )
+            origin = times.min()
+            times = (times - origin).dt.total_seconds() / TIME_UNITS[time_unit]
+        df = df.assign(**{time: times}) if origin is not None else df
         groups = [df] if trajectory is None else [g for _, g in df.groupby(trajectory, sort=False)]
         ts, ys, us = [], [], []
         for g in groups:
             label = f"column {time!r}" + (f" (trajectory {g[trajectory].iloc[0]!r})" if trajectory else "")
-            ts.append(check_time(g[time].to_numpy(dtype=float), label))
-            ys.append(g[states].to_numpy(dtype=float))
-            us.append(g[inputs].to_numpy(dtype=float))
-        return cls(
+            ts.append(check_time(g[time].to_numpy(), label))
+            ys.append(np.stack([as_real_array(g[c].to_numpy(), f"column {c!r}") for c in states], axis=1))
+            us.append(
+                np.stack([as_real_array(g[c].to_numpy(), f"column {c!r}") for c in inputs], axis=1)
+                if inputs
+                else np.zeros((len(g), 0))
+            )
+        out = cls(
             ts,
             ys,
             states=states,
@@ -239,6 +334,9 @@ class Dataset:
             input_names=inputs or None,
             interpolation=interpolation,
         )
+        out.time_unit = time_unit if origin is not None else None
+        out.time_origin = None if origin is None else str(origin)
+        return out
 
     @property
     def n_trajectories(self) -> int:

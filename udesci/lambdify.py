@@ -13,6 +13,9 @@ from collections.abc import Callable, Sequence
 
 import sympy as sp
 import torch
+from sympy.core.relational import Relational
+from sympy.functions.elementary.piecewise import ExprCondPair
+from sympy.logic.boolalg import And, BooleanAtom, Not, Or
 
 from .errors import ModelError
 
@@ -110,29 +113,61 @@ SUPPORTED_FUNCTIONS: tuple[type, ...] = (
 )  # fmt: skip
 
 
+# node types a right-hand side may be built of, besides numbers, symbols and supported functions
+_STRUCTURE = (
+    sp.Add, sp.Mul, sp.Pow, sp.NumberSymbol, sp.core.function.AppliedUndef, ExprCondPair,
+    Relational, And, Or, Not, BooleanAtom,
+)  # fmt: skip
+
+
 def check_supported(expr: sp.Expr, where: str) -> None:
-    """Raise :class:`ModelError` if ``expr`` uses a function the torch table lacks.
+    """Raise :class:`ModelError` unless ``expr`` is a real scalar expression udesci can compile.
+
+    Accepted: finite real numbers, symbols, ``pi``/``E``, ``+ - * / **``, the functions of
+    :data:`SUPPORTED_FUNCTIONS`, unknown (undefined) functions, and relations and ``& | ~``
+    inside ``Piecewise`` conditions.
 
     Parameters
     ----------
     expr : sympy.Expr
-        Expression without unknown (undefined) functions.
     where : str
         Name of the argument or equation, used in the message.
 
     Raises
     ------
     ModelError
-        If a function outside :data:`SUPPORTED_FUNCTIONS` occurs.
+        For a value that is not a scalar expression (a matrix, a relation or boolean as a
+        right-hand side), a non-finite or complex constant (``zoo``, ``oo``, ``nan``, ``I``),
+        a function outside :data:`SUPPORTED_FUNCTIONS`, or any other construct
+        (``Derivative``, ``Integral``, ``Sum``, ...).
     """
-    for func in expr.atoms(sp.Function):
-        if isinstance(func, sp.core.function.AppliedUndef):
+    if not isinstance(expr, sp.Expr):
+        raise ModelError(
+            f"{where}: expected a scalar real SymPy expression, received {type(expr).__name__} {str(expr)[:60]!r}."
+        )
+    names = None
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, sp.Number) or (node.is_Atom and node.is_number and not isinstance(node, sp.NumberSymbol)):
+            if node is sp.I:
+                raise ModelError(f"{where}: the imaginary unit I is not allowed; right-hand sides are real.")
+            if not (node.is_finite and node.is_real):
+                raise ModelError(
+                    f"{where}: constant {node} is not a finite real number; expected finite real constants "
+                    f"(received {str(expr)[:60]!r})."
+                )
+        elif isinstance(node, (sp.Symbol, *SUPPORTED_FUNCTIONS)):
             continue
-        if not isinstance(func, SUPPORTED_FUNCTIONS):
-            names = ", ".join(sorted(f.__name__ for f in SUPPORTED_FUNCTIONS))
+        elif isinstance(node, sp.Function) and not isinstance(node, sp.core.function.AppliedUndef):
+            if not isinstance(node, SUPPORTED_FUNCTIONS):
+                names = names or ", ".join(sorted(f.__name__ for f in SUPPORTED_FUNCTIONS))
+                raise ModelError(
+                    f"{where}: function {type(node).__name__} has no torch translation; "
+                    f"expected one of {names}, received {node}."
+                )
+        elif not isinstance(node, _STRUCTURE):
             raise ModelError(
-                f"{where}: function {type(func).__name__} has no torch translation; "
-                f"expected one of {names}, received {func}."
+                f"{where}: {type(node).__name__} is not supported in a right-hand side; expected numbers, "
+                f"symbols, + - * / **, supported functions and unknown functions (received {str(node)[:60]!r})."
             )
 
 

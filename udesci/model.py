@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import sympy as sp
 import torch
 from sympy.core.function import AppliedUndef
@@ -37,6 +39,8 @@ class Learnable:
     value: float
 
     def __post_init__(self):
+        if isinstance(self.value, (bool, np.bool_)):
+            raise ConfigError(f"Learnable value: expected a real number, received the boolean {self.value!r}.")
         try:
             v = float(self.value)
         except (TypeError, ValueError):
@@ -80,6 +84,25 @@ def _as_symbol(key, what: str) -> sp.Symbol:
     raise ModelError(f"{what}: expected a sympy Symbol or identifier string, received {describe(key)}.")
 
 
+def _check_network(name: str, net: nn.Module, n_args: int, dtype: torch.dtype) -> None:
+    """A user network must map a ``(B, n_args)`` batch to ``(B, 1)`` finite values."""
+    probe = torch.zeros(2, n_args, dtype=dtype)
+    try:
+        with torch.no_grad():
+            out = net(probe)
+    except Exception as exc:  # a user module can fail in any way; report it at construction
+        raise ModelError(
+            f"networks[{name!r}]: calling it on a batch of shape (2, {n_args}) ({name}'s arguments) failed "
+            f"({type(exc).__name__}: {str(exc)[:120]}); expected a module mapping (..., {n_args}) -> (..., 1)."
+        ) from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, 1):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(
+            f"networks[{name!r}]: expected output of shape (2, 1) for an input of shape (2, {n_args}), "
+            f"received {got}; the network must map (..., {n_args}) -> (..., 1)."
+        )
+
+
 class HybridModel:
     """ODE model ``dy/dt = f(t, y, u; p)`` whose right-hand side mixes known SymPy
     terms and unknown functions represented by neural networks.
@@ -116,7 +139,16 @@ class HybridModel:
         to nothing or to something other than states, inputs or time, or an
         unknown applied with different arguments in different places.
     ConfigError
-        For an invalid parameter value or network option.
+        For an invalid parameter value (not a finite real number, a boolean) or
+        network option.
+
+    Notes
+    -----
+    Right-hand sides are checked by :func:`udesci.lambdify.check_supported`
+    (finite real constants, supported functions only), and user networks are
+    called once on a small batch to check they map ``(..., n_args)`` to
+    ``(..., 1)``; both raise :class:`ModelError` here rather than deep inside
+    torch later.
     """
 
     def __init__(
@@ -176,11 +208,16 @@ class HybridModel:
                 self.learnable.add(sym)
             else:
                 try:
-                    self.params[sym] = float(value)
+                    if isinstance(value, (bool, np.bool_, str, bytes)):
+                        raise TypeError
+                    number = float(value)
                 except (TypeError, ValueError):
                     raise ConfigError(
                         f"params[{sym}]: expected a number or ud.Learnable(value), received {describe(value)}."
                     ) from None
+                if not math.isfinite(number):
+                    raise ConfigError(f"params[{sym}]: expected a finite number, received {value!r}.")
+                self.params[sym] = number
 
         clash = (set(self.states) & set(self.params)) | (set(self.states) & set(self.inputs))
         clash |= set(self.params) & set(self.inputs)
@@ -249,6 +286,8 @@ class HybridModel:
         if dtype not in (torch.float32, torch.float64):
             raise ConfigError(f"dtype: expected torch.float32 or torch.float64, received {dtype!r}.")
         self.module = VectorField(self, nets).to(dtype)
+        for name in networks:
+            _check_network(name, self.module.nets[name], len(self.unknowns[name].args), dtype)
 
     # -- views ---------------------------------------------------------------------------------
     @property
