@@ -347,11 +347,14 @@ class Dataset:
         return len(self.trajectories)
 
     def __repr__(self) -> str:
-        sizes = [tr.t.size for tr in self.trajectories]
-        return (
-            f"Dataset({self.n_trajectories} trajectories, points={sizes}, states={self.state_names}, "
-            f"inputs={self.input_names})"
-        )
+        from .display import data_repr
+
+        return data_repr(self)
+
+    def _repr_html_(self) -> str:
+        from .display import data_html
+
+        return data_html(self)
 
     def window(self, t_start: float = -np.inf, t_end: float = np.inf) -> Dataset:
         """The observations with ``t_start <= t <= t_end`` (inputs kept whole).

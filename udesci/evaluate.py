@@ -121,6 +121,104 @@ def simulate_or_nan(model, y0, t, *, data=None, trajectory: int = 0, solver=None
     return np.where(np.isfinite(out), out, np.nan) if finite_only else out
 
 
+def predict(
+    model,
+    t=None,
+    *,
+    y0=None,
+    inputs=None,
+    input_times=None,
+    data=None,
+    initial_states=None,
+    trajectory: int = 0,
+    solver=None,
+) -> np.ndarray:
+    """Simulate a fitted or discovered model on any time grid, from its fitted or a new initial state.
+
+    Parameters
+    ----------
+    model : HybridModel
+    t : array of shape (T,), optional
+        Increasing output times.  Default: the observation times of ``trajectory``.
+    y0 : array of shape (n_states,), optional
+        A new initial state at ``t[0]``.  Default: the fitted initial state of
+        ``trajectory`` at that trajectory's first observation time; ``t`` may then start
+        later (the model is simulated from the first observation and read at ``t``) but
+        not earlier.
+    inputs : dict name -> array or array of shape (T_u, n_inputs), optional
+        Input series for a model with inputs (sampled at ``input_times``, default ``t``).
+        Default: the measured inputs of ``trajectory`` in ``data``.
+    input_times : array of shape (T_u,), optional
+    data : Dataset, optional
+        The training data (for the default times, initial state and inputs).
+    initial_states : ndarray of shape (K, n_states), optional
+        Fitted initial state of each trajectory of ``data``.
+    trajectory : int, default 0
+    solver : Solver, optional
+        Default ``Solver("dopri5", rtol=1e-9, atol=1e-9)``.
+
+    Returns
+    -------
+    ndarray of shape (T, n_states)
+
+    Raises
+    ------
+    DataError
+        If ``t`` starts before the trajectory's first time without ``y0``, is not
+        increasing, ``trajectory`` does not exist, or inputs are missing.
+    """
+    from .data import check_time
+    from .solve import simulate
+
+    tr = None
+    if data is not None:
+        if not isinstance(trajectory, int) or not 0 <= trajectory < data.n_trajectories:
+            raise DataError(f"trajectory: expected an int in [0, {data.n_trajectories}), received {trajectory!r}.")
+        tr = data.trajectories[trajectory]
+    if t is None:
+        if tr is None:
+            raise DataError("t: expected output times (there are no training data to take them from).")
+        t = tr.t
+    t = np.atleast_1d(np.asarray(as_real(t, "t"), dtype=float))
+    if t.ndim != 1 or t.size == 0 or np.any(np.diff(t) <= 0) or not np.all(np.isfinite(t)):
+        raise DataError(f"t: expected a 1-D array of finite, strictly increasing times, received {describe(t)}.")
+    kwargs = {"solver": solver}
+    if model.inputs:
+        if inputs is None:
+            if tr is None:
+                raise DataError(f"inputs: the model needs input series {model.input_names}; pass inputs=.")
+            cols = [data.input_names.index(u) for u in model.input_names]
+            kwargs.update(inputs=tr.u[:, cols], input_times=tr.u_t, interpolation=data.interpolation)
+        else:
+            kwargs.update(inputs=inputs, input_times=input_times if input_times is not None else t)
+    elif inputs is not None:
+        raise DataError("inputs: this model has no inputs, received an input series.")
+    if y0 is not None:
+        start, grid = np.asarray(y0, dtype=float), t
+    else:
+        if tr is None or initial_states is None:
+            raise DataError("y0: expected an initial state (there is no fitted initial state to start from).")
+        t0 = float(tr.t[0])
+        if t[0] < t0:
+            raise DataError(
+                f"t: starts at {t[0]:g}, before trajectory {trajectory}'s first time {t0:g} where its fitted initial "
+                "state lives; pass y0= to start elsewhere."
+            )
+        start, grid = np.asarray(initial_states[trajectory], dtype=float), np.union1d([t0], t)
+    if grid.size == 1:  # a single output time at the start: the initial state itself
+        return np.asarray(start, dtype=float).reshape(1, -1)
+    check_time(grid, "t")
+    out = simulate(model, start, grid, **{k: v for k, v in kwargs.items() if v is not None})
+    return out[np.isin(grid, t)]
+
+
+def as_real(values, where: str):
+    """``values`` as floats (see :func:`udesci.data.as_real_array`)."""
+    from .data import as_real_array
+
+    return as_real_array(values, where)
+
+
 # ----------------------------------------------------------------------------------------------
 # errors
 # ----------------------------------------------------------------------------------------------
@@ -274,6 +372,6 @@ def write_text_atomic(path, text: str) -> Path:
 
 
 __all__ = [
-    "SOLVE_FAILURES", "jsonable", "keep_threads", "rmse", "rmse_by_state", "simulate_or_nan", "torch_threads",
-    "write_text_atomic",
+    "SOLVE_FAILURES", "as_real", "jsonable", "keep_threads", "predict", "rmse", "rmse_by_state", "simulate_or_nan",
+    "torch_threads", "write_text_atomic",
 ]  # fmt: skip

@@ -361,10 +361,25 @@ class HybridModel:
         return model
 
     def __repr__(self) -> str:
+        from .display import model_repr
+
+        return model_repr(self)
+
+    def __str__(self) -> str:
         lines = [f"HybridModel({len(self.states)} states, {len(self.unknowns)} unknowns)"]
         for s, rhs in self.equations.items():
             lines.append(f"  d{s}/d{self.time} = {rhs}")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from .display import model_html
+
+        return model_html(self)
+
+    def _repr_latex_(self) -> str:
+        from .display import equations_latex
+
+        return "$$" + equations_latex(self) + "$$"
 
 
 class VectorField(nn.Module):

@@ -447,6 +447,8 @@ def assemble(state: DiscoveryState) -> Discovery:
         state.libraries[next(iter(state.libraries))],
         state.refit,
         metrics,
+        initial_states=state.y0.numpy().copy(),
+        data=state.data,
     )
 
 

@@ -117,6 +117,10 @@ class Discovery:
         ``data_rmse`` of the closed-form model on the training data, and more.
     notes : list of str
         What discovery had to work around (e.g. a refit whose solver failed, rerun without it).
+    initial_states : ndarray of shape (K, n_states) or None
+        Initial state of each trajectory for the closed-form model (refit, else fitted).
+    data : Dataset or None
+        The data discovery scored on.
     """
 
     unknowns: dict
@@ -128,6 +132,8 @@ class Discovery:
     refit: FitResult | None = None
     metrics: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    initial_states: np.ndarray | None = field(default=None, repr=False)
+    data: object = field(default=None, repr=False)
 
     def summary(self) -> str:
         """Readable account: equations, candidates and uncertainty."""
@@ -150,6 +156,44 @@ class Discovery:
         return "\n".join(lines)
 
     __str__ = summary
+
+    def __repr__(self) -> str:
+        from ..display import discovery_repr
+
+        return discovery_repr(self)
+
+    def _repr_html_(self) -> str:
+        from ..display import discovery_html
+
+        return discovery_html(self)
+
+    def predict(self, t=None, y0=None, inputs=None, *, trajectory: int = 0, input_times=None) -> np.ndarray:
+        """Simulate the discovered closed-form model on any time grid.
+
+        Starts from the refit initial state of ``trajectory`` (or the fitted one when there
+        was no refit), or from ``y0`` at ``t[0]``; see :func:`udesci.evaluate.predict`.
+
+        Returns
+        -------
+        ndarray of shape (T, n_states)
+
+        Raises
+        ------
+        DataError
+            For a grid starting before the trajectory without ``y0``, or bad inputs.
+        """
+        from ..evaluate import predict
+
+        return predict(
+            self.model,
+            t,
+            y0=y0,
+            inputs=inputs,
+            input_times=input_times,
+            data=self.data,
+            initial_states=self.initial_states,
+            trajectory=trajectory,
+        )
 
     def export_unknowns(self) -> dict:
         """JSON-ready description of each unknown (expression, inclusion, intervals)."""

@@ -59,38 +59,56 @@ class FitResult:
         """Loss history (of one stage, or all), shape (iterations,)."""
         return np.array([h["loss"] for h in self.history if stage is None or h["stage"] == stage])
 
-    def predict(self, t=None, trajectory: int = 0) -> np.ndarray:
-        """Simulate the fitted model from a trajectory's fitted initial state.
+    def predict(self, t=None, y0=None, inputs=None, *, trajectory: int = 0, input_times=None) -> np.ndarray:
+        """Simulate the fitted model on any time grid (see :func:`udesci.evaluate.predict`).
 
         Parameters
         ----------
         t : array of shape (T,), optional
-            Output times starting at the trajectory's first time (default: its
-            observation times).
-        trajectory : int
-            Which training trajectory.
+            Increasing output times (default: the trajectory's observation times).
+            Without ``y0`` they may start at or after the trajectory's first time, never
+            before: the model runs from its fitted initial state there.
+        y0 : array of shape (n_states,), optional
+            A new initial state at ``t[0]``.
+        inputs : dict or array, optional
+            Input series (default: the trajectory's measured inputs).
+        trajectory : int, default 0
+        input_times : array, optional
+            Times of ``inputs`` (default ``t``).
 
         Returns
         -------
         ndarray of shape (T, n_states)
-        """
-        from ..solve import simulate
 
-        tr = self.data.trajectories[trajectory]
-        t = tr.t if t is None else np.asarray(t, dtype=float)
-        inputs = None
-        if self.model.inputs:
-            cols = [self.data.input_names.index(u) for u in self.model.input_names]
-            inputs = tr.u[:, cols]
-            return simulate(
-                self.model,
-                self.initial_states[trajectory],
-                t,
-                inputs=inputs,
-                input_times=tr.u_t,
-                interpolation=self.data.interpolation,
-            )
-        return simulate(self.model, self.initial_states[trajectory], t)
+        Raises
+        ------
+        DataError
+            For a grid starting before the trajectory without ``y0``, or bad inputs.
+        """
+        from ..evaluate import predict
+
+        return predict(
+            self.model,
+            t,
+            y0=y0,
+            inputs=inputs,
+            input_times=input_times,
+            data=self.data,
+            initial_states=self.initial_states,
+            trajectory=trajectory,
+        )
+
+    def __repr__(self) -> str:
+        final = self.history[-1]["loss"] if self.history else float("nan")
+        return (
+            f"FitResult(status={self.status!r}, {len(self.history)} iterations, final loss {final:.4g}, "
+            f"stages={list(self.seconds)}, model={len(self.model.states)} states/{len(self.model.unknowns)} unknowns)"
+        )
+
+    def _repr_html_(self) -> str:
+        from ..display import fit_html
+
+        return fit_html(self)
 
 
 def fit(

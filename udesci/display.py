@@ -1,0 +1,218 @@
+"""Notebook displays: short text, HTML and LaTeX views of models, data, fits and discoveries.
+
+Jupyter shows an object through its ``_repr_html_`` / ``_repr_latex_`` methods; those of
+:class:`~udesci.HybridModel`, :class:`~udesci.Dataset`, :class:`~udesci.FitResult` and
+:class:`~udesci.Discovery` call the functions here.  Every name and expression taken from the
+user is HTML-escaped; equations are shown as LaTeX (MathJax renders it in notebook HTML) with
+the fitted parameter values substituted and rounded to ``digits`` significant digits.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+import sympy as sp
+
+DIGITS = 4
+REPR_LIMIT = 300
+
+
+def rounded(expr: sp.Expr, digits: int = DIGITS) -> sp.Expr:
+    """``expr`` with every float rounded to ``digits`` significant digits.
+
+    Parameters
+    ----------
+    expr : sympy.Expr
+    digits : int, default 4
+
+    Returns
+    -------
+    sympy.Expr
+    """
+    return expr.xreplace({n: sp.Float(float(f"{float(n):.{digits}g}"), digits) for n in expr.atoms(sp.Float)})
+
+
+def format_number(value, digits: int = DIGITS) -> str:
+    """``value`` with ``digits`` significant digits ("n/a" for NaN, "∞" for inf)."""
+    v = float(value)
+    if math.isnan(v):
+        return "n/a"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    return f"{v:.{digits}g}"
+
+
+def clip(text: str, limit: int = REPR_LIMIT) -> str:
+    """``text`` cut to at most ``limit`` characters (with an ellipsis)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def substituted_equations(model, digits: int = DIGITS, substitute: bool = True) -> dict:
+    """Right-hand sides with the current parameter values substituted (or kept as symbols).
+
+    Returns
+    -------
+    dict state -> sympy.Expr
+    """
+    values = {s: sp.Float(v) for s, v in model.parameter_values().items()} if substitute else {}
+    return {s: rounded(rhs.xreplace(values), digits) for s, rhs in model.equations.items()}
+
+
+def equations_latex(model, digits: int = DIGITS, substitute: bool = True, extra: dict | None = None) -> str:
+    """An ``aligned`` LaTeX block of the model's equations (and ``extra`` lines name -> expression)."""
+    t = sp.latex(model.time)
+    lines = [
+        rf"\frac{{d {sp.latex(s)}}}{{d {t}}} &= {sp.latex(rhs)}"
+        for s, rhs in substituted_equations(model, digits, substitute).items()
+    ]
+    for lhs, rhs in (extra or {}).items():
+        lines.append(f"{lhs} &= {sp.latex(rounded(rhs, digits))}")
+    return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _math(latex: str) -> str:
+    return "<div>$$" + html.escape(latex, quote=False) + "$$</div>"
+
+
+def parameter_rows(model, digits: int = DIGITS, intervals: dict | None = None) -> list[list[str]]:
+    """Rows ``[name, value, learnable, interval]`` of the model's parameters."""
+    rows = []
+    for sym, value in model.parameter_values().items():
+        lo_hi = (intervals or {}).get(str(sym))
+        interval = "" if lo_hi is None else f"[{format_number(lo_hi[0], digits)}, {format_number(lo_hi[1], digits)}]"
+        rows.append([str(sym), format_number(value, digits), "yes" if sym in model.learnable else "no", interval])
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# HybridModel
+# ----------------------------------------------------------------------------------------------
+def model_repr(model) -> str:
+    """One line: states, unknowns with their arguments, parameters (≤ 300 characters)."""
+    unknowns = ", ".join(str(u.call) for u in model.unknowns.values()) or "none"
+    params = ", ".join(
+        f"{s}={format_number(v)}" + ("*" if s in model.learnable else "") for s, v in model.parameter_values().items()
+    )
+    text = f"HybridModel(states={model.state_names}, unknowns=[{unknowns}], params=[{params}]"
+    text += f", inputs={model.input_names})" if model.inputs else ")"
+    return clip(text)
+
+
+def model_html(model, digits: int = DIGITS) -> str:
+    """Equations (values substituted) and the parameter table."""
+    parts = [f"<b>HybridModel</b>: {len(model.states)} states, {len(model.unknowns)} unknowns"]
+    parts.append(_math(equations_latex(model, digits)))
+    if model.params:
+        parts.append(_table(["parameter", "value", "learnable", "95% interval"], parameter_rows(model, digits)))
+    return "<div>" + "".join(parts) + "</div>"
+
+
+# ----------------------------------------------------------------------------------------------
+# Dataset
+# ----------------------------------------------------------------------------------------------
+def data_rows(data) -> list[list[str]]:
+    """Rows ``[trajectory, points, time span, missing values]`` of a dataset."""
+    rows = []
+    for k, tr in enumerate(data.trajectories):
+        missing = int(np.isnan(tr.y).sum())
+        rows.append([str(k), str(tr.t.size), f"{tr.t[0]:g} – {tr.t[-1]:g}", f"{missing} of {tr.y.size}"])
+    return rows
+
+
+def data_repr(data) -> str:
+    """One line: trajectories, points, states, inputs (≤ 300 characters)."""
+    points = sum(tr.t.size for tr in data.trajectories)
+    missing = sum(int(np.isnan(tr.y).sum()) for tr in data.trajectories)
+    text = (
+        f"Dataset({data.n_trajectories} trajectories, {points} points, {missing} missing, "
+        f"states={data.state_names}, inputs={data.input_names})"
+    )
+    return clip(text)
+
+
+def data_html(data) -> str:
+    """A compact summary table of a dataset."""
+    head = (
+        f"<b>Dataset</b>: states {html.escape(str(data.state_names))}, inputs {html.escape(str(data.input_names))}"
+        + (f", time in {html.escape(data.time_unit)} since {html.escape(data.time_origin)}" if data.time_unit else "")
+    )
+    return "<div>" + head + _table(["trajectory", "points", "time span", "missing"], data_rows(data)) + "</div>"
+
+
+# ----------------------------------------------------------------------------------------------
+# FitResult and Discovery
+# ----------------------------------------------------------------------------------------------
+def fit_html(fitted, digits: int = DIGITS) -> str:
+    """Status, per-stage loss and time, and the trained model."""
+    rows = []
+    for stage, seconds in fitted.seconds.items():
+        losses = fitted.loss(stage)
+        rows.append(
+            [stage, str(losses.size), format_number(losses.min() if losses.size else math.nan), f"{seconds:.1f}"]
+        )
+    parts = [
+        f"<b>FitResult</b>: status <code>{html.escape(fitted.status)}</code> — {html.escape(fitted.message)}",
+        _table(["stage", "iterations", "best loss", "seconds"], rows),
+        model_html(fitted.model, digits),
+    ]
+    return "<div>" + "".join(parts) + "</div>"
+
+
+def discovery_repr(found) -> str:
+    """One line: each unknown's closed form and the scaled data RMSE (≤ 300 characters)."""
+    forms = "; ".join(f"{name} = {rounded(expr)}" for name, expr in found.unknowns.items())
+    rmse = found.metrics.get("data_rmse_scaled")
+    tail = f", data_rmse_scaled={format_number(rmse)}" if rmse is not None else ""
+    return clip(f"Discovery({forms}{tail})")
+
+
+def discovery_html(found, digits: int = DIGITS, candidates: int = 5) -> str:
+    """Equations, each unknown's terms with intervals and inclusion, and its best candidates."""
+    extra = {
+        f"{sp.latex(sp.Symbol(name))}({', '.join(sp.latex(a) for a in det.args)})": det.expression
+        for name, det in found.details.items()
+    }
+    parts = ["<b>Discovery</b>", _math(equations_latex(found.model, digits, extra=extra))]
+    for name, det in found.details.items():
+        rows = []
+        coef = dict(zip(map(str, det.terms), det.chosen.coefficients, strict=True))
+        for term in det.support_terms():
+            lo_hi = det.intervals.get(str(term))
+            interval = (
+                "" if lo_hi is None else f"[{format_number(lo_hi[0], digits)}, {format_number(lo_hi[1], digits)}]"
+            )
+            rows.append(
+                [
+                    str(term),
+                    format_number(coef[str(term)], digits),
+                    interval,
+                    format_number(det.inclusion.get(str(term), math.nan), 2),
+                ]
+            )
+        parts.append(f"<p><b>{html.escape(name)}</b>: chosen terms</p>")
+        parts.append(_table(["term", "coefficient", "95% interval", "inclusion"], rows))
+        scored = sorted((c for c in det.candidates if math.isfinite(c.score)), key=lambda c: c.score)[:candidates]
+        cand_rows = [
+            [("→ " if c is det.chosen else "") + str(rounded(c.expression, digits)), format_number(c.score, 6)]
+            for c in scored
+        ]
+        if cand_rows:
+            parts.append(_table(["candidate (→ chosen)", found.selection.criterion], cand_rows))
+    if found.metrics:
+        parts.append(
+            _table(
+                ["metric", "value"],
+                [[k, format_number(v) if isinstance(v, float) else str(v)] for k, v in found.metrics.items()],
+            )
+        )
+    for note in found.notes:
+        parts.append(f"<p>Note: {html.escape(note)}</p>")
+    return "<div>" + "".join(parts) + "</div>"
