@@ -88,8 +88,8 @@ def _check_network(name: str, net: nn.Module, n_args: int, dtype: torch.dtype) -
     """A user network must map a ``(B, n_args)`` batch to ``(B, 1)`` finite values."""
     probe = torch.zeros(2, n_args, dtype=dtype)
     try:
-        with torch.no_grad():
-            out = net(probe)
+        with torch.no_grad():  # on a copy: a network with state (a call counter, a cache) is left untouched
+            out = copy.deepcopy(net)(probe)
     except Exception as exc:  # a user module can fail in any way; report it at construction
         raise ModelError(
             f"networks[{name!r}]: calling it on a batch of shape (2, {n_args}) ({name}'s arguments) failed "
