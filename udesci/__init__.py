@@ -11,7 +11,12 @@ from .networks import MLP, TermSum
 from .solve import Solver, integrate, simulate
 from .train import FitResult, FullTrajectory, Shooting, TrainingWarning, WarmStart, fit, smooth_series
 
-__version__ = "0.1.0"
+try:  # the installed distribution's version (pyproject.toml is the one place it is written)
+    from importlib.metadata import PackageNotFoundError, version
+
+    __version__ = version("udesci")
+except PackageNotFoundError:  # a source tree on sys.path without installation
+    __version__ = "0+unknown"
 
 __all__ = [
     "__version__",
