@@ -1,4 +1,4 @@
-"""Tests of udesci.config (``udesci run pipeline.toml``): validation, safe parsing, end-to-end runs.
+"""Tests of udesci.config and udesci.runner (``udesci run pipeline.toml``): validation, safe parsing, end-to-end runs.
 
 Validation tests never train.  The end-to-end test trains a one-state model with one unknown for a few
 iterations (a smoke run: it checks the plumbing and the outputs, not the accuracy).
@@ -17,27 +17,19 @@ import sympy as sp
 
 import udesci as ud
 from udesci import cli
-from udesci.cli_pipelines import register
 from udesci.config import (
     build_model,
     discovery_options,
     expected_terms,
-    generate_lotka_volterra_csv,
     load_config,
     load_frame,
     training_options,
 )
 from udesci.errors import ConfigError, DataError
+from udesci.runner import report_intro, run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-
-
-@pytest.fixture(autouse=True)
-def _registered():
-    if register not in cli._REGISTRARS:
-        cli._REGISTRARS.append(register)
-    yield
 
 
 BASE = """
@@ -295,7 +287,9 @@ def test_bundled_examples_validate(name):
 
 
 def test_bundled_lotka_volterra_csv_is_reproducible(tmp_path):
-    fresh = generate_lotka_volterra_csv(tmp_path / "lv.csv", noise=0.05, seed=0)
+    from udesci.pipelines.lotka_volterra import write_csv  # needs pipelines.lotka_volterra.write_csv (other branch)
+
+    fresh = write_csv(tmp_path / "lv.csv", noise=0.05, seed=0)
     assert fresh.read_text() == (ROOT / "data" / "lotka_volterra_noise0.05_seed0.csv").read_text()
 
 
@@ -357,3 +351,91 @@ def test_cli_run_end_to_end_and_check_exit_code(tmp_path, capsys):
     assert "\\begin{align*}" in report and "](fit.png)" in report and "](unknown_U.png)" in report
     assert "pysindy" in report and "Seed: `1`" in report
     assert "U" in summary["unknowns"]
+
+
+INJECTED_TITLE = "<script>alert(1)</script> ``` &amp; [x](javascript:alert(1))"
+
+
+def test_cli_run_escapes_input_in_the_report(tmp_path, capsys):
+    """A title, a config comment and notes from input cannot inject HTML or close the config's code fence."""
+    text = _replace('title = "decay"', f"title = {json.dumps(INJECTED_TITLE)}")
+    text = text.replace("refit = false", "refit = false\nenabled = false")
+    text = "# ```` </details><script>alert(2)</script>\n" + text
+    path = _toml(tmp_path, text)
+    assert cli.main(["run", str(path), "--quiet", "--out", str(tmp_path / "out")]) == 0
+    report = (tmp_path / "out" / "report.md").read_text()
+    heading = report.splitlines()[0]
+    assert heading == "# &lt;script&gt;alert(1)&lt;/script&gt; ``` &amp;amp; [x]\\(javascript:alert(1))"
+    outside_code = report.split("`````toml\n")[0]  # the config is in a fence longer than its ```` run
+    assert "<script>" not in outside_code and "</details>" not in outside_code
+    config = report.split("`````toml\n")[1].split("\n`````\n")[0]
+    assert config == path.read_text().rstrip()
+    capsys.readouterr()
+
+
+def test_report_intro_escapes_names_and_notes(tmp_path):
+    path = _toml(tmp_path, name="we`ird.toml")
+    cfg = load_config(path)
+    intro = report_intro(cfg, ["solver said <b>no</b>\n# heading"], ["terms.U: expected ['x'], discovered ['<i>']"])
+    assert f"`` {path}``" not in intro and f"``{path}``" in intro  # a fence longer than the name's backtick run
+    assert "<b>" not in intro and "<i>" not in intro and "\n# heading" not in intro
+    assert "Notes: solver said &lt;b&gt;no&lt;/b&gt; # heading" in intro and "FAILED" not in intro  # no [check] table
+
+
+def test_run_without_unknowns_exports_the_fitted_model(tmp_path):
+    text = _replace('x = "-k*x + U(x)"', 'x = "-k*x"').replace("iterations = 20", "iterations = 5")
+    text = text.split("[discovery]")[0] + "[output]\nplots = false\n\n[check]\nterms = {}\n"
+    out = tmp_path / "out"
+    res = run_config(_toml(tmp_path, text), out=out, quiet=True)
+    assert res["unknowns"] == {} and res["equations"] == {"x": "-k*x"} and set(res["parameters"]) == {"k"}
+    for name in ("model.json", "equations.tex", "model.py", "pipeline.toml", "report.md", "summary.json"):
+        assert (out / name).is_file(), name
+    assert not (out / "equations.json").exists() and not (out / "fit.png").exists()
+    model, _ = ud.load_json(out / "model.json")
+    assert model.parameter_values()[sp.Symbol("k")] == pytest.approx(res["parameters"]["k"])
+    assert "\\frac{d x}{d t}" in (out / "equations.tex").read_text()
+    assert res["check"] == {"passed": True, "failures": [], "configured": True}
+    assert json.loads((out / "summary.json").read_text())["metrics"] == res["metrics"]
+
+
+def test_seed_override_is_validated(tmp_path):
+    path = _toml(tmp_path)
+    assert load_config(path, seed=7).seed == 7
+    with pytest.raises(ConfigError, match=r"\(top level\) seed: expected an int >= 0, received -1"):
+        load_config(path, seed=-1)
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["example", "lotka-volterra", "--noise", "-1"], "--noise"),
+        (["example", "duffing", "--noise", "-0.5"], "--noise"),
+        (["example", "logistic", "--noise", "nan"], "--noise"),
+        (["study", "recovery", "--noise", "0.01,-0.1", "--runs", "1"], "--noise"),
+        (["example", "lotka-volterra", "--seed", "-1"], "--seed"),
+        (["example", "forced", "--seed", "-2"], "--seed"),
+        (["example", "weather", "--seed", "-1"], "--seed"),
+        (["example", "lynx-hare", "--seed", "-1"], "--seed"),
+        (["run", "pipeline.toml", "--seed", "-1"], "--seed"),
+    ],
+)
+def test_common_options_are_checked_the_same_everywhere(argv, flag, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"udesci: error: {flag}: expected")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["example", "lotka-volterra", "--noise", "lots"],
+        ["example", "duffing", "--noise", "lots"],
+        ["study", "recovery", "--noise", "lots"],
+        ["run", "pipeline.toml", "--seed", "one"],
+    ],
+)
+def test_common_options_that_are_not_numbers_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert f"argument {argv[-2]}" in capsys.readouterr().err

@@ -19,17 +19,9 @@ import torch
 
 import udesci as ud
 from udesci import cli
-from udesci.cli_pipelines import register
-from udesci.report import markdown_table, write_report
+from udesci.report import code_span, escape_text, fenced_block, markdown_table, math_block, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _registered():
-    if register not in cli._REGISTRARS:
-        cli._REGISTRARS.append(register)
-    yield
 
 
 def _finite_leaves(obj) -> list:
@@ -149,6 +141,41 @@ def test_write_report_without_discovery(tmp_path):
 def test_markdown_table_formats():
     t = markdown_table({"a": {"x": 1.23456, "y": math.inf}, "b": {"x": None, "y": float("nan")}}, index="m")
     assert t.splitlines()[0] == "| m | x | y |" and "| a | 1.235 | ∞ |" in t and "| b | — | n/a |" in t
+
+
+def test_markdown_escaping_helpers():
+    assert escape_text("a < b && c > d") == "a &lt; b &amp;&amp; c &gt; d"
+    assert escape_text("line\n# heading\r\n|x") == "line # heading |x"
+    assert escape_text("[x](javascript:alert(1))") == "[x]\\(javascript:alert(1))"
+    assert code_span("x") == "`x`" and code_span("a`b") == "``a`b``" and code_span("`a") == "`` `a ``"
+    assert fenced_block("x = 1", "toml") == "```toml\nx = 1\n```\n"
+    assert fenced_block("a\n````\nb").startswith("`````\n") and fenced_block("a\n````\nb").endswith("\n`````\n")
+    assert math_block("x < y") == "$$\nx \\lt  y\n$$\n"
+
+
+def test_write_report_escapes_injected_names(tmp_path):
+    """Nothing taken from input can inject HTML: title, state names in tables, captions, config, command."""
+    evil = "<script>alert(1)</script>"
+    config = f'title = "{evil}"\n# ```\n# </code></pre>{evil}\n'
+    path = write_report(
+        tmp_path,
+        title=f"{evil} ```",
+        config=config,
+        metrics={evil: {"train rmse": 0.5, "note": "<img src=x onerror=alert(1)>"}},
+        tables={f"table {evil}": {"row": {evil: "a|b"}}},
+        command=f"udesci run '{evil}' ```",
+        seed=0,
+        metrics_index=evil,
+    )
+    text = path.read_text()
+    assert text.splitlines()[0] == "# &lt;script&gt;alert(1)&lt;/script&gt; ```"
+    assert "| &lt;script&gt;alert(1)&lt;/script&gt; | 0.5 | &lt;img src=x onerror=alert(1)&gt; |" in text
+    assert "### table &lt;script&gt;alert(1)&lt;/script&gt;" in text and "| a\\|b |" in text
+    # the code blocks hold the text verbatim, in fences no backtick run inside can close
+    assert f"````toml\n{config.rstrip()}\n````\n" in text
+    assert f"````bash\nudesci run '{evil}' ```\n````\n" in text
+    outside = text.replace(f"````toml\n{config.rstrip()}\n````\n", "").replace(f"udesci run '{evil}'", "")
+    assert "<script>" not in outside and "<img" not in outside and "</code>" not in outside
 
 
 # -- pipelines (fast modes) -------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""``udesci example weather``, ``udesci example lynx-hare`` and ``udesci run pipeline.toml``.
+"""``udesci example lotka-volterra|weather|lynx-hare`` and ``udesci run pipeline.toml``.
 
-Registered into :mod:`udesci.cli` through ``_REGISTRARS``.  Every command takes
-``--out``, ``--seed``, ``--fast``, ``--quiet`` and ``--json`` (a JSON summary on
-stdout, nothing else there) and returns the exit code: 0 success, 1 the run
+Registered into :mod:`udesci.cli` by :func:`register`.  Every command takes
+``--out``, ``--seed``, ``--fast``, ``--quiet`` and ``--json`` (see
+:mod:`udesci.cli_common`) and returns the exit code: 0 success, 1 the run
 finished but its check failed (``--expect`` for the examples, a ``[check]``
 table for ``run``), 2 bad usage, config or data (raised as
 :class:`~udesci.errors.ConfigError` / :class:`~udesci.errors.DataError` and
@@ -11,27 +11,8 @@ mapped by :func:`udesci.cli.main`).
 
 from __future__ import annotations
 
-import argparse
-import json
-
+from .cli_common import add_expect, add_noise, add_out, add_run_flags, add_seed, emit_json, exit_code, quiet
 from .errors import ConfigError
-
-EXIT_OK, EXIT_CHECK = 0, 1
-
-
-def _common(p: argparse.ArgumentParser, out_default: str | None, out_help: str) -> None:
-    p.add_argument("--out", default=out_default, help=out_help)
-    p.add_argument("--seed", type=int, default=None, help="random seed (networks, training, discovery; default 0)")
-    p.add_argument("--fast", action="store_true", help="few training iterations: a smoke run for tests (< 1 min)")
-    p.add_argument("--quiet", action="store_true", help="no progress or printed results")
-    p.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")
-
-
-def _emit(args, result: dict) -> None:
-    if args.json:
-        from .report import jsonable
-
-        print(json.dumps(jsonable(result)))
 
 
 def _windows(text: str | None):
@@ -46,6 +27,14 @@ def _windows(text: str | None):
     return days
 
 
+def _lotka_volterra(args) -> int:
+    from .pipelines.lotka_volterra import run_pipeline
+
+    res = run_pipeline(noise=args.noise, seed=args.seed, out=args.out, quiet=quiet(args), fast=args.fast)
+    emit_json(args, res)
+    return exit_code(res["correct_structure"], args.expect)
+
+
 def _weather(args) -> int:
     from .pipelines.weather import FAST_WINDOWS, WINDOWS, run_pipeline
 
@@ -55,12 +44,12 @@ def _weather(args) -> int:
         out=args.out,
         seed=0 if args.seed is None else args.seed,
         fast=args.fast,
-        quiet=args.quiet or args.json,
+        quiet=quiet(args),
         cases=cases,
         windows=windows,
     )
-    _emit(args, res)
-    return EXIT_OK if (res["check"]["passed"] or not args.expect) else EXIT_CHECK
+    emit_json(args, res)
+    return exit_code(res["check"]["passed"], args.expect)
 
 
 def _lynx_hare(args) -> int:
@@ -70,23 +59,35 @@ def _lynx_hare(args) -> int:
         out=args.out,
         seed=0 if args.seed is None else args.seed,
         fast=args.fast,
-        quiet=args.quiet or args.json,
+        quiet=quiet(args),
         holdout=args.holdout,
     )
-    _emit(args, res)
-    return EXIT_OK if (res["interaction_found"] or not args.expect) else EXIT_CHECK
+    emit_json(args, res)
+    return exit_code(res["interaction_found"], args.expect)
 
 
 def _run(args) -> int:
-    from .config import run_config
+    from .runner import run_config
 
-    res = run_config(args.config, out=args.out, seed=args.seed, fast=args.fast, quiet=args.quiet or args.json)
-    _emit(args, res)
-    return EXIT_OK if res["check"]["passed"] else EXIT_CHECK
+    res = run_config(args.config, out=args.out, seed=args.seed, fast=args.fast, quiet=quiet(args))
+    emit_json(args, res)
+    return exit_code(res["check"]["passed"])
+
+
+FAST_HELP = "few training iterations: a smoke run for tests (< 1 min)"
+
+
+def _real_data_example(exs, name: str, help: str, description: str):
+    """An ``example`` subcommand on real data: ``--out out/<name>``, ``--seed`` (default 0), the run flags."""
+    p = exs.add_parser(name, help=help, description=description)
+    add_out(p, f"out/{name}")
+    add_seed(p, None, "random seed (networks, training, discovery; default 0)")
+    add_run_flags(p, FAST_HELP)
+    return p
 
 
 def register(sub, exs) -> None:
-    """Add ``example weather``, ``example lynx-hare`` (to ``exs``) and ``run`` (to ``sub``).
+    """Add ``example lotka-volterra``, ``example weather``, ``example lynx-hare`` (to ``exs``) and ``run`` (to ``sub``).
 
     Parameters
     ----------
@@ -95,34 +96,40 @@ def register(sub, exs) -> None:
     exs : argparse subparsers action
         The subcommands of ``udesci example``.
     """
-    w = exs.add_parser(
+    lv = exs.add_parser("lotka-volterra", help="Lotka–Volterra: discover the two x*y interaction terms")
+    add_out(lv, "out/lotka-volterra")
+    add_noise(lv, 0.05, "noise as a fraction of each state's mean (default: %(default)s)")
+    add_seed(lv, 0)
+    add_run_flags(lv)
+    add_expect(lv, "exit 1 unless exactly the x*y terms are recovered")
+    lv.set_defaults(func=_lotka_volterra)
+
+    w = _real_data_example(
+        exs,
         "weather",
-        help="hourly temperature: energy-balance UDE with measured radiation/cloud forcing vs baselines",
+        "hourly temperature: energy-balance UDE with measured radiation/cloud forcing vs baselines",
         description="Train physics-only, UDE and neural-ODE temperature models on the first 1/3/7 days of real "
         "hourly July data (TMY3 Greensboro 1981 with radiation and cloud cover; DWD Würzburg 2021, temperature "
         "only), compare 24-h forecasts with persistence and climatology, discover the UDE's unknown term and "
         "write a report.",
     )
-    _common(w, "out/weather", "output directory (default: %(default)s)")
     w.add_argument("--case", choices=["greensboro", "dwd", "both"], default="both", help="data set (default: both)")
     w.add_argument(
         "--windows", default=None, help="training windows in days, comma-separated (default 1,3,7; --fast: 1)"
     )
-    w.add_argument("--expect", action="store_true", help="exit 1 unless the UDE beats persistence (longest window)")
+    add_expect(w, "exit 1 unless the UDE beats persistence (longest window)")
     w.set_defaults(func=_weather)
 
-    lh = exs.add_parser(
+    lh = _real_data_example(
+        exs,
         "lynx-hare",
-        help="Hudson Bay lynx–hare pelts 1900–1920: discover the predator–prey interactions",
+        "Hudson Bay lynx–hare pelts 1900–1920: discover the predator–prey interactions",
         description="Fit dH/dt = a H + U(H, L), dL/dt = -d L + V(H, L) to the real Hudson Bay pelt series "
         "(scaled to tens of thousands of pelts), discover U and V with their inclusion probabilities and "
         "intervals, compare with a fitted Lotka–Volterra model and write a report.",
     )
-    _common(lh, "out/lynx-hare", "output directory (default: %(default)s)")
     lh.add_argument("--holdout", type=int, default=0, help="hold out the last N years (default: %(default)s)")
-    lh.add_argument(
-        "--expect", action="store_true", help="exit 1 unless U and V both contain the H*L term with predator–prey signs"
-    )
+    add_expect(lh, "exit 1 unless U and V both contain the H*L term with predator–prey signs")
     lh.set_defaults(func=_lynx_hare)
 
     r = sub.add_parser(
@@ -132,5 +139,7 @@ def register(sub, exs) -> None:
         "(see udesci.config for the schema; examples/*.toml).  Exit 1 if the file's [check] fails.",
     )
     r.add_argument("config", help="pipeline TOML file")
-    _common(r, None, "output directory (default: [output] dir of the file, else out/<file name>)")
+    add_out(r, None, "output directory (default: [output] dir of the file, else out/<file name>)")
+    add_seed(r, None, "random seed (default: the file's seed)")
+    add_run_flags(r, FAST_HELP)
     r.set_defaults(func=_run)

@@ -1,4 +1,4 @@
-"""The ``udesci study`` command group (registered in :mod:`udesci.cli`).
+"""``udesci example duffing|logistic|forced`` and the ``udesci study`` command group (registered in :mod:`udesci.cli`).
 
 ``udesci study recovery --noise 0.001,0.01,0.05 --runs 10 --workers 2`` runs the
 Lotka–Volterra pipeline for every noise level and seed beside a SINDy-only
@@ -7,29 +7,22 @@ baseline and writes the recovery table (see :mod:`udesci.study`).
 
 from __future__ import annotations
 
-import argparse
-import json
-
+from .cli_common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    add_expect,
+    add_noise,
+    add_out,
+    add_run_flags,
+    add_seed,
+    emit_json,
+    exit_code,
+    noise_list,
+    quiet,
+)
 from .errors import ConfigError
 
-
-def noise_list(text: str) -> list[float]:
-    """Parse ``"0.001,0.01"`` into noise levels (an argparse ``type=``, also used by the bench scripts).
-
-    Raises
-    ------
-    argparse.ArgumentTypeError
-        If an item is not a number or there is none.
-    """
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers such as 0.001,0.01,0.05, received {text!r}"
-        ) from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one noise level")
-    return values
+__all__ = ["noise_list", "register"]  # noise_list lives in cli_common; the bench scripts import it from here
 
 
 def _study_recovery(args) -> int:
@@ -54,31 +47,22 @@ def _study_recovery(args) -> int:
         fast=args.fast,
         retry_failed=args.retry_failed,
         timeout=args.timeout,
-        progress=not (args.quiet or args.json),
+        progress=not quiet(args),
         command=command,
     )
-    if args.json:
-        from .study import json_safe
-
-        print(
-            json.dumps(
-                json_safe({"table": res["table"], "paths": res["paths"], "ran": res["ran"], "skipped": res["skipped"]}),
-                default=float,
-            )
-        )
-    elif not args.quiet:
+    emit_json(args, {"table": res["table"], "paths": res["paths"], "ran": res["ran"], "skipped": res["skipped"]})
+    if not quiet(args):
         print(markdown_table(res["table"]))
         print(f"wrote {', '.join(res['paths'].values())}")
-    return 0
+    return EXIT_OK
 
 
 def _example_system(args) -> int:
     from .pipelines.systems import run
 
-    res = run(args.example, args.noise, args.seed, fast=args.fast, quiet=args.quiet or args.json)
-    if args.json:
-        print(json.dumps(res, default=float))
-    return 0 if (res["correct_structure"] or not args.expect) else 1
+    res = run(args.example, args.noise, args.seed, fast=args.fast, quiet=quiet(args))
+    emit_json(args, res)
+    return exit_code(res["correct_structure"], args.expect)
 
 
 def register(sub, exs) -> None:
@@ -95,12 +79,10 @@ def register(sub, exs) -> None:
 
     for name, spec in SYSTEMS.items():
         ex = exs.add_parser(name, help=spec.description)
-        ex.add_argument("--noise", type=float, default=0.01, help="noise as a fraction of each state's std")
-        ex.add_argument("--seed", type=int, default=0)
-        ex.add_argument("--fast", action="store_true", help="fewer training iterations (smoke runs, tests)")
-        ex.add_argument("--expect", action="store_true", help="exit 1 unless exactly the true terms are recovered")
-        ex.add_argument("--quiet", action="store_true", help="no progress or printed results")
-        ex.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")
+        add_noise(ex, 0.01, "noise as a fraction of each state's std (default: %(default)s)")
+        add_seed(ex, 0)
+        add_run_flags(ex)
+        add_expect(ex, "exit 1 unless exactly the true terms are recovered")
         ex.set_defaults(func=_example_system)
     st = sub.add_parser("study", help="parallel studies: recovery rate against noise, with a SINDy-only baseline")
     sts = st.add_subparsers(dest="study", metavar="STUDY")
@@ -111,11 +93,11 @@ def register(sub, exs) -> None:
         "beside PySINDy alone on the same data; write runs.jsonl (resumable), runs.csv, summary.json, summary.md "
         "and recovery.png to --out.",
     )
-    rec.add_argument(
-        "--noise",
-        type=noise_list,
-        default="0.001,0.005,0.01,0.025,0.05",
-        help="comma-separated noise levels, fractions of each state's mean (default: %(default)s)",
+    add_noise(
+        rec,
+        "0.001,0.005,0.01,0.025,0.05",
+        "comma-separated noise levels, fractions of each state's mean (default: %(default)s)",
+        many=True,
     )
     rec.add_argument("--runs", type=int, default=10, help="seeds per noise level (default: %(default)s)")
     rec.add_argument("--workers", type=int, default=None, help="parallel workers (default: CPU count)")
@@ -126,13 +108,11 @@ def register(sub, exs) -> None:
         help="process: embedded process pool; ray: Ray (local, or --address); serial: in this process",
     )
     rec.add_argument("--address", default=None, help="Ray cluster address (with --backend ray), e.g. auto")
-    rec.add_argument("--out", default="out/study", help="output directory; rerunning resumes (default: %(default)s)")
-    rec.add_argument("--fast", action="store_true", help="the pipeline's fast configuration (smoke runs, tests)")
+    add_out(rec, "out/study", "output directory; rerunning resumes (default: %(default)s)")
     rec.add_argument(
         "--timeout", type=float, default=None, help="seconds one run may take before it is recorded as failed"
     )
     rec.add_argument("--retry-failed", action="store_true", help="on resume, run failed runs again")
-    rec.add_argument("--quiet", action="store_true", help="no progress or printed table")
-    rec.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")
+    add_run_flags(rec, "the pipeline's fast configuration (smoke runs, tests)")
     rec.set_defaults(func=_study_recovery)
-    st.set_defaults(func=lambda args: (st.print_help(), 2)[1])
+    st.set_defaults(func=lambda args: (st.print_help(), EXIT_USAGE)[1])

@@ -1,8 +1,10 @@
-"""Config-driven pipelines: ``udesci run pipeline.toml``.
+"""Pipeline config files (``udesci run pipeline.toml``): schema, validation and loading.
 
 A TOML file describes a whole run — data, equations with unknown functions,
-parameters, training, discovery, evaluation and output — and
-:func:`run_config` executes it.  Every key is validated; unknown keys are
+parameters, training, discovery, evaluation and output — this module validates
+it (:func:`load_config`) and turns it into data and options (:func:`load_frame`,
+:func:`training_options`, :func:`discovery_options`, :func:`expected_terms`);
+:func:`udesci.runner.run_config` executes it.  Every key is validated; unknown keys are
 rejected (typo protection) and every error names the file, the table and the
 key, e.g. ``pipeline.toml: [training.shooting] iterations: expected an int >= 0,
 received 'many'``.  Expression strings (equations, derived columns, extra
@@ -80,18 +82,14 @@ from __future__ import annotations
 import ast
 import copy
 import difflib
-import json
 import math
 import os
-import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import sympy as sp
 
-from .errors import ConfigError, DataError, ModelError, describe
-from .report import keep_threads as _keep_threads
+from .errors import ConfigError, DataError, ModelError
 
 # ----------------------------------------------------------------------------------------------
 # validation helpers
@@ -415,9 +413,29 @@ class PipelineConfig:
         Validated tables (defaults filled in).
     fast : bool
         Whether fast-mode overrides were applied.
+    where : object
+        Locates keys of this file in error messages.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    raw : dict
+        The parsed TOML.
+    text : str
+    name : str
+    fast : bool
+        Apply the ``[fast]`` overrides.
+    seed : int, optional
+        Overrides the file's ``seed``.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown key, a missing required key or a value of the wrong type
+        (the message names the file, the table and the key).
     """
 
-    def __init__(self, path, raw: dict, text: str, name: str, fast: bool):
+    def __init__(self, path, raw: dict, text: str, name: str, fast: bool, seed: int | None = None):
         self.path = Path(path)
         self.name = name
         self.text = text
@@ -468,6 +486,8 @@ class PipelineConfig:
             _table(self.check["terms"], w.sub("check"), "terms")
             for k, v in self.check["terms"].items():
                 _list_of(_str())(v, cw, k)
+        if seed is not None:
+            self.seed = _int(0)(seed, w, "seed")
         self.where = w
 
     # paths are relative to the config file
@@ -493,7 +513,7 @@ class PipelineConfig:
         }
 
 
-def load_config(path, *, fast: bool = False) -> PipelineConfig:
+def load_config(path, *, fast: bool = False, seed: int | None = None) -> PipelineConfig:
     """Read and validate a pipeline TOML file.
 
     Parameters
@@ -501,6 +521,8 @@ def load_config(path, *, fast: bool = False) -> PipelineConfig:
     path : str or PathLike
     fast : bool
         Apply the ``[fast]`` overrides (or the built-in fast caps).
+    seed : int, optional
+        Overrides the file's ``seed`` (an int >= 0).
 
     Returns
     -------
@@ -524,7 +546,7 @@ def load_config(path, *, fast: bool = False) -> PipelineConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{name}: invalid TOML ({exc}).") from None
-    return PipelineConfig(p, raw, text, name, fast)
+    return PipelineConfig(p, raw, text, name, fast, seed)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -818,6 +840,7 @@ def expected_terms(cfg: PipelineConfig, model) -> dict:
     return out
 
 
+# compatibility alias: removed once pipelines/study no longer import it
 def robust_discover(fitted, **options):
     """:func:`udesci.discover` and its notes joined (``""`` when it needed no workaround).
 
@@ -829,329 +852,3 @@ def robust_discover(fitted, **options):
 
     found = discover(fitted, **options)
     return found, "; ".join(found.notes)
-
-
-# ----------------------------------------------------------------------------------------------
-# running
-# ----------------------------------------------------------------------------------------------
-
-
-def _rmse_by_state(pred: np.ndarray, obs: np.ndarray, names) -> dict:
-    out = {}
-    for i, n in enumerate(names):
-        ok = np.isfinite(obs[:, i])
-        if not ok.any():
-            out[n] = math.nan
-        elif not np.all(np.isfinite(pred[ok, i])):
-            out[n] = math.inf
-        else:
-            out[n] = float(np.sqrt(np.mean((pred[ok, i] - obs[ok, i]) ** 2)))
-    return out
-
-
-@_keep_threads
-def run_config(
-    path,
-    *,
-    out=None,
-    seed: int | None = None,
-    fast: bool = False,
-    quiet: bool = False,
-) -> dict:
-    """Run the pipeline a TOML file describes: data → fit → discover → evaluate → export → report.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        The TOML file.
-    out : path, optional
-        Output folder (overrides ``[output] dir``).
-    seed : int, optional
-        Overrides the file's ``seed``.
-    fast : bool
-        Apply the ``[fast]`` overrides (smoke runs, tests).
-    quiet : bool
-        No progress or printed results.
-
-    Returns
-    -------
-    dict
-        ``title``, ``seed``, ``fast``, ``out``, ``states``, ``parameters``
-        (fitted values), ``unknowns`` (discovered expressions, if discovery
-        ran), ``equations``, ``metrics`` (``train_rmse``/``test_rmse`` per
-        state, of the discovered model if any, else the fitted one; also
-        ``fitted_*`` for the network model), ``check`` (``passed``,
-        ``failures``), ``seconds``, ``notes``.
-
-    Raises
-    ------
-    ConfigError
-        For an invalid config (see :func:`load_config`, :func:`build_model`).
-    DataError
-        For data that do not fit the config (columns, time order, windows).
-    """
-    import torch
-
-    from . import Dataset, fit, save_json, to_latex, to_python
-    from .report import discovery_latex, jsonable, simulate_on, write_report
-
-    started = time.perf_counter()
-    cfg = load_config(path, fast=fast)
-    if seed is not None:
-        _int(0)(seed, _Where(cfg.name, ""), "seed")
-        cfg.seed = seed
-    d = cfg.data
-    df = load_frame(cfg)
-    model = build_model(cfg)
-    opts = training_options(cfg)
-    expected = expected_terms(cfg, model)
-    full = Dataset.from_frame(
-        df,
-        time=d["time"],
-        states=d["states"],
-        trajectory=d["trajectory"],
-        inputs=d["inputs"],
-        interpolation=d["interpolation"],
-    )
-    dw = cfg.where.sub("data")
-    if d["train"] is not None:
-        try:
-            train = full.window(*d["train"])
-        except DataError as exc:
-            raise DataError(f"{dw.prefix('train')}: {exc}") from None
-    else:
-        train = full
-    notes: list[str] = []
-    torch.set_num_threads(cfg.training["threads"])  # restored by @keep_threads
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg)  # networks initialised under the seed
-    fitted = fit(model, train, seed=cfg.seed, progress=not quiet, threads=cfg.training["threads"], **opts)
-    if fitted.status != "ok":
-        notes.append(fitted.message)
-    found = None
-    run_discovery = cfg.discovery["enabled"] if cfg.discovery["enabled"] is not None else bool(model.unknowns)
-    if run_discovery and not model.unknowns:
-        raise ConfigError(f"{cfg.where.sub('discovery').prefix('enabled')}: the model has no unknowns to discover.")
-    if run_discovery:
-        found, note = robust_discover(fitted, seed=cfg.seed, progress=not quiet, **discovery_options(cfg, model))
-        if note:
-            notes.append(note)
-    final = found.model if found is not None else fitted.model
-    y0s = found.refit.initial_states if (found is not None and found.refit is not None) else fitted.initial_states
-    names = d["states"]
-    obs_idx = [model.state_names.index(s) for s in names]
-    metrics: dict = {}
-    curves: dict = {}
-    held = None
-    for label, mdl, inits in (("fitted", fitted.model, fitted.initial_states), ("final", final, y0s)):
-        tr_pred, tr_obs, te_pred, te_obs = [], [], [], []
-        for k, (trk, fullk) in enumerate(zip(train.trajectories, full.trajectories, strict=True)):
-            tr_pred.append(simulate_on(mdl, full, inits[k], trk.t, trajectory=k)[:, obs_idx])
-            tr_obs.append(trk.y)
-            if d["test"] is not None:
-                a, b = d["test"]
-                keep = (fullk.t >= a) & (fullk.t <= b)
-                t_test = fullk.t[keep]
-                if t_test.size == 0:
-                    continue
-                if cfg.evaluation["start"] == "observed":
-                    y_start = fullk.y[keep][0]
-                    if len(obs_idx) != len(model.states) or not np.all(np.isfinite(y_start)):
-                        raise ConfigError(
-                            f"{cfg.where.sub('evaluation').prefix('start')}: 'observed' needs every state observed "
-                            f"at the test window's first time {t_test[0]}."
-                        )
-                    y_init, t_sim = np.asarray(y_start, dtype=float), t_test
-                else:
-                    y_init, t_sim = inits[k], np.union1d(trk.t[trk.t <= t_test[0]], t_test)
-                sim = simulate_on(mdl, full, y_init, t_sim, trajectory=k)
-                te_pred.append(sim[np.isin(t_sim, t_test)][:, obs_idx])
-                te_obs.append(fullk.y[keep])
-                if k == 0 and label in ("fitted", "final"):
-                    held = (t_test, fullk.y[keep])
-        prefix = "" if label == "final" else "fitted_"
-        metrics[f"{prefix}train_rmse"] = _rmse_by_state(np.concatenate(tr_pred), np.concatenate(tr_obs), names)
-        if te_pred:
-            metrics[f"{prefix}test_rmse"] = _rmse_by_state(np.concatenate(te_pred), np.concatenate(te_obs), names)
-    # curves for the report (trajectory 0)
-    tr0 = full.trajectories[0]
-    t_lo = train.trajectories[0].t[0]
-    t_hi = held[0][-1] if held is not None else train.trajectories[0].t[-1]
-    t_dense = np.union1d(np.linspace(t_lo, t_hi, 300), tr0.t[(tr0.t >= t_lo) & (tr0.t <= t_hi)])
-    if cfg.evaluation["start"] == "observed" and held is not None:
-        for label, mdl, inits in (
-            ("fitted UDE", fitted.model, fitted.initial_states),
-            ("discovered model", final, y0s),
-        ):
-            if label == "discovered model" and found is None:
-                continue
-            t_fit = t_dense[t_dense <= train.trajectories[0].t[-1]]
-            t_fc = t_dense[t_dense >= held[0][0]]
-            y_start = np.asarray(tr0.y[np.searchsorted(tr0.t, held[0][0])], dtype=float)
-            curves[label] = [
-                (t_fit, simulate_on(mdl, full, inits[0], t_fit)),
-                (t_fc, simulate_on(mdl, full, y_start, t_fc)),
-            ]
-    else:
-        curves["fitted UDE" if model.unknowns else "fitted model"] = (
-            t_dense,
-            simulate_on(fitted.model, full, fitted.initial_states[0], t_dense),
-        )
-        if found is not None:
-            curves["discovered model"] = (t_dense, simulate_on(final, full, y0s[0], t_dense))
-    # checks
-    failures = []
-    if cfg.check is not None:
-        c = cfg.check
-        for key, metric in (("max_train_rmse", "train_rmse"), ("max_test_rmse", "test_rmse")):
-            if c[key] is not None:
-                vals = metrics.get(metric)
-                if vals is None:
-                    failures.append(f"{key}: no {metric} (is [data] test set?)")
-                else:
-                    bad = {k: v for k, v in vals.items() if not (v <= c[key])}
-                    if bad:
-                        failures.append(f"{key} = {c[key]}: exceeded by {bad}")
-        for name, wanted in expected.items():
-            if found is None or name not in found.unknowns:
-                failures.append(f"terms.{name}: no discovered unknown {name}")
-                continue
-            got = sorted(str(t) for t in sp.expand(found.unknowns[name]).as_coefficients_dict() if t != 0)
-            if got != wanted:
-                failures.append(f"terms.{name}: expected {wanted}, discovered {got}")
-    outdir = (
-        Path(out)
-        if out is not None
-        else (cfg.resolve(cfg.output["dir"]) if cfg.output["dir"] else Path("out") / cfg.path.stem)
-    )
-    result = {
-        "title": cfg.title,
-        "config": os.fspath(cfg.path),
-        "seed": cfg.seed,
-        "fast": fast,
-        "out": os.fspath(outdir),
-        "states": model.state_names,
-        "inputs": model.input_names,
-        "parameters": {str(k): v for k, v in final.parameter_values().items()},
-        "unknowns": {k: str(v) for k, v in found.unknowns.items()} if found is not None else {},
-        "equations": {
-            str(s): str(e) for s, e in (found.equations if found is not None else fitted.model.equations).items()
-        },
-        "metrics": metrics,
-        "fit_status": fitted.status,
-        "check": {"passed": not failures, "failures": failures, "configured": cfg.check is not None},
-        "notes": notes,
-    }
-    outdir.mkdir(parents=True, exist_ok=True)
-    exports = cfg.output["export"]
-    if "json" in exports:
-        if found is not None:
-            found.to_json(outdir / "equations.json")
-        else:
-            save_json(fitted.model, outdir / "model.json")
-    if "latex" in exports:
-        (outdir / "equations.tex").write_text(
-            (discovery_latex(found) if found is not None else to_latex(fitted.model)) + "\n"
-        )
-    if "python" in exports:
-        if found is not None:
-            found.to_python(outdir / "model.py")
-        else:
-            to_python(fitted.model, outdir / "model.py")
-    (outdir / "pipeline.toml").write_text(cfg.text)
-    if cfg.output["report"]:
-        start = "observed state" if cfg.evaluation["start"] == "observed" else "fitted trajectory"
-        intro = (
-            f"Pipeline run from `{cfg.name}`: data `{d['file']}`, states {names}, inputs {d['inputs']}, "
-            f"training window {d['train'] or 'all'}, held-out window {d['test'] or 'none'} "
-            f"(held-out prediction starts from the {start})." + (" **Fast mode.**" if fast else "")
-        )
-        if notes:
-            intro += "\n\nNotes: " + "; ".join(notes)
-        if cfg.check is not None:
-            intro += "\n\nCheck: " + ("passed" if not failures else "FAILED: " + "; ".join(failures))
-        flat = {}
-        for key, vals in metrics.items():
-            for s, v in vals.items():
-                flat.setdefault(s, {})[key.replace("_", " ")] = v
-        write_report(
-            outdir,
-            title=cfg.title,
-            config=cfg.text,
-            fitted=fitted if cfg.output["plots"] else None,
-            found=found,
-            data=train,
-            metrics=flat,
-            held_out=held,
-            predictions=curves,
-            seed=cfg.seed,
-            command=f"udesci run {cfg.name} --seed {cfg.seed}" + (" --fast" if fast else "") + f" --out {outdir}",
-            intro=intro,
-            time_label=cfg.model["time"],
-            metrics_index="state",
-        )
-    result["seconds"] = time.perf_counter() - started
-    (outdir / "summary.json").write_text(json.dumps(jsonable(result), indent=2) + "\n")
-    if not quiet:
-        if found is not None:
-            print(found.summary())
-        else:
-            print(fitted.model)
-        for key, vals in metrics.items():
-            print(f"{key}: " + ", ".join(f"{k} = {v:.4g}" for k, v in vals.items()))
-        if cfg.check is not None:
-            print("check: " + ("passed" if not failures else "FAILED: " + "; ".join(failures)))
-        print(f"outputs in {outdir} ({result['seconds']:.1f} s)")
-    return result
-
-
-def training_config_dict(options: dict) -> dict:
-    """JSON-ready view of fit options (dataclasses to dicts)."""
-    return {k: (asdict(v) if v is not None else None) for k, v in options.items()}
-
-
-# ----------------------------------------------------------------------------------------------
-# bundled data generation
-# ----------------------------------------------------------------------------------------------
-
-
-def generate_lotka_volterra_csv(path, noise: float = 0.05, seed: int = 0, t_end: float = 6.0) -> Path:
-    """Write the noisy Lotka–Volterra series used by ``examples/lotka_volterra.toml``.
-
-    Uses :func:`udesci.pipelines.lotka_volterra.make_data` (α=1.3, β=0.9, γ=0.8,
-    δ=1.8, u0=(0.44249296, 4.6280594), dt=0.1) with Gaussian noise of ``noise``
-    × each state's mean.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        CSV to write (columns ``t, x, y``).
-    noise, seed : float, int
-    t_end : float
-        Last time (the example trains on t ≤ 3 and holds out the rest).
-
-    Returns
-    -------
-    pathlib.Path
-
-    Raises
-    ------
-    ConfigError
-        For a negative noise level.
-    """
-    from .pipelines.lotka_volterra import make_data
-
-    if not _is_num(noise) or noise < 0:
-        raise ConfigError(f"noise: expected a number >= 0, received {describe(noise)}.")
-    t, _, noisy = make_data(noise=noise, seed=seed, t_end=t_end)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    lines = [
-        f"# Lotka-Volterra, alpha=1.3 beta=0.9 gamma=0.8 delta=1.8, u0=(0.44249296, 4.6280594), noise={noise:g} x "
-        f"state mean, seed={seed}",
-        "# generated by udesci.config.generate_lotka_volterra_csv",
-        "t,x,y",
-    ]
-    lines += [f"{ti:.10g},{a:.10g},{b:.10g}" for ti, (a, b) in zip(t, noisy, strict=True)]
-    p.write_text("\n".join(lines) + "\n")
-    return p

@@ -16,6 +16,14 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path) -> str:
+    """Lay out, write ``fig`` as a PNG at 110 dpi, close it; the path written."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return os.fspath(path)
+
+
 def plot_fit(path, t_data, y_data, t_model, curves: dict, names, t_train_end=None, title="") -> str:
     """Data (markers) against model curves, one panel per state.
 
@@ -53,10 +61,7 @@ def plot_fit(path, t_data, y_data, t_model, curves: dict, names, t_train_end=Non
     axes[-1, 0].set_xlabel("t")
     if title:
         axes[0, 0].set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
+    return _save(plt, fig, path)
 
 
 def plot_loss(path, history: list) -> str:
@@ -73,10 +78,7 @@ def plot_loss(path, history: list) -> str:
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
+    return _save(plt, fig, path)
 
 
 def plot_unknown(path, name, x, network, expression, xlabel="sample") -> str:
@@ -88,10 +90,7 @@ def plot_unknown(path, name, x, network, expression, xlabel="sample") -> str:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(name)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
+    return _save(plt, fig, path)
 
 
 def plot_phase(path, y_data, curves: dict, names, margin: float | None = None) -> str:
@@ -113,10 +112,7 @@ def plot_phase(path, y_data, curves: dict, names, margin: float | None = None) -
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
+    return _save(plt, fig, path)
 
 
 def plot_forecast(
@@ -181,10 +177,7 @@ def plot_forecast(
     axes[-1, 0].set_xlabel(xlabel)
     if title:
         axes[0, 0].set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
+    return _save(plt, fig, path)
 
 
 def plot_metric_lines(path, x, series: dict, *, xlabel: str, ylabel: str, title: str = "", logy: bool = False) -> str:
@@ -220,10 +213,7 @@ def plot_metric_lines(path, x, series: dict, *, xlabel: str, ylabel: str, title:
         ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
+    return _save(plt, fig, path)
 
 
 def plot_recovery(path, rows: list) -> str:
@@ -276,10 +266,7 @@ def plot_recovery(path, rows: list) -> str:
         ax.set_xlabel("noise (fraction of each state's mean)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
+    return _save(plt, fig, path)
 
 
 def _data_limits(values, margin: float = 0.5) -> tuple[float, float]:
@@ -340,7 +327,4 @@ def plot_unknown_adjusted(path, name, x, network, expression, adjusted, xlabel="
     ax.set_xlabel(xlabel)
     ax.set_ylabel(name)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
+    return _save(plt, fig, path)

@@ -12,6 +12,13 @@ zipped as a whole:
 
 plus the discovered equations in LaTeX, a metrics table, and what is needed
 to reproduce the run (config, seed, command, package versions).
+
+Text taken from input (titles, names, expressions, notes, the config) cannot
+inject HTML or Markdown structure: :func:`escape_text` escapes ``&``, ``<``,
+``>`` (and keeps text on one line) in headings, captions and table cells,
+:func:`code_span` and :func:`fenced_block` choose backtick fences longer than any
+backtick run in their text, and :func:`math_block` writes ``<``/``>`` as
+``\\lt``/``\\gt``.
 """
 
 from __future__ import annotations
@@ -20,9 +27,11 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import sympy as sp
@@ -30,26 +39,11 @@ import torch
 
 from .data import Dataset, InputInterpolator
 from .errors import ConfigError, describe
-
-
-def keep_threads(func):
-    """Decorator: restore torch's intra-op thread count after ``func`` returns or raises.
-
-    The pipelines run with one thread (small models: extra threads only add
-    synchronisation, and on a busy machine they can be many times slower), also
-    while simulating for plots, and give the caller its setting back.
-    """
-    import functools
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        threads = torch.get_num_threads()
-        try:
-            return func(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-
-    return wrapper
+from .evaluate import (
+    jsonable,  # report.jsonable is also imported by pipelines: they switch to evaluate.jsonable
+    keep_threads,  # noqa: F401  compatibility alias: removed once pipelines/study no longer import it
+    simulate_or_nan,
+)
 
 
 def versions() -> dict:
@@ -73,48 +67,21 @@ def versions() -> dict:
     return out
 
 
+# compatibility alias: removed once pipelines/study no longer import it
 def simulate_on(model, data: Dataset, y0, t, *, trajectory: int = 0, solver=None) -> np.ndarray:
-    """Simulate ``model`` with the measured inputs of one trajectory of ``data``.
-
-    Parameters
-    ----------
-    model : HybridModel
-    data : Dataset
-        Supplies the input series (all of it, also outside the observation window).
-    y0 : array of shape (n_states,)
-    t : array of shape (T,)
-        Output times.
-    trajectory : int
-    solver : Solver, optional
-        Default ``Solver("dopri5", rtol=1e-6, atol=1e-6)`` (plots and RMSEs need no more).
+    """:func:`udesci.evaluate.simulate_or_nan` with the data second (the old argument order).
 
     Returns
     -------
     ndarray of shape (T, n_states)
-        NaN everywhere if the solver fails (a diverging model).
+        NaN everywhere if the solver fails.
 
     Raises
     ------
     DataError
         If the data lack an input of the model.
     """
-    from .solve import Solver, simulate
-
-    tr = data.trajectories[trajectory]
-    kwargs = {"solver": solver if solver is not None else Solver("dopri5", rtol=1e-6, atol=1e-6)}
-    if model.inputs:
-        from .errors import DataError
-
-        missing = [u for u in model.input_names if u not in data.input_names]
-        if missing:
-            raise DataError(f"inputs: the data lack {missing} (they have {data.input_names}).")
-        cols = [data.input_names.index(u) for u in model.input_names]
-        kwargs.update(inputs=tr.u[:, cols], input_times=tr.u_t, interpolation=data.interpolation)
-    try:
-        out = simulate(model, np.array(y0, dtype=float), np.array(t, dtype=float), **kwargs)
-    except (AssertionError, RuntimeError, OverflowError):
-        return np.full((len(t), len(model.states)), np.nan)
-    return np.where(np.isfinite(out), out, np.nan)
+    return simulate_or_nan(model, y0, t, data=data, trajectory=trajectory, solver=solver)
 
 
 def unknown_samples(fitted, found, data: Dataset | None = None, *, trajectory: int = 0, density: int = 4) -> dict:
@@ -144,7 +111,7 @@ def unknown_samples(fitted, found, data: Dataset | None = None, *, trajectory: i
     tr = data.trajectories[trajectory]
     t = np.concatenate([np.linspace(a, b, density, endpoint=False) for a, b in zip(tr.t[:-1], tr.t[1:], strict=True)])
     t = np.append(t, tr.t[-1])
-    y = simulate_on(model, data, fitted.initial_states[trajectory], t, trajectory=trajectory)
+    y = simulate_or_nan(model, fitted.initial_states[trajectory], t, data=data, trajectory=trajectory)
     cols = {str(s): y[:, i] for i, s in enumerate(model.states)}
     cols[str(model.time)] = t
     if model.inputs:
@@ -187,25 +154,82 @@ def unknown_samples(fitted, found, data: Dataset | None = None, *, trajectory: i
     return out
 
 
+# compatibility alias: removed once pipelines/study no longer import it
 def discovery_latex(found) -> str:
-    """LaTeX ``align*`` block of a Discovery's equations and unknowns, each unknown with its declared
-    arguments (``Discovery.to_latex`` lists only the arguments its expression happens to use, e.g. ``U()``
-    for a constant).
-
-    Parameters
-    ----------
-    found : Discovery
+    """:meth:`udesci.Discovery.to_latex` (each unknown with its declared arguments).
 
     Returns
     -------
     str
     """
-    from .export import to_latex
+    return found.to_latex()
 
-    unknowns = {
-        name: {"expression": det.expression, "args": [str(a) for a in det.args]} for name, det in found.details.items()
-    }
-    return to_latex(found.model, unknowns=unknowns)
+
+# ----------------------------------------------------------------------------------------------
+# escaping: nothing taken from input may inject HTML or Markdown structure
+# ----------------------------------------------------------------------------------------------
+_HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_LINE_BREAKS = re.compile(r"[\r\n]+")
+
+
+def escape_text(value) -> str:
+    """``str(value)`` made safe for Markdown text: headings, captions, table cells, paragraphs.
+
+    ``&``, ``<`` and ``>`` become HTML entities (no raw HTML, no autolinks), line breaks
+    become spaces (no new block), and ``](`` becomes ``]\\(`` (no inline link or image).
+
+    Returns
+    -------
+    str
+    """
+    return _LINE_BREAKS.sub(" ", str(value).translate(_HTML)).replace("](", "]\\(")
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in re.findall("`+", text)), default=0)
+
+
+def code_span(text) -> str:
+    """``str(text)`` as a Markdown inline code span that no backtick in it can close.
+
+    Returns
+    -------
+    str
+        E.g. ``"`x`"``; text with backticks gets a longer fence (and spaces inside).
+    """
+    text = _LINE_BREAKS.sub(" ", str(text))
+    fence = "`" * (_longest_backtick_run(text) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def fenced_block(text: str, info: str = "") -> str:
+    """``text`` in a fenced code block whose fence is longer than any backtick run in it.
+
+    Parameters
+    ----------
+    text : str
+    info : str
+        Info string (language), e.g. ``"toml"``.
+
+    Returns
+    -------
+    str
+        Ends with a newline.
+    """
+    fence = "`" * max(3, _longest_backtick_run(text) + 1)
+    return f"{fence}{info}\n{text}\n{fence}\n"
+
+
+def math_block(latex: str) -> str:
+    """A ``$$`` display-math block; ``<`` and ``>`` are written as ``\\lt`` and ``\\gt`` (no HTML).
+
+    Returns
+    -------
+    str
+        Ends with a newline.
+    """
+    return "$$\n" + latex.replace("<", "\\lt ").replace(">", "\\gt ") + "\n$$\n"
 
 
 def _fmt(value) -> str:
@@ -220,7 +244,7 @@ def _fmt(value) -> str:
         return f"{v:.4g}"
     if value is None:
         return "—"
-    return str(value).replace("|", "\\|")
+    return escape_text(value).replace("|", "\\|")
 
 
 def markdown_table(rows: Mapping | Sequence, columns: Sequence[str] | None = None, *, index: str = "") -> str:
@@ -240,7 +264,7 @@ def markdown_table(rows: Mapping | Sequence, columns: Sequence[str] | None = Non
     str
     """
     if isinstance(rows, Mapping) and rows and not any(isinstance(v, Mapping) for v in rows.values()):
-        lines = [f"| {index or 'metric'} | value |", "| --- | --- |"]
+        lines = [f"| {_fmt(index or 'metric')} | value |", "| --- | --- |"]
         lines += [f"| {_fmt(k)} | {_fmt(v)} |" for k, v in rows.items()]
         return "\n".join(lines)
     items = list(rows.items()) if isinstance(rows, Mapping) else [(None, r) for r in rows]
@@ -250,7 +274,7 @@ def markdown_table(rows: Mapping | Sequence, columns: Sequence[str] | None = Non
             for c in r:
                 if c not in columns:
                     columns.append(c)
-    head = ([index] if isinstance(rows, Mapping) else []) + [str(c) for c in columns]
+    head = [_fmt(c) for c in ([index] if isinstance(rows, Mapping) else []) + [str(c) for c in columns]]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for label, r in items:
         cells = ([_fmt(label)] if isinstance(rows, Mapping) else []) + [_fmt(r.get(c)) for c in columns]
@@ -267,7 +291,8 @@ def _rel(path, out_dir: Path) -> str:
 
 
 def _image(caption: str, path, out_dir: Path) -> str:
-    return f"![{caption}]({_rel(path, out_dir)})\n\n*{caption}*\n"
+    caption = escape_text(caption)
+    return f"![{caption}]({quote(_rel(path, out_dir))})\n\n*{caption}*\n"
 
 
 def model_section(
@@ -320,16 +345,16 @@ def model_section(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    parts = [f"## {label}\n"] if label else []
+    parts = [f"## {escape_text(label)}\n"] if label else []
     if found is not None:
         parts.append("### Discovered equations\n")
-        parts.append("$$\n" + discovery_latex(found) + "\n$$\n")
-        parts.append("```text\n" + found.summary() + "\n```\n")
+        parts.append(math_block(found.to_latex()))
+        parts.append(fenced_block(found.summary(), "text"))
     elif fitted is not None:
         from .export import to_latex
 
         parts.append("### Model\n")
-        parts.append("$$\n" + to_latex(fitted.model) + "\n$$\n")
+        parts.append(math_block(to_latex(fitted.model)))
         values = {str(k): float(v) for k, v in fitted.model.parameter_values().items()}
         if values:
             parts.append(markdown_table(values, index="parameter") + "\n")
@@ -346,10 +371,10 @@ def model_section(
     if predictions is None:
         t_all = np.union1d(tr.t, t_test)
         t_dense = np.union1d(np.linspace(t_all[0], t_all[-1], max(200, 4 * t_all.size)), t_all)
-        predictions = {"fitted UDE": (t_dense, simulate_on(model, data, fitted.initial_states[0], t_dense))}
+        predictions = {"fitted UDE": (t_dense, simulate_or_nan(model, fitted.initial_states[0], t_dense, data=data))}
         if found is not None:
             y0 = found.refit.initial_states[0] if found.refit is not None else fitted.initial_states[0]
-            predictions["discovered model"] = (t_dense, simulate_on(found.model, data, y0, t_dense))
+            predictions["discovered model"] = (t_dense, simulate_or_nan(found.model, y0, t_dense, data=data))
     curves = {}
     for key, piece in predictions.items():
         pieces = piece if isinstance(piece, list) else [piece]
@@ -485,7 +510,7 @@ def write_report(
         raise ConfigError(f"plots: expected a mapping caption -> path, received {describe(plots)}.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    parts = [f"# {title}\n"]
+    parts = [f"# {escape_text(title)}\n"]
     if intro:
         parts.append(intro.strip() + "\n")
     if metrics:
@@ -493,7 +518,7 @@ def write_report(
         nested = any(isinstance(v, Mapping) for v in metrics.values())
         parts.append(markdown_table(metrics, index=metrics_index if nested else "metric") + "\n")
     for caption, rows in (tables or {}).items():
-        parts.append(f"### {caption}\n")
+        parts.append(f"### {escape_text(caption)}\n")
         parts.append(markdown_table(rows) + "\n")
     if fitted is not None or found is not None:
         parts.append(
@@ -516,52 +541,16 @@ def write_report(
             parts.append(_image(caption, path, out))
     parts.append("## Reproduce\n")
     if command:
-        parts.append(f"```bash\n{command}\n```\n")
+        parts.append(fenced_block(command, "bash"))
     if seed is not None:
-        parts.append(f"Seed: `{seed}`\n")
+        parts.append(f"Seed: {code_span(seed)}\n")
     parts.append(markdown_table(versions(), index="package") + "\n")
     if config is not None:
         if isinstance(config, str):
             lang = "toml" if "=" in config else "text"
-            parts.append(f"Configuration:\n\n```{lang}\n{config.rstrip()}\n```\n")
+            parts.append("Configuration:\n\n" + fenced_block(config.rstrip(), lang))
         else:
-            text = json.dumps(config, indent=2, default=_json_default, sort_keys=False)
-            parts.append(f"Configuration:\n\n```json\n{text}\n```\n")
+            parts.append("Configuration:\n\n" + fenced_block(json.dumps(jsonable(config), indent=2), "json"))
     path = out / filename
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
-
-
-def _json_default(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return os.fspath(value)
-    return str(value)
-
-
-def jsonable(value):
-    """A copy of ``value`` that :func:`json.dumps` writes as strict JSON.
-
-    Non-finite floats become ``None``, numpy scalars and arrays become Python
-    numbers and lists, paths and other objects become strings; dict keys become
-    strings.
-    """
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)

@@ -1,0 +1,143 @@
+"""What every ``udesci`` subcommand shares: exit codes, the common options, their checks and ``--json`` output.
+
+Each subcommand adds the common options it takes with the ``add_*`` functions
+below, and :func:`udesci.cli.main` runs :func:`check_common` on every parsed
+command line before dispatching, so a flag means the same and is validated the
+same way everywhere:
+
+* ``--out DIR``; ``--seed N`` (an int >= 0); ``--noise LEVEL`` (a number >= 0; a
+  comma-separated list of them for studies);
+* ``--fast`` (smoke runs), ``--quiet`` (no progress or printed results),
+  ``--json`` (a machine-readable summary on stdout, nothing else there);
+* ``--expect`` (exit :data:`EXIT_CHECK` unless the run's check passed).
+
+A value that is not a number is rejected by argparse (exit 2, with the usage); a
+number out of range raises :class:`~udesci.errors.ConfigError` naming the flag,
+which :func:`udesci.cli.main` prints as one line and maps to exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from .errors import ConfigError
+
+EXIT_OK = 0  # success
+EXIT_CHECK = 1  # the run finished, but its check failed (--expect, a [check] table)
+EXIT_USAGE = 2  # bad usage, config or data
+EXIT_INTERRUPT = 130  # interrupted (Ctrl-C)
+
+
+# ----------------------------------------------------------------------------------------------
+# argparse types: parse numbers (ranges are checked by check_common, the same for every command)
+# ----------------------------------------------------------------------------------------------
+def noise_level(text: str) -> float:
+    """Parse one noise level such as ``"0.05"`` (an argparse ``type=``).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        If ``text`` is not a number.
+    """
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 0.05, received {text!r}") from None
+
+
+def noise_list(text: str) -> list[float]:
+    """Parse ``"0.001,0.01"`` into noise levels (an argparse ``type=``, also used by the bench scripts).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        If an item is not a number or there is none.
+    """
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers such as 0.001,0.01,0.05, received {text!r}"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one noise level")
+    return values
+
+
+# ----------------------------------------------------------------------------------------------
+# the common options
+# ----------------------------------------------------------------------------------------------
+OUT_HELP = "output directory (default: %(default)s)"
+
+
+def add_out(parser: argparse.ArgumentParser, default: str | None, help: str = OUT_HELP):
+    """Add ``--out DIR``."""
+    parser.add_argument("--out", default=default, help=help)
+
+
+def add_seed(parser: argparse.ArgumentParser, default: int | None = 0, help: str | None = None):
+    """Add ``--seed N`` (an int >= 0, checked by :func:`check_common`)."""
+    text = help or "random seed: noise, networks, training, discovery (default: %(default)s)"
+    parser.add_argument("--seed", type=int, default=default, help=text)
+
+
+def add_noise(parser: argparse.ArgumentParser, default, help: str, *, many: bool = False):
+    """Add ``--noise``: one level >= 0, or with ``many`` a comma-separated list (checked by :func:`check_common`)."""
+    parser.add_argument("--noise", type=noise_list if many else noise_level, default=default, help=help)
+
+
+def add_run_flags(parser: argparse.ArgumentParser, fast: str = "fewer training iterations (smoke runs, tests)"):
+    """Add ``--fast``, ``--quiet`` and ``--json``."""
+    parser.add_argument("--fast", action="store_true", help=fast)
+    parser.add_argument("--quiet", action="store_true", help="no progress or printed results")
+    parser.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")
+
+
+def add_expect(parser: argparse.ArgumentParser, help: str):
+    """Add ``--expect``: exit :data:`EXIT_CHECK` unless the run's check passed (see :func:`exit_code`)."""
+    parser.add_argument("--expect", action="store_true", help=help)
+
+
+def check_common(args: argparse.Namespace) -> None:
+    """Check the common options a parsed command line has (``--seed``, ``--noise``).
+
+    Raises
+    ------
+    ConfigError
+        For a negative seed, or a noise level that is negative or not finite; the
+        message names the flag and the value received.
+    """
+    seed = getattr(args, "seed", None)
+    if seed is not None and seed < 0:
+        raise ConfigError(f"--seed: expected an int >= 0, received {seed}.")
+    noise = getattr(args, "noise", None)
+    if noise is not None:
+        for value in noise if isinstance(noise, list) else [noise]:
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"--noise: expected finite numbers >= 0, received {value!r}.")
+
+
+def quiet(args: argparse.Namespace) -> bool:
+    """Whether to print nothing but the result: ``--quiet``, or ``--json`` (stdout holds the JSON only)."""
+    return bool(args.quiet or args.json)
+
+
+def emit_json(args: argparse.Namespace, result) -> None:
+    """With ``--json``, print ``result`` as strict JSON on one line (see :func:`udesci.evaluate.jsonable`)."""
+    if args.json:
+        from .evaluate import jsonable
+
+        print(json.dumps(jsonable(result)))
+
+
+def exit_code(passed: bool, required: bool = True) -> int:
+    """:data:`EXIT_OK`, or :data:`EXIT_CHECK` when a ``required`` check did not pass."""
+    return EXIT_OK if (passed or not required) else EXIT_CHECK
+
+
+__all__ = [
+    "EXIT_CHECK", "EXIT_INTERRUPT", "EXIT_OK", "EXIT_USAGE", "add_expect", "add_noise", "add_out", "add_run_flags",
+    "add_seed", "check_common", "emit_json", "exit_code", "noise_level", "noise_list", "quiet",
+]  # fmt: skip
