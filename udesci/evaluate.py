@@ -247,14 +247,21 @@ def rmse(pred, obs, *, axis: int | None = None):
     pred, obs = np.asarray(pred, dtype=float), np.asarray(obs, dtype=float)
     if pred.shape != obs.shape:
         raise DataError(f"pred: expected the shape of obs {obs.shape}, received {pred.shape}.")
+    if axis is not None:
+        p, o = np.moveaxis(pred, axis, 0), np.moveaxis(obs, axis, 0)
+        lead = p.shape[1:]
+        p, o = p.reshape(p.shape[0], -1), o.reshape(o.shape[0], -1)
+        return np.array([_rmse_flat(p[:, j], o[:, j]) for j in range(p.shape[1])]).reshape(lead)
+    return _rmse_flat(pred.reshape(-1), obs.reshape(-1))
+
+
+def _rmse_flat(pred: np.ndarray, obs: np.ndarray) -> float:
     seen = np.isfinite(obs)
-    bad = (seen & ~np.isfinite(pred)).any(axis=axis)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sq = np.where(seen, (np.where(seen, pred, 0.0) - np.where(seen, obs, 0.0)) ** 2, 0.0)
-        count = seen.sum(axis=axis)
-        value = np.sqrt(np.where(bad, 0.0, sq).sum(axis=axis) / np.maximum(count, 1))
-    value = np.where(bad, math.inf, np.where(count > 0, value, math.nan))
-    return float(value) if np.ndim(value) == 0 else value
+    if not seen.any():
+        return math.nan
+    if not np.all(np.isfinite(pred[seen])):
+        return math.inf
+    return float(np.sqrt(np.mean((pred[seen] - obs[seen]) ** 2)))
 
 
 def rmse_by_state(pred: np.ndarray, obs: np.ndarray, names) -> dict:

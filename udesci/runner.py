@@ -48,7 +48,7 @@ from .config import (
 from .data import Dataset
 from .discovery import Discovery, discover
 from .errors import ConfigError, DataError
-from .evaluate import jsonable, rmse, simulate_or_nan, torch_threads
+from .evaluate import jsonable, rmse_by_state, simulate_or_nan, torch_threads
 from .model import HybridModel
 from .report import code_span, escape_text, write_report
 from .train import FitResult, fit
@@ -377,16 +377,6 @@ def discover_unknowns(setup: Setup, fitted: FitResult, *, quiet: bool = False) -
     return discover(fitted, seed=cfg.seed, progress=not quiet, **discovery_options(cfg, setup.model))
 
 
-def _rmse_by_state(pred: np.ndarray, obs: np.ndarray, names) -> dict:
-    # evaluate.rmse over each state's observed rows: summed in the order the rows come, as this runner always
-    # did (evaluate.rmse_by_state sums down the (T, n) columns instead, which can differ in the last bit)
-    out = {}
-    for i, name in enumerate(names):
-        seen = np.isfinite(obs[:, i])
-        out[name] = rmse(pred[seen, i], obs[seen, i])
-    return out
-
-
 def _test_window(setup: Setup, k: int):
     """Observation mask of trajectory ``k`` in the ``[data] test`` window (``None`` without one)."""
     window = setup.config.data["test"]
@@ -430,9 +420,9 @@ def _errors(setup: Setup, outcome: Outcome, prefix: str) -> dict:
         if held is not None:
             te_pred.append(held[0])
             te_obs.append(held[1])
-    out = {f"{prefix}train_rmse": _rmse_by_state(np.concatenate(tr_pred), np.concatenate(tr_obs), names)}
+    out = {f"{prefix}train_rmse": rmse_by_state(np.concatenate(tr_pred), np.concatenate(tr_obs), names)}
     if te_pred:
-        out[f"{prefix}test_rmse"] = _rmse_by_state(np.concatenate(te_pred), np.concatenate(te_obs), names)
+        out[f"{prefix}test_rmse"] = rmse_by_state(np.concatenate(te_pred), np.concatenate(te_obs), names)
     return out
 
 
