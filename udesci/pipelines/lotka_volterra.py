@@ -238,11 +238,10 @@ def run_pipeline(
     for key, tt, ref in (("extrapolation_rmse", t_long, true_long), ("data_rmse", t, noisy)):
         result[key] = rmse(_simulate(found.model, y0_fit, tt), ref)  # inf: the discovered model blows up
     if out is not None:
+        from . import write_discovery
+
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        found.to_json(out / "equations.json")
-        (out / "equations.tex").write_text(found.to_latex() + "\n")
-        found.to_python(out / "model.py")
+        write_discovery(found, out)
         if plots:
             from ..plots import plot_fit, plot_loss, plot_phase
 

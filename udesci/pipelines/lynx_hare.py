@@ -242,11 +242,9 @@ def _run(frame, out, seed, fast, quiet, holdout, width, depth, plots, started) -
         "notes": notes,
     }
     if out is not None:
-        outp = Path(out)
-        outp.mkdir(parents=True, exist_ok=True)
-        found.to_json(outp / "equations.json")
-        (outp / "equations.tex").write_text(found.to_latex() + "\n")
-        found.to_python(outp / "model.py")
+        from . import write_discovery
+
+        write_discovery(found, out)
         if plots:
             _write_report(
                 out, result, fitted=fitted, found=found, data=data, starts=starts, frame=frame, network=network

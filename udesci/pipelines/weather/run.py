@@ -290,15 +290,14 @@ def run_pipeline(
             )
             text.append(format_table(res["next24"], f"{key}: RMSE (°C) of the 24 h right after the training window"))
         if out is not None:
+            from .. import write_discovery
             from .reporting import case_report, write_weather_report
 
             outp = Path(out)
             outp.mkdir(parents=True, exist_ok=True)
             reports = []
             for key, run in results.items():
-                found = run.last.found
-                found.to_json(outp / f"{key}_equations.json")
-                (outp / f"{key}_equations.tex").write_text(found.to_latex() + "\n")
+                write_discovery(run.last.found, outp, prefix=f"{key}_", python=False)
                 if plots:
                     reports.append(case_report(outp, CASES[key], run))
             summary["seconds"] = time.perf_counter() - started
