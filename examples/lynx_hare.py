@@ -6,10 +6,7 @@ Same as: udesci example lynx-hare ...
 
 import sys
 
-from udesci.cli import _REGISTRARS, main
-from udesci.cli_pipelines import register
+from udesci.cli import main
 
 if __name__ == "__main__":
-    if register not in _REGISTRARS:
-        _REGISTRARS.append(register)
     sys.exit(main(["example", "lynx-hare", *sys.argv[1:]]))

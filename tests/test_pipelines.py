@@ -218,12 +218,12 @@ def test_lynx_hare_cli_fast(tmp_path, capsys):
     assert set(res["terms"]) == {"U", "V"} and res["U"] and res["V"]
     assert all(math.isfinite(v) for v in _finite_leaves(res["rmse_thousands"]["UDE (networks)"]))
     assert all(math.isfinite(v) for v in _finite_leaves(res["rmse_thousands"]["Lotka–Volterra fit"]))
+    assert set(res["rmse_thousands"]) == {"UDE (networks)", "discovered model", "Lotka–Volterra fit"}
     for name in (
         "report.md",
         "summary.json",
         "equations.json",
         "equations.tex",
-        "equations_rescored.tex",
         "model.py",
         "fit.png",
         "phase.png",
@@ -235,6 +235,8 @@ def test_lynx_hare_cli_fast(tmp_path, capsys):
     report = (tmp_path / "report.md").read_text()
     assert "\\begin{align*}" in report and "](phase.png)" in report and "](unknown_V.png)" in report
     assert "inclusion probability" in report and "pelts / 10000" in report.replace("10 000", "10000")
+    # discover rescores its shortlist on whole trajectories itself: no second, pipeline-side rescoring
+    assert not (tmp_path / "equations_rescored.tex").exists() and "re-scoring" not in report
 
 
 @pytest.mark.slow

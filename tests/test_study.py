@@ -1,18 +1,28 @@
-"""Recovery studies: the CLI, parallel backends, resume, failure records and the SINDy-only baseline."""
+"""Recovery studies: the CLI, parallel backends, resume, crash-safe records, failure records and the
+SINDy-only baseline."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import udesci.cli
 from udesci import ConfigError
-from udesci.cli_study import register
 from udesci.pipelines.lotka_volterra import make_data
 from udesci.study import (
+    RUNS_FILE,
     SWEEP_THRESHOLDS,
+    IncompleteRecordWarning,
+    RecordsFile,
     TaskFailed,
     load_runs,
     lv_baseline,
@@ -23,8 +33,7 @@ from udesci.study import (
     summarize,
 )
 
-if register not in udesci.cli._REGISTRARS:
-    udesci.cli._REGISTRARS.append(register)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---- cheap module-level task functions (picklable for the process pool) ----------------------------
@@ -163,10 +172,148 @@ def test_interrupted_study_keeps_finished_runs(tmp_path):
     recovery_study([0.01, 0.05], 1, out=tmp_path, backend="serial", progress=False, task_fn=fake_run)
     with open(tmp_path / "runs.jsonl", "a") as fh:
         fh.write('{"noise": 0.01, "seed": 1, "fa')  # a write cut short by an interrupt
-    assert len(load_runs(tmp_path)) == 2
-    res = recovery_study([0.01, 0.05], 2, out=tmp_path, backend="serial", progress=False, task_fn=fake_run)
+    with pytest.warns(IncompleteRecordWarning, match="interrupted write"):
+        assert len(load_runs(tmp_path)) == 2
+    with pytest.warns(IncompleteRecordWarning):
+        res = recovery_study([0.01, 0.05], 2, out=tmp_path, backend="serial", progress=False, task_fn=fake_run)
     assert res["ran"] == 2 and res["skipped"] == 2
     assert [r["runs"] for r in res["table"]] == [2, 2]
+    # the partial line was cut off, not glued onto: every line is a record and a rerun resumes cleanly
+    lines = (tmp_path / "runs.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and all(json.loads(line)["status"] == "ok" for line in lines)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = recovery_study([0.01, 0.05], 2, out=tmp_path, backend="serial", progress=False, task_fn=fake_run)
+    assert again["ran"] == 0 and again["skipped"] == 4
+
+
+def test_truncated_last_record_is_redone_exactly_once(tmp_path):
+    """A last record cut anywhere (even just before its newline) is dropped with a warning; the rerun
+    redoes exactly that run and leaves the file as an uninterrupted study would have."""
+    args = ([0.01, 0.05], 3)
+    recovery_study(*args, out=tmp_path / "ref", backend="serial", progress=False, task_fn=fake_run)
+    reference = (tmp_path / "ref" / RUNS_FILE).read_bytes()
+    last = reference[reference.rstrip(b"\n").rfind(b"\n") + 1 :]
+    lost = json.loads(last)
+    for cut in (1, len(last) // 2, len(last) - 1):
+        out = tmp_path / f"cut{cut}"
+        out.mkdir()
+        (out / RUNS_FILE).write_bytes(reference[:-cut])
+        with pytest.warns(IncompleteRecordWarning, match="incomplete record from an interrupted write"):
+            res = recovery_study(*args, out=out, backend="serial", progress=False, task_fn=fake_run)
+        assert res["ran"] == 1 and res["skipped"] == 5
+        assert [(r["noise"], r["seed"]) for r in res["runs"]][-1] == (lost["noise"], lost["seed"])
+        assert (out / RUNS_FILE).read_bytes() == reference, cut
+        for name in ("runs.csv", "summary.json", "summary.md"):
+            assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
+
+
+def test_records_file_rejects_a_damaged_middle_line(tmp_path):
+    records = RecordsFile(tmp_path / RUNS_FILE, key=lambda r: r["id"])
+    records.append({"id": 1, "value": float("inf")})
+    records.append({"id": 2})
+    assert records.load() == {1: {"id": 1, "value": None}, 2: {"id": 2}}
+    with pytest.raises(ConfigError, match="record"):
+        records.append({"value": 3})  # no key: refused before anything is written
+    with pytest.raises(ConfigError, match="record: expected a dict"):
+        records.append([1, 2])
+    text = (tmp_path / RUNS_FILE).read_text()
+    (tmp_path / RUNS_FILE).write_text(text.replace('{"id": 1', '{"id": 1,,', 1))
+    with pytest.raises(ConfigError, match=r"line 1 is not a run record; move the file away"):
+        records.load()
+    # a complete last line that is not a record (e.g. zeros from a crash) is dropped too, then cut off
+    (tmp_path / RUNS_FILE).write_text(text + "\x00\x00\x00\n")
+    with pytest.warns(IncompleteRecordWarning):
+        assert list(records.load()) == [1, 2]
+    records.append({"id": 3})
+    assert (tmp_path / RUNS_FILE).read_text() == text + '{"id": 3}\n'
+
+
+# ---- killed studies: SIGKILL at random moments, then resume ------------------------------------------
+
+
+def slow_fake_run(task: dict) -> dict:
+    """fake_run taking a little while, so that kills land in and between runs."""
+    time.sleep(0.03)
+    return fake_run(task)
+
+
+KILL_STUDY = {"noise_levels": [0.01, 0.05, 0.1], "runs": 8, "backend": "serial", "progress": False}
+
+
+def _kill_study(out) -> None:
+    recovery_study(out=out, task_fn=slow_fake_run, command="kill test", **KILL_STUDY)
+
+
+def _check_kills(out: Path, reference: bytes, kill, delays) -> None:
+    """Start, kill after each delay, check that the committed records only grow along ``reference``; finish."""
+    committed = b""
+    for delay in delays:
+        kill(out, delay)
+        data = (out / RUNS_FILE).read_bytes() if (out / RUNS_FILE).exists() else b""
+        now = data[: data.rfind(b"\n") + 1]  # what follows the last newline is an interrupted write
+        # no finished run lost (the file only grows) or recorded twice (it follows the uninterrupted run's file)
+        assert now.startswith(committed) and reference.startswith(now), (delay, now[-200:])
+        committed = now
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IncompleteRecordWarning)
+        res = recovery_study(out=out, task_fn=slow_fake_run, command="kill test", **KILL_STUDY)
+    assert res["ran"] + res["skipped"] == 24
+    assert (out / RUNS_FILE).read_bytes() == reference
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs the fork start method")
+def test_study_killed_at_random_moments_loses_and_repeats_nothing(tmp_path):
+    """SIGKILL a (forked) study process at 10 seeded random moments, resuming each time: no finished run is lost
+    or recorded twice, and the final records and tables equal those of an uninterrupted study."""
+    ref = tmp_path / "ref"
+    _kill_study(ref)
+    reference = (ref / RUNS_FILE).read_bytes()
+    ctx = multiprocessing.get_context("fork")
+
+    def kill(out, delay):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork of a process with threads: the child is ours
+            proc = ctx.Process(target=_kill_study, args=(out,))
+            proc.start()
+        time.sleep(delay)
+        proc.kill()  # SIGKILL
+        proc.join()
+
+    # one run takes ~0.04 s: 10 kills spread over the 24 runs
+    _check_kills(tmp_path / "killed", reference, kill, np.random.default_rng(13).uniform(0.0, 0.15, size=10))
+    for name in ("runs.csv", "summary.json", "summary.md"):
+        assert (tmp_path / "killed" / name).read_bytes() == (ref / name).read_bytes(), name
+
+
+KILL_SCRIPT = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from test_study import KILL_STUDY, slow_fake_run
+from udesci.study import recovery_study
+print("ready", flush=True)
+recovery_study(out=sys.argv[1], task_fn=slow_fake_run, command="kill test", **KILL_STUDY)
+"""
+
+
+@pytest.mark.slow
+def test_study_process_killed_at_random_moments(tmp_path):
+    """The same with a fresh interpreter per cycle (``python -c``), killed once it has imported udesci."""
+    ref = tmp_path / "ref"
+    _kill_study(ref)
+    reference = (ref / RUNS_FILE).read_bytes()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    script = KILL_SCRIPT.format(tests=str(ROOT / "tests"))
+
+    def kill(out, delay):
+        proc = subprocess.Popen([sys.executable, "-c", script, str(out)], stdout=subprocess.PIPE, env=env)
+        assert proc.stdout.readline() == b"ready\n"
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+    _check_kills(tmp_path / "killed", reference, kill, np.random.default_rng(14).uniform(0.0, 0.15, size=10))
 
 
 def test_summary_and_markdown():

@@ -10,12 +10,8 @@ import sympy as sp
 
 import udesci as ud
 import udesci.cli
-from udesci.cli_study import register
 from udesci.pipelines import systems
 from udesci.pipelines.systems import SYSTEMS, assess, build_model, dataset, make_data, run
-
-if register not in udesci.cli._REGISTRARS:
-    udesci.cli._REGISTRARS.append(register)
 
 # fast configuration, noise 1% of each state's standard deviation; the stated tolerance on every
 # true coefficient of U (relative error)

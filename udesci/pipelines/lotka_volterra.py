@@ -24,9 +24,24 @@ U0 = (0.44249296, 4.6280594)
 def make_data(noise: float = 0.05, seed: int = 0, t_end: float = 3.0, dt: float = 0.1):
     """Noisy Lotka–Volterra observations.
 
+    Parameters
+    ----------
+    noise : float, default 0.05
+        Noise standard deviation as a fraction of each state's mean over the series.
+    seed : int, default 0
+        Seeds the noise.
+    t_end : float, default 3.0
+        Last observation time (the series starts at 0).
+    dt : float, default 0.1
+        Sampling step.
+
     Returns
     -------
-    t : ndarray (T,), clean : ndarray (T, 2), noisy : ndarray (T, 2)
+    t : ndarray (T,)
+    clean : ndarray (T, 2)
+        The truth from ``U0`` (prey x, predator y).
+    noisy : ndarray (T, 2)
+        ``clean`` plus the noise.
     """
     from .. import HybridModel, simulate
 
@@ -40,7 +55,17 @@ def make_data(noise: float = 0.05, seed: int = 0, t_end: float = 3.0, dt: float 
 
 
 def build_model(seed: int = 0):
-    """The hybrid model with known α x, −δ y and unknown U(x, y), V(x, y)."""
+    """The hybrid model with known α x, −δ y and unknown U(x, y), V(x, y).
+
+    Parameters
+    ----------
+    seed : int, default 0
+        Seeds torch before the networks are created.
+
+    Returns
+    -------
+    HybridModel
+    """
     from .. import HybridModel
 
     x, y, alpha, delta = sp.symbols("x y alpha delta")
@@ -50,7 +75,20 @@ def build_model(seed: int = 0):
 
 
 def assess(found) -> dict:
-    """Structure and coefficient recovery of a Discovery for this system."""
+    """Structure and coefficient recovery of a Discovery for this system.
+
+    Parameters
+    ----------
+    found : Discovery
+        With unknowns ``U`` and ``V`` of ``x`` and ``y``.
+
+    Returns
+    -------
+    dict
+        ``U_terms``, ``V_terms`` (sorted term strings), ``beta``, ``gamma`` (magnitudes of the
+        x*y coefficients, 0 if missing), ``beta_rel_error``, ``gamma_rel_error`` and
+        ``correct_structure`` (both unknowns exactly the x*y term).
+    """
     x, y = sp.symbols("x y")
     out = {}
     for name, true_coef, key in (("U", -BETA, "beta"), ("V", GAMMA, "gamma")):
@@ -65,7 +103,18 @@ def assess(found) -> dict:
 
 
 def fit_options(fast: bool = False) -> dict:
-    """Training options used by the pipeline (``fast`` for tests)."""
+    """Training options used by the pipeline.
+
+    Parameters
+    ----------
+    fast : bool, default False
+        Fewer warm-start iterations and a higher shooting learning rate (tests, smoke runs).
+
+    Returns
+    -------
+    dict
+        Keyword arguments ``warm_start`` and ``shooting`` for :func:`udesci.fit`.
+    """
     from .. import Shooting, WarmStart
 
     if fast:
@@ -75,16 +124,63 @@ def fit_options(fast: bool = False) -> dict:
     return {"warm_start": WarmStart(), "shooting": Shooting(iterations=300)}
 
 
-def _safe_simulate(model, y0, t):
+def _simulate(model, y0, t):
     """Simulate with a step budget; NaN rows if the model blows up or stiffens (a wrong structure can).
 
     The truth needs about 800 dopri5 steps over t in [0, 30]; 5,000 in total is the budget."""
-    from .. import Solver, simulate
+    from .. import Solver
+    from ..evaluate import simulate_or_nan
 
-    try:
-        return simulate(model, y0, t, solver=Solver("dopri5", rtol=1e-9, atol=1e-9, max_steps=5_000))
-    except (AssertionError, RuntimeError):
-        return np.full((len(t), len(model.states)), np.nan)
+    return simulate_or_nan(
+        model, y0, t, solver=Solver("dopri5", rtol=1e-9, atol=1e-9, max_steps=5_000), finite_only=False
+    )
+
+
+def write_csv(path: str | os.PathLike, noise: float = 0.05, seed: int = 0, t_end: float = 6.0) -> Path:
+    """Write a noisy Lotka–Volterra series as CSV (the data of ``examples/lotka_volterra.toml``).
+
+    The series is :func:`make_data`'s (α=1.3, β=0.9, γ=0.8, δ=1.8,
+    u0=(0.44249296, 4.6280594), every 0.1 from t = 0, Gaussian noise of ``noise``
+    × each state's mean): two ``#`` comment lines saying so, the header ``t,x,y``
+    and one row per time, every number written with ``%.10g``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        CSV to write; missing parent folders are created.
+    noise : float, default 0.05
+        Noise level, >= 0.
+    seed : int, default 0
+        Seeds the noise.
+    t_end : float, default 6.0
+        Last time (the example trains on t ≤ 3 and holds out the rest).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ConfigError
+        For a noise level that is not a number >= 0.
+    """
+    from ..errors import ConfigError, describe
+
+    if not isinstance(noise, (int, float)) or isinstance(noise, bool) or noise < 0:
+        raise ConfigError(f"noise: expected a number >= 0, received {describe(noise)}.")
+    t, _, noisy = make_data(noise=noise, seed=seed, t_end=t_end)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"# Lotka-Volterra, alpha=1.3 beta=0.9 gamma=0.8 delta=1.8, u0=(0.44249296, 4.6280594), noise={noise:g} x "
+        f"state mean, seed={seed}",
+        "# generated by udesci.pipelines.lotka_volterra.write_csv",
+        "t,x,y",
+    ]
+    lines += [f"{ti:.10g},{a:.10g},{b:.10g}" for ti, (a, b) in zip(t, noisy, strict=True)]
+    p.write_text("\n".join(lines) + "\n")
+    return p
 
 
 def run_pipeline(
@@ -120,6 +216,7 @@ def run_pipeline(
         errors, ``equations`` (strings), ``extrapolation_rmse`` and more.
     """
     from .. import Dataset, discover, fit, simulate
+    from ..evaluate import rmse
 
     start = time.perf_counter()
     t, clean, noisy = make_data(noise, seed)
@@ -139,14 +236,12 @@ def run_pipeline(
     true_long = simulate(truth, U0, t_long)
     y0_fit = found.refit.initial_states[0] if found.refit is not None else fitted.initial_states[0]
     for key, tt, ref in (("extrapolation_rmse", t_long, true_long), ("data_rmse", t, noisy)):
-        err = float(np.sqrt(np.mean((_safe_simulate(found.model, y0_fit, tt) - ref) ** 2)))
-        result[key] = err if np.isfinite(err) else float("inf")  # inf: the discovered model blows up
+        result[key] = rmse(_simulate(found.model, y0_fit, tt), ref)  # inf: the discovered model blows up
     if out is not None:
+        from . import write_discovery
+
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        found.to_json(out / "equations.json")
-        (out / "equations.tex").write_text(found.to_latex() + "\n")
-        found.to_python(out / "model.py")
+        write_discovery(found, out)
         if plots:
             from ..plots import plot_fit, plot_loss, plot_phase
 
@@ -155,7 +250,7 @@ def run_pipeline(
                 ude = fitted.predict(t_ext)
             except (AssertionError, RuntimeError):  # an exploding network extrapolation
                 ude = np.full((t_ext.size, 2), np.nan)
-            closed = _safe_simulate(found.model, y0_fit, t_ext)
+            closed = _simulate(found.model, y0_fit, t_ext)
             true_ext = simulate(truth, U0, t_ext)
             curves = {"truth": true_ext, "trained UDE": ude, "discovered model": closed}
             plot_fit(
