@@ -213,10 +213,19 @@ def test_json_round_trip_inputs_and_functions(tmp_path):
 
 
 def tame_hybrid(**net_options) -> ud.HybridModel:
-    """A stable hybrid model (linear damping plus a network term) whose network matters."""
-    model = ud.HybridModel(
-        {x: 1 - alpha * x + U(x, y), y: -delta * y + gamma * x}, {alpha: 1.3, gamma: 0.8, delta: 1.8}, **net_options
-    )
+    """A stable hybrid model (linear damping plus a network term) whose network matters.
+
+    The network starts from a fixed seed (without touching the global generator): for about one
+    initialisation in seven the network term moves the trajectory by less than the 1e-2 that
+    test_python_module_embeds_network_weights requires to show it matters.
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = ud.HybridModel(
+            {x: 1 - alpha * x + U(x, y), y: -delta * y + gamma * x},
+            {alpha: 1.3, gamma: 0.8, delta: 1.8},
+            **net_options,
+        )
     net = model.networks()["U"]
     with torch.no_grad():
         net.net[-1].weight.mul_(15.0)  # the last layer starts near zero

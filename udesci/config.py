@@ -79,7 +79,6 @@ Schema (all paths are relative to the TOML file)::
 
 from __future__ import annotations
 
-import ast
 import copy
 import difflib
 import math
@@ -89,7 +88,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from .errors import ConfigError, DataError, ModelError
+from .errors import ConfigError, DataError
 
 # ----------------------------------------------------------------------------------------------
 # validation helpers
@@ -602,34 +601,23 @@ def load_frame(cfg: PipelineConfig):
     return df
 
 
-def _detect_unknowns(text: str, reserved: set) -> list[str]:
-    """Names called like functions in ``text`` that are not built-in functions (syntax only, no evaluation)."""
-    from .export import FUNCTIONS
-
-    try:
-        tree = ast.parse(text, mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return []  # parse_expression reports the problem
-    names = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            n = node.func.id
-            if n not in FUNCTIONS and not n.startswith("__") and n not in reserved and n not in names:
-                names.append(n)
-    return names
-
-
 def build_model(cfg: PipelineConfig):
     """The :class:`~udesci.HybridModel` described by ``[model]``.
+
+    The table's keys and values are checked here; the model is built by
+    :func:`udesci.spec.build_model` (symbols and their roles, unknowns declared in
+    ``[model.unknowns]`` or detected from calls, equations parsed safely).
 
     Raises
     ------
     ConfigError
-        For an invalid equation string, parameter entry or unknown declaration
+        For an invalid equation string, parameter entry or unknown declaration,
+        a symbol in more than one role, or a state of ``[data]`` without equation
         (message names the file, table and key).
     """
-    from . import HybridModel, Learnable
-    from .export import parse_expression
+    from .model import Learnable
+    from .spec import ModelText, Places
+    from .spec import build_model as build
 
     m = cfg.model
     w = cfg.where.sub("model")
@@ -638,7 +626,6 @@ def build_model(cfg: PipelineConfig):
         raise ConfigError(f"{w.prefix('equations')}: expected at least one equation, received an empty table.")
     ew = w.sub("equations")
     states = [_ident()(k, ew, k) for k in eqs_raw]
-    inputs = list(cfg.data["inputs"])
     params_raw = _table(m["parameters"] if m["parameters"] is not None else {}, w, "parameters")
     pw = w.sub("parameters")
     params = {}
@@ -653,73 +640,34 @@ def build_model(cfg: PipelineConfig):
             params[name] = float(value)
         else:
             raise pw.error(name, "a number or a table {value = ..., learnable = true}", value)
-    time_name = m["time"]
-    roles = {}
-    for role, names in (("state", states), ("input", inputs), ("parameter", list(params)), ("time", [time_name])):
-        for n in names:
-            if n in roles:
-                raise ConfigError(
-                    f"{w.prefix()}: {n!r} is declared both as {roles[n]} and as {role}; give each symbol one role."
-                )
-            roles[n] = role
     missing = [s for s in cfg.data["states"] if s not in states]
     if missing:
         raise ConfigError(
             f"{cfg.where.sub('data').prefix('states')}: {missing} have no equation in "
             f"[model.equations] (states: {states})."
         )
-    symbols = {n: sp.Symbol(n) for n in roles}
-    declared = m["unknowns"]
-    if declared is not None:
-        uw = w.sub("unknowns")
-        _table(declared, w, "unknowns")
-        functions = {}
-        for name, args in declared.items():
+    uw = w.sub("unknowns")
+    unknowns = None
+    if m["unknowns"] is not None:
+        unknowns = {}
+        for name, args in _table(m["unknowns"], w, "unknowns").items():
             _ident()(name, uw, name)
-            if name in roles:
-                raise ConfigError(f"{uw.prefix(name)}: unknown function name clashes with a {roles[name]}.")
-            args = _list_of(_ident(), min_len=1)(args, uw, name)
-            for a in args:
-                if roles.get(a) not in ("state", "input", "time"):
-                    raise uw.error(
-                        name, f"arguments among states {states}, inputs {inputs} or time {time_name!r}", args
-                    )
-            functions[name] = (sp.Function(name), tuple(sp.Symbol(a) for a in args))
-    else:
-        functions = {}
-        for text in eqs_raw.values():
-            if isinstance(text, str):
-                for n in _detect_unknowns(text, set(roles)):
-                    functions[n] = (sp.Function(n), None)
-    equations = {}
-    for state, text in eqs_raw.items():
-        expr = parse_expression(text, symbols, {n: f for n, (f, _) in functions.items()}, where=ew.prefix(state))
-        for app in expr.atoms(sp.core.function.AppliedUndef):
-            name = type(app).__name__
-            want = functions[name][1]
-            if want is not None and tuple(app.args) != want:
-                raise ConfigError(
-                    f"{ew.prefix(state)}: {app} does not match the declaration [model.unknowns] {name} = "
-                    f"{[str(a) for a in want]}."
-                )
-        equations[sp.Symbol(state)] = expr
-    used = {type(a).__name__ for e in equations.values() for a in e.atoms(sp.core.function.AppliedUndef)}
-    unused = [n for n in functions if n not in used]
-    if unused:
-        raise ConfigError(f"{w.sub('unknowns').prefix(unused[0])}: declared but not used in any equation.")
-    try:
-        return HybridModel(
-            equations,
-            {sp.Symbol(k): v for k, v in params.items()},
-            [sp.Symbol(u) for u in inputs],
-            states=[sp.Symbol(s) for s in states],
-            time=sp.Symbol(time_name),
-            width=m["width"],
-            depth=m["depth"],
-            activation=m["activation"],
-        )
-    except ModelError as exc:
-        raise ConfigError(f"{w.prefix()}: {exc}") from None
+            unknowns[name] = tuple(_list_of(_ident(), min_len=1)(args, uw, name))
+    text = ModelText(
+        equations=eqs_raw,
+        parameters=params,
+        inputs=tuple(cfg.data["inputs"]),
+        time=m["time"],
+        unknowns=unknowns,
+        net_options={"width": m["width"], "depth": m["depth"], "activation": m["activation"]},
+    )
+    places = Places(
+        source=w.file,
+        model=f"[{w.section}]",
+        equation=lambda state: f"[{ew.section}] {state}",
+        unknown=lambda name: f"[{uw.section}] {name}",
+    )
+    return build(text, places)
 
 
 def _solver(spec):

@@ -280,6 +280,87 @@ class _Builder:
         return func(*[self.expr(a, d) for a in node.args])
 
 
+def _keyword_aliases(names) -> dict[str, str]:
+    """Placeholder name -> name, for the ``names`` that are Python keywords (``lambda``)."""
+    names = list(names)
+    taken = set(names)
+    aliases: dict[str, str] = {}
+    for n in names:
+        if keyword.iskeyword(n) and n not in ("True", "False", "None"):
+            alias = f"_kw_{n}"
+            while alias in taken:
+                alias += "_"
+            taken.add(alias)
+            aliases[alias] = n
+    return aliases
+
+
+def _with_aliases(text: str, aliases: dict[str, str]) -> str:
+    """``text`` with the keyword names of ``aliases`` replaced by their placeholders."""
+    if not aliases:
+        return text
+    back = {v: k for k, v in aliases.items()}
+    return re.sub(r"\b(" + "|".join(map(re.escape, back)) + r")\b", lambda m: back[m.group(1)], text)
+
+
+def is_symbol_name(name) -> bool:
+    """Whether ``name`` is a string :func:`parse_expression` reads back as a symbol.
+
+    Parameters
+    ----------
+    name : object
+
+    Returns
+    -------
+    bool
+        True for an identifier (Python keywords included) that does not start
+        with ``__`` and is not ``True``, ``False`` or ``None``; False otherwise
+        (also for anything that is not a string).
+    """
+    return (
+        isinstance(name, str)
+        and name.isidentifier()
+        and not name.startswith("__")
+        and name not in ("True", "False", "None")
+    )
+
+
+def detect_unknowns(text, symbols=()) -> list[str]:
+    """Names called like functions in ``text`` that can be unknown functions (syntax only).
+
+    The text is parsed with :func:`ast.parse`, never evaluated.  A called name
+    counts unless it is one of :data:`FUNCTIONS`, a dunder name or in ``symbols``.
+
+    Parameters
+    ----------
+    text : str
+        An expression, e.g. ``"-k*x + U(x)"``.
+    symbols : iterable of str, optional
+        Names that are symbols, not functions.
+
+    Returns
+    -------
+    list of str
+        Each name once; empty when ``text`` is not a string or not valid syntax
+        (:func:`parse_expression` then reports the problem).
+    """
+    if not isinstance(text, str) or len(text) > MAX_EXPRESSION_LENGTH:
+        return []
+    reserved = set(symbols)
+    aliases = _keyword_aliases(reserved)
+    try:
+        tree = ast.parse(_with_aliases(text, aliases), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            n = aliases.get(node.func.id, node.func.id)
+            if n not in FUNCTIONS and not n.startswith("__") and n not in reserved and n not in names:
+                names.append(n)
+    return names
+
+
 def parse_expression(
     text: str,
     symbols: Mapping[str, sp.Symbol],
@@ -347,22 +428,11 @@ def parse_expression(
             )
         funcs[name] = cls
     # names that are Python keywords (a parameter called ``lambda``) become placeholders
-    aliases: dict[str, str] = {}
-    kw_names = [n for n in (*syms, *funcs) if keyword.iskeyword(n) and n not in ("True", "False", "None")]
-    if kw_names:
-        taken = set(syms) | set(funcs)
-        for n in kw_names:
-            alias = f"_kw_{n}"
-            while alias in taken:
-                alias += "_"
-            taken.add(alias)
-            aliases[alias] = n
-        back = {v: k for k, v in aliases.items()}
-        text_parsed = re.sub(r"\b(" + "|".join(map(re.escape, kw_names)) + r")\b", lambda m: back[m.group(1)], text)
-        syms = {back.get(n, n): s for n, s in syms.items()}
-        funcs = {back.get(n, n): f for n, f in funcs.items()}
-    else:
-        text_parsed = text
+    aliases = _keyword_aliases([*syms, *funcs])
+    back = {v: k for k, v in aliases.items()}
+    text_parsed = _with_aliases(text, aliases)
+    syms = {back.get(n, n): s for n, s in syms.items()}
+    funcs = {back.get(n, n): f for n, f in funcs.items()}
     builder = _Builder(text, syms, funcs, aliases, where)
     try:
         tree = ast.parse(text_parsed, mode="eval")
@@ -424,5 +494,5 @@ class CodePrinter(SciPyPrinter):
 
 __all__ = [
     "CONSTANTS", "FUNCTIONS", "MAX_DEPTH", "MAX_EXPRESSION_LENGTH", "MAX_POWER_BITS", "CodePrinter",
-    "ExportStrPrinter", "listing", "parse_expression", "short", "sstr",
+    "ExportStrPrinter", "detect_unknowns", "is_symbol_name", "listing", "parse_expression", "short", "sstr",
 ]  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from sympy.core.function import AppliedUndef
 from torch import nn
 
 from .errors import ConfigError, ModelError, describe
+from .expr import detect_unknowns, parse_expression
 from .lambdify import broadcast_outputs, check_supported, torch_function
 from .networks import MLP
 
@@ -103,16 +105,75 @@ def _check_network(name: str, net: nn.Module, n_args: int, dtype: torch.dtype) -
         )
 
 
+def symbol_roles(
+    states: Iterable[sp.Symbol], params: Iterable[sp.Symbol], inputs: Iterable[sp.Symbol], time: sp.Symbol
+) -> dict[sp.Symbol, str]:
+    """The role of every symbol of a model: ``"state"``, ``"parameter"``, ``"input"`` or ``"time"``.
+
+    Parameters
+    ----------
+    states, params, inputs : iterable of sympy.Symbol
+    time : sympy.Symbol
+
+    Returns
+    -------
+    dict Symbol -> str
+        In the order states, parameters, inputs, time.
+
+    Raises
+    ------
+    ModelError
+        If a symbol is declared in more than one role; the message names each such
+        symbol and its roles.
+    """
+    roles: dict[sp.Symbol, list[str]] = {}
+    for role, group in (("state", states), ("parameter", params), ("input", inputs), ("time", (time,))):
+        for sym in group:
+            held = roles.setdefault(sym, [])
+            if role not in held:
+                held.append(role)
+    clash = {sym: held for sym, held in roles.items() if len(held) > 1}
+    if clash:
+        detail = "; ".join(
+            f"{str(sym)!r} is declared "
+            + (f"both as {held[0]} and as {held[1]}" if len(held) == 2 else "as " + ", ".join(held))
+            for sym, held in clash.items()
+        )
+        raise ModelError(
+            f"symbols {sorted(map(str, clash))} are declared in more than one role "
+            f"(state, parameter, input, time): {detail}; give each symbol one role."
+        )
+    return {sym: held[0] for sym, held in roles.items()}
+
+
+def _expression(value, symbols: Mapping, functions: Mapping, where: str) -> sp.Expr:
+    """``value`` as SymPy: a string is parsed (never evaluated), a SymPy object or number passes through.
+
+    Nothing else is handed to ``sympy.sympify``: it evaluates strings, also those inside a
+    tuple or dict (even with ``strict=True``).
+    """
+    if isinstance(value, str):
+        return parse_expression(value, symbols, functions, where=where)
+    if isinstance(value, sp.Basic):
+        return value
+    if isinstance(value, numbers.Number):
+        return sp.sympify(value, strict=True)
+    raise ModelError(f"{where}: expected a sympy expression or an expression string, received {describe(value)}.")
+
+
 class HybridModel:
     """ODE model ``dy/dt = f(t, y, u; p)`` whose right-hand side mixes known SymPy
     terms and unknown functions represented by neural networks.
 
     Parameters
     ----------
-    equations : mapping state -> sympy expression
+    equations : mapping state -> sympy expression or str
         One right-hand side per state; the keys (Symbols or names) define the
         states and their order.  Unknown terms are undefined functions applied
-        to states, inputs or the time symbol, e.g. ``U(x, y)``.
+        to states, inputs or the time symbol, e.g. ``U(x, y)``.  A string is
+        read by :func:`udesci.expr.parse_expression` (never evaluated) with the
+        states, parameters, inputs and time as symbols; names called like
+        functions that are not built-in functions are unknowns.
     params : mapping symbol -> float or Learnable, optional
         Parameter values; :class:`Learnable` marks trainable ones.
     inputs : iterable of symbols, optional
@@ -134,13 +195,15 @@ class HybridModel:
     Raises
     ------
     ModelError
-        For a free symbol that is neither state, parameter, input nor time, a
-        state without equation, an equation for a non-state, an unknown applied
+        For a symbol declared in more than one role (see :func:`symbol_roles`), a
+        free symbol that is neither state, parameter, input nor time, a state
+        without equation, an equation for a non-state, an unknown applied
         to nothing or to something other than states, inputs or time, or an
         unknown applied with different arguments in different places.
     ConfigError
         For an invalid parameter value (not a finite real number, a boolean) or
-        network option.
+        network option, or an equation string outside the safe grammar of
+        :func:`udesci.expr.parse_expression`.
 
     Notes
     -----
@@ -170,15 +233,9 @@ class HybridModel:
                 f"equations: expected a non-empty mapping {{state: expression}}, received {describe(equations)}."
             )
         self.time = _as_symbol(time, "time")
-        eqs: dict[sp.Symbol, sp.Expr] = {}
+        eqs: dict[sp.Symbol, object] = {}
         for key, rhs in equations.items():
-            sym = _as_symbol(key, "equations key")
-            try:
-                eqs[sym] = sp.sympify(rhs)
-            except (sp.SympifyError, TypeError):
-                raise ModelError(
-                    f"equation for {sym}: expected a sympy expression, received {describe(rhs)}."
-                ) from None
+            eqs[_as_symbol(key, "equations key")] = rhs  # converted below, once every symbol is known
         self.states: tuple[sp.Symbol, ...] = tuple(eqs)
         if states is not None:
             declared = tuple(_as_symbol(s, "states entry") for s in states)
@@ -196,7 +253,6 @@ class HybridModel:
                     )
             self.states = declared
             eqs = {s: eqs[s] for s in declared}
-        self.equations = eqs
         self.inputs: tuple[sp.Symbol, ...] = tuple(_as_symbol(u, "inputs entry") for u in inputs)
 
         self.params: dict[sp.Symbol, float] = {}
@@ -219,15 +275,10 @@ class HybridModel:
                     raise ConfigError(f"params[{sym}]: expected a finite number, received {value!r}.")
                 self.params[sym] = number
 
-        clash = (set(self.states) & set(self.params)) | (set(self.states) & set(self.inputs))
-        clash |= set(self.params) & set(self.inputs)
-        if self.time in set(self.states) | set(self.params) | set(self.inputs):
-            clash.add(self.time)
-        if clash:
-            raise ModelError(
-                f"symbols {sorted(map(str, clash))} are declared in more than one role "
-                "(state, parameter, input, time); give each symbol one role."
-            )
+        symbol_roles(self.states, self.params, self.inputs, self.time)
+        names = {str(s): s for s in (self.time, *self.states, *self.inputs, *self.params)}
+        functions = {n: sp.Function(n) for rhs in eqs.values() for n in detect_unknowns(rhs, names)}
+        self.equations = {s: _expression(rhs, names, functions, f"equation for {s}") for s, rhs in eqs.items()}
 
         self.unknowns: dict[str, Unknown] = {}
         allowed_args = set(self.states) | set(self.inputs) | {self.time}
@@ -325,8 +376,10 @@ class HybridModel:
 
         Parameters
         ----------
-        expressions : mapping unknown name -> sympy expression
-            Expression in the unknown's argument symbols (and any ``params``).
+        expressions : mapping unknown name -> sympy expression or str
+            Expression in the unknown's argument symbols (and any ``params``).  A
+            string is read by :func:`udesci.expr.parse_expression` (never evaluated)
+            with the model's symbols, the names in ``params`` and the unknowns.
         learnable : iterable of Symbol
             New parameters (from ``params``) to mark learnable.
         params : mapping Symbol -> float, optional
@@ -341,12 +394,22 @@ class HybridModel:
         Raises
         ------
         ModelError
-            If a name is not an unknown of this model.
+            If a name is not an unknown of this model or an expression is neither a
+            SymPy expression (or number) nor a string.
+        ConfigError
+            If an expression string is outside the safe grammar of
+            :func:`udesci.expr.parse_expression`.
         """
         for name in expressions:
             if name not in self.unknowns:
                 raise ModelError(f"expressions: {name!r} is not an unknown of this model ({sorted(self.unknowns)}).")
-        repl = {self.unknowns[n].call: sp.sympify(e) for n, e in expressions.items()}
+        names = {str(s): s for s in (self.time, *self.states, *self.inputs, *self.params)}
+        names.update((str(k), _as_symbol(k, "params key")) for k in (params or {}))
+        functions = {n: u.function for n, u in self.unknowns.items()}
+        repl = {
+            self.unknowns[n].call: _expression(e, names, functions, f"expressions[{n!r}]")
+            for n, e in expressions.items()
+        }
         eqs = {s: rhs.xreplace(repl) for s, rhs in self.equations.items()}
         values = self.parameter_values()
         learn = set(learnable) | self.learnable
