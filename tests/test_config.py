@@ -286,13 +286,6 @@ def test_bundled_examples_validate(name):
         assert model.unknowns
 
 
-def test_bundled_lotka_volterra_csv_is_reproducible(tmp_path):
-    from udesci.pipelines.lotka_volterra import write_csv  # needs pipelines.lotka_volterra.write_csv (other branch)
-
-    fresh = write_csv(tmp_path / "lv.csv", noise=0.05, seed=0)
-    assert fresh.read_text() == (ROOT / "data" / "lotka_volterra_noise0.05_seed0.csv").read_text()
-
-
 def test_prepared_weather_csv_is_reproducible(tmp_path):
     from udesci.pipelines.weather import PREPARED_FILE, write_prepared_csv
 

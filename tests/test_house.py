@@ -18,7 +18,9 @@ TREES = [PACKAGE, ROOT / "tests", ROOT / "bench", ROOT / "examples"]
 
 
 def _private(name: str) -> bool:
-    return name.startswith("_") and not name.startswith("__")
+    # IPython's display protocol (_repr_html_, _repr_latex_, ...) is public by convention
+    protocol = name.startswith("_repr_") and name.endswith("_")
+    return name.startswith("_") and not name.startswith("__") and not protocol
 
 
 def _files():

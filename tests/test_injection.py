@@ -236,8 +236,8 @@ def _model_with(role: str, name: str) -> ud.HybridModel:
 def _cases():
     for label, name in NAMES.items():
         for role in ("state", "parameter", "input", "time", "unknown"):
-            if role == "unknown" and ("." in name or name.startswith("__")):
-                continue  # torch refuses such module names already when the model is built
+            if role == "unknown" and (not name.isidentifier() or name.startswith("_")):
+                continue  # HybridModel refuses such unknown names already (test_unknown_function_names_...)
             yield pytest.param(role, name, id=f"{role}-{label}")
 
 
@@ -315,3 +315,25 @@ def test_python_module_with_hostile_but_valid_names_imports_cleanly(tmp_path):
     with torch.no_grad():
         expected = model.module(torch.tensor(0.3), torch.as_tensor(z)).numpy()
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------
+# the remaining routes into SymPy: torch_function, Library(extra=...) containers, odd unknown names
+# ------------------------------------------------------------------------------------------------
+def test_torch_function_and_library_never_sympify_strings(tmp_path):
+    marker = tmp_path / "ran"
+    payload = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    xs = sp.Symbol("x")
+    with pytest.raises(ud.ModelError, match=r"exprs\[0\]: expected a SymPy expression, received str"):
+        ud.torch_function([payload], [xs])
+    for extra in ((payload,), [(payload,)], [{payload: 1}]):
+        with pytest.raises(ud.ConfigError):
+            ud.Library(extra=extra).terms([xs])
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["a.b", "__class__", "_U", "U V"])
+def test_unknown_function_names_must_be_identifiers(name):
+    xs = sp.Symbol("x")
+    with pytest.raises(ud.ModelError, match="unknown function name"):
+        ud.HybridModel({xs: sp.Function(name)(xs)})

@@ -20,9 +20,8 @@ from . import cli_pipelines, cli_study
 from .cli_common import EXIT_INTERRUPT, EXIT_USAGE, check_common
 from .errors import UdesciError
 
-# compatibility: tests/test_study.py, tests/test_systems.py and examples/{weather,lynx_hare}.py append a
-# registrar here when it is missing (it never is: every registrar is in the list from import)
-_REGISTRARS: list = [cli_pipelines.register, cli_study.register]
+# each subcommand module registers its own subcommands
+REGISTRARS: tuple = (cli_pipelines.register, cli_study.register)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     ex = sub.add_parser("example", help="run a bundled example pipeline")
     exs = ex.add_subparsers(dest="example", metavar="EXAMPLE")
-    for register in _REGISTRARS:
+    for register in REGISTRARS:
         register(sub, exs)
     return parser
 

@@ -786,17 +786,3 @@ def expected_terms(cfg: PipelineConfig, model) -> dict:
         args = {str(a): a for a in model.unknowns[name].args}
         out[name] = sorted(str(sp.expand(parse_expression(t, args, where=cw.prefix(name)))) for t in terms)
     return out
-
-
-# compatibility alias: removed once pipelines/study no longer import it
-def robust_discover(fitted, **options):
-    """:func:`udesci.discover` and its notes joined (``""`` when it needed no workaround).
-
-    Returns
-    -------
-    (Discovery, str)
-    """
-    from . import discover
-
-    found = discover(fitted, **options)
-    return found, "; ".join(found.notes)

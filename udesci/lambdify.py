@@ -193,9 +193,31 @@ def torch_function(exprs: Sequence[sp.Expr], args: Sequence[sp.Symbol]) -> Calla
     ModelError
         If an expression uses an unsupported function.
     """
+    exprs = [as_expression(expr, f"exprs[{i}]") for i, expr in enumerate(exprs)]
     for i, expr in enumerate(exprs):
-        check_supported(sp.sympify(expr), f"expression {i}")
-    return sp.lambdify(list(args), list(exprs), modules=[FUNCTION_TABLE, "torch"], cse=True)
+        check_supported(expr, f"expression {i}")
+    return sp.lambdify(list(args), exprs, modules=[FUNCTION_TABLE, "torch"], cse=True)
+
+
+def as_expression(value, where: str) -> sp.Basic:
+    """``value`` if it is a SymPy object, a SymPy number for a real Python number.
+
+    Strings are refused, never handed to ``sympify`` (which evaluates them, also inside a
+    tuple or list): parse them with :func:`udesci.expr.parse_expression` first.
+
+    Raises
+    ------
+    ModelError
+        For anything else, naming ``where``.
+    """
+    if isinstance(value, sp.Basic):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return sp.Integer(value) if isinstance(value, int) else sp.Float(value)
+    raise ModelError(
+        f"{where}: expected a SymPy expression, received {type(value).__name__} {str(value)[:60]!r}"
+        + ("; parse strings with udesci.parse_expression first." if isinstance(value, str) else ".")
+    )
 
 
 def broadcast_outputs(values: Sequence, like: torch.Tensor) -> torch.Tensor:

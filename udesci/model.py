@@ -286,6 +286,11 @@ class HybridModel:
         for state, rhs in self.equations.items():
             for app in sorted(rhs.atoms(AppliedUndef), key=str):
                 name = type(app).__name__
+                if not name.isidentifier() or name.startswith("_"):
+                    raise ModelError(
+                        f"equation for {state}: unknown function name {name!r} is not allowed; expected an "
+                        "identifier not starting with '_' (letters, digits, underscores), e.g. 'U'."
+                    )
                 if not app.args:
                     raise ModelError(
                         f"equation for {state}: unknown {name}() has no arguments; expected it applied to "

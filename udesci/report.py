@@ -39,11 +39,8 @@ import torch
 
 from .data import Dataset, InputInterpolator
 from .errors import ConfigError, describe
-from .evaluate import (
-    jsonable,  # report.jsonable is also imported by pipelines: they switch to evaluate.jsonable
-    keep_threads,  # noqa: F401  compatibility alias: removed once pipelines/study no longer import it
-    simulate_or_nan,
-)
+from .evaluate import jsonable, simulate_or_nan
+from .lambdify import as_expression
 
 
 def versions() -> dict:
@@ -65,23 +62,6 @@ def versions() -> dict:
         except ImportError:
             out[name] = "not installed"
     return out
-
-
-# compatibility alias: removed once pipelines/study no longer import it
-def simulate_on(model, data: Dataset, y0, t, *, trajectory: int = 0, solver=None) -> np.ndarray:
-    """:func:`udesci.evaluate.simulate_or_nan` with the data second (the old argument order).
-
-    Returns
-    -------
-    ndarray of shape (T, n_states)
-        NaN everywhere if the solver fails.
-
-    Raises
-    ------
-    DataError
-        If the data lack an input of the model.
-    """
-    return simulate_or_nan(model, y0, t, data=data, trajectory=trajectory, solver=solver)
 
 
 def unknown_samples(fitted, found, data: Dataset | None = None, *, trajectory: int = 0, density: int = 4) -> dict:
@@ -133,7 +113,7 @@ def unknown_samples(fitted, found, data: Dataset | None = None, *, trajectory: i
         dtype = next(iter(net.parameters()), torch.zeros((), dtype=torch.float64)).dtype
         with torch.no_grad():
             nv = net(torch.as_tensor(z, dtype=dtype)).reshape(-1).double().numpy()
-        fn = sp.lambdify(list(args), sp.sympify(expr), modules="numpy")
+        fn = sp.lambdify(list(args), as_expression(expr, f"found.unknowns[{name!r}]"), modules="numpy")
         ev = np.broadcast_to(np.asarray(fn(*z.T), dtype=float), (z.shape[0],)).copy()
         entry = {"t": t[ok], "network": nv, "expression": ev, "args": [str(a) for a in args], "adjusted": None}
         # the closed-form model's known parameters may differ from the network model's (the refit moves
@@ -152,17 +132,6 @@ def unknown_samples(fitted, found, data: Dataset | None = None, *, trajectory: i
                 entry["adjusted"] = ev + dv
         out[name] = entry
     return out
-
-
-# compatibility alias: removed once pipelines/study no longer import it
-def discovery_latex(found) -> str:
-    """:meth:`udesci.Discovery.to_latex` (each unknown with its declared arguments).
-
-    Returns
-    -------
-    str
-    """
-    return found.to_latex()
 
 
 # ----------------------------------------------------------------------------------------------

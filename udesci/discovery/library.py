@@ -8,8 +8,9 @@ from itertools import combinations_with_replacement
 
 import sympy as sp
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from ..expr import parse_expression
+from ..lambdify import as_expression
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,10 @@ class Library:
         for term in self.extra:
             if isinstance(term, str):
                 term = parse_expression(term, names, where="Library extra")
-            term = sp.sympify(term)
+            try:
+                term = as_expression(term, "Library extra")
+            except ModelError as err:
+                raise ConfigError(str(err)) from None
             stray = {str(s) for s in term.free_symbols} - set(names)
             if stray:
                 raise ConfigError(
