@@ -5,8 +5,9 @@ from .data import Dataset, InputInterpolator, Trajectory
 from .discovery import Candidate, Discovery, Library, Selection, UnknownDiscovery, discover
 from .errors import ConfigError, DataError, ModelError, TrainingError, UdesciError
 from .export import load_json, parse_expression, save_json, to_latex, to_python
+from .field import VectorField
 from .lambdify import FUNCTION_TABLE, torch_function
-from .model import HybridModel, Learnable, Unknown, VectorField
+from .model import HybridModel, Learnable, Unknown
 from .networks import MLP, TermSum
 from .solve import Solver, integrate, simulate
 from .train import FitResult, FullTrajectory, Shooting, TrainingWarning, WarmStart, fit, smooth_series

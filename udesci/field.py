@@ -1,0 +1,275 @@
+"""The compiled vector field of a hybrid model: lambdified physics plus one network per unknown.
+
+:class:`VectorField` is the ``torch.nn.Module`` every solver integrates.  It owns everything
+trainable (network weights, learnable parameters) and the state bound for one solve (measured
+inputs, per-row values of batched candidate refits), which only its own context managers set.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import sympy as sp
+import torch
+from torch import nn
+
+from .errors import ModelError, describe
+from .lambdify import broadcast_outputs, torch_function
+
+
+class VectorField(nn.Module):
+    """The compiled right-hand side of a :class:`~udesci.HybridModel` as a torch module.
+
+    Everything trainable (network weights, learnable parameters) is registered
+    here, so solvers and adjoints see it.
+
+    Call ``field(t, y)`` with ``t`` of shape ``()`` or ``(...)`` and ``y`` of
+    shape ``(..., n_states)``; returns ``dy/dt`` of shape ``(..., n_states)``.
+    Measured inputs are bound for a batch with :meth:`bound_inputs`; per-row
+    coefficients and parameter values (batched candidate refits) with
+    :meth:`row_values`.  Both are context managers: the field owns its state,
+    and nothing outside sets it.
+    """
+
+    def __init__(self, model, nets: nn.ModuleDict):
+        super().__init__()
+        self.nets = nets
+        self.learnable = nn.ParameterDict(
+            {
+                str(s): nn.Parameter(torch.tensor(model.params[s], dtype=torch.float64))
+                for s in sorted(model.learnable, key=str)
+            }
+        )
+        self.fixed = [(s, model.params[s]) for s in model.params if s not in model.learnable]
+        self.unknown_specs = list(model.unknowns.values())
+        self.placeholders = [sp.Dummy(f"unk_{u.name}") for u in self.unknown_specs]
+        repl = {u.call: ph for u, ph in zip(self.unknown_specs, self.placeholders, strict=True)}
+        rhs = [model.equations[s].xreplace(repl) for s in model.states]
+        self.param_syms = [s for s in model.params if s in model.learnable]
+        self.arg_syms = [model.time, *model.states, *model.inputs, *self.param_syms, *self.placeholders]
+        fixed = {s: v for s, v in model.params.items() if s not in model.learnable}
+        self._exprs = [e.subs(fixed) for e in rhs]
+        self._fn = torch_function(self._exprs, self.arg_syms)
+        self.state_index = {s: i for i, s in enumerate(model.states)}
+        self.input_index = {s: i for i, s in enumerate(model.inputs)}
+        self.time_symbol = model.time
+        self.n_states, self.n_inputs = len(model.states), len(model.inputs)
+        self._input_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+        # per-row values while `row_values` is open: {unknown: (B, p) TermSum coefficients} and
+        # {learnable name: (B,)}; None means the registered modules and parameters
+        self._row_coefficients: dict | None = None
+        self._row_params: dict | None = None
+        self.nfe = 0
+        # carries the dtype through .to(...) for models without any parameter (physics only, or all
+        # unknowns substituted); non-persistent, so it is not part of state_dict or checkpoints
+        self.register_buffer("_dtype_ref", torch.zeros(()), persistent=False)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype of the field (float64 unless moved with ``.to``)."""
+        return self._dtype_ref.dtype
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_fn", None)
+        state["_input_fn"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        # the lambdified function is not picklable: rebuild it from the stored expressions
+        self._fn = torch_function(self._exprs, self.arg_syms)
+
+    def __deepcopy__(self, memo):
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            if k in ("_fn", "_input_fn"):
+                new.__dict__[k] = v
+            else:
+                new.__dict__[k] = copy.deepcopy(v, memo)
+        return new
+
+    def columns(self, t: torch.Tensor, y: torch.Tensor) -> dict:
+        """Values of time, states and inputs as tensors of shape ``(...)``, keyed by symbol."""
+        cols = dict(zip(self.state_index, y.unbind(-1), strict=True))
+        if not isinstance(t, torch.Tensor):
+            t = torch.as_tensor(t, dtype=y.dtype)
+        cols[self.time_symbol] = t.expand(y.shape[:-1]) if t.dim() <= y.dim() - 1 else t
+        if self.n_inputs:
+            if self._input_fn is None:
+                raise ModelError(
+                    "this model has inputs but no input series was supplied; pass inputs= "
+                    "(or a Dataset with input columns) to simulate/fit."
+                )
+            u = self._input_fn(cols[self.time_symbol])
+            cols.update(zip(self.input_index, u.unbind(-1), strict=True))
+        return cols
+
+    def unknown_values(self, cols: dict) -> list[torch.Tensor]:
+        """Network outputs for each unknown, shape ``(...)`` each."""
+        if self._fused is not None:
+            return self._fused_values(cols)
+        out = []
+        rows = self._row_coefficients or {}
+        for spec in self.unknown_specs:
+            z = torch.stack([cols[a] for a in spec.args], dim=-1)
+            net = self.nets[spec.name]
+            if spec.name in rows:  # a closed form with its own coefficients in every batch row
+                out.append((net.features(z) * rows[spec.name]).sum(-1, keepdim=True).squeeze(-1))
+            else:
+                out.append(net(z).squeeze(-1))
+        return out
+
+    # -- state bound for one solve -------------------------------------------------------------
+    @contextmanager
+    def bound_inputs(self, interp, index: torch.Tensor):
+        """Bind the measured inputs of a batch while the context is open.
+
+        Parameters
+        ----------
+        interp : InputInterpolator or None
+            The input series (``None`` for a model without inputs).
+        index : torch.Tensor of shape (B,)
+            Trajectory of each batch row.
+
+        The previous binding is restored on exit, so bindings nest.  Open it around
+        everything that evaluates the field for this batch, including the backward pass
+        of an adjoint solve.
+        """
+        old = self._input_fn
+        self._input_fn = None if interp is None else (lambda t: interp(t, index))
+        try:
+            yield self
+        finally:
+            self._input_fn = old
+
+    @contextmanager
+    def row_values(self, coefficients: dict, params: dict):
+        """Evaluate with per-row closed-form coefficients and parameter values while open.
+
+        Parameters
+        ----------
+        coefficients : dict unknown name -> torch.Tensor of shape (B, p)
+            Coefficients of the unknown's :class:`~udesci.networks.TermSum` terms in each
+            batch row (its mask is not applied: zero coefficients drop terms).
+        params : dict learnable name -> torch.Tensor of shape (B,)
+            Value of each learnable parameter in each batch row.
+
+        Raises
+        ------
+        ModelError
+            If a name is not a TermSum unknown or a learnable parameter of the field.
+        """
+        from .networks import TermSum
+
+        for name in coefficients:
+            if name not in self.nets or not isinstance(self.nets[name], TermSum):
+                raise ModelError(f"coefficients: {name!r} is not an unknown backed by a TermSum.")
+        for name in params:
+            if name not in self.learnable:
+                raise ModelError(f"params: {name!r} is not a learnable parameter ({sorted(self.learnable)}).")
+        old = self._row_coefficients, self._row_params
+        self._row_coefficients, self._row_params = dict(coefficients), dict(params)
+        try:
+            yield self
+        finally:
+            self._row_coefficients, self._row_params = old
+
+    def initialize_networks(self) -> list[str]:
+        """Re-draw the weights of every default :class:`~udesci.networks.MLP` from torch's
+        global generator, in the order of the unknowns (the order the model built them in).
+
+        Networks supplied by the user (``networks=``) and closed forms are left as they are.
+
+        Returns
+        -------
+        list of str
+            The unknowns whose networks were re-initialised.
+        """
+        from .networks import MLP
+
+        done = []
+        for spec in self.unknown_specs:
+            net = self.nets[spec.name]
+            if type(net) is MLP:
+                net.initialize()
+                done.append(spec.name)
+        return done
+
+    def set_network(self, name: str, module: nn.Module) -> None:
+        """Put ``module`` behind unknown ``name`` (e.g. a closed form during discovery).
+
+        Raises
+        ------
+        ModelError
+            If ``name`` is not an unknown of the field or ``module`` is not a torch module.
+        """
+        if name not in self.nets:
+            raise ModelError(f"name: {name!r} is not an unknown of this field ({sorted(self.nets)}).")
+        if not isinstance(module, nn.Module):
+            raise ModelError(f"module: expected a torch.nn.Module, received {describe(module)}.")
+        self.nets[name] = module
+
+    # -- fused evaluation ----------------------------------------------------------------------
+    _fused = None
+
+    @contextmanager
+    def fused(self):
+        """Evaluate all default MLPs as one block-diagonal network while the context is open.
+
+        The block weights are built once on entry (differentiably, from the individual
+        networks' parameters), so every field evaluation inside runs one matrix product per
+        layer instead of one per unknown.  Use it around a solve whose gradients flow by
+        backpropagation; never around an adjoint solve, which must see the parameters inside
+        the function it integrates.
+        """
+        from .networks import MLP
+
+        nets = [self.nets[s.name] for s in self.unknown_specs]
+        ok = len(nets) > 1 and all(type(n) is MLP for n in nets)
+        ok = ok and len({(n.depth, n.activation) for n in nets}) == 1
+        if not ok or self._fused is not None:
+            yield self
+            return
+        depth = nets[0].depth
+        weights = []
+        for layer in range(depth + 1):
+            mods = [n.net[2 * layer] for n in nets]
+            weights.append((torch.block_diag(*[m.weight for m in mods]), torch.cat([m.bias for m in mods])))
+        self._fused = {
+            "loc": torch.cat([n.in_loc for n in nets]),
+            "scale": torch.cat([n.in_scale for n in nets]),
+            "out": torch.cat([n.out_scale for n in nets]),
+            "weights": weights,
+            "act": nets[0].activation,
+            "args": [a for s in self.unknown_specs for a in s.args],
+        }
+        try:
+            yield self
+        finally:
+            self._fused = None
+
+    def _fused_values(self, cols: dict) -> list[torch.Tensor]:
+        from .networks import FUNCTIONAL_ACTIVATIONS
+
+        f = self._fused
+        h = (torch.stack([cols[a] for a in f["args"]], dim=-1) - f["loc"]) / f["scale"]
+        act = FUNCTIONAL_ACTIVATIONS[f["act"]]
+        *hidden, (w_last, b_last) = f["weights"]
+        for w, b in hidden:
+            h = act(torch.nn.functional.linear(h, w, b))
+        return list((torch.nn.functional.linear(h, w_last, b_last) * f["out"]).unbind(-1))
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.nfe += 1
+        cols = self.columns(t, y)
+        args = [cols[self.time_symbol]]
+        args += [cols[s] for s in self.state_index]
+        args += [cols[s] for s in self.input_index]
+        rows = self._row_params
+        args += [self.learnable[str(s)] if rows is None else rows[str(s)] for s in self.param_syms]
+        args += self.unknown_values(cols)
+        return broadcast_outputs(self._fn(*args), y[..., 0])
