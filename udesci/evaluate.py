@@ -212,6 +212,47 @@ def predict(
     return out[np.isin(grid, t)]
 
 
+class Predictable:
+    """Mixin for results that hold ``model``, ``data`` and ``initial_states``: ``predict`` on any grid."""
+
+    def predict(self, t=None, y0=None, inputs=None, *, trajectory: int = 0, input_times=None) -> np.ndarray:
+        """Simulate the result's model on any time grid (see :func:`udesci.evaluate.predict`).
+
+        Parameters
+        ----------
+        t : array of shape (T,), optional
+            Increasing output times (default: the trajectory's observation times).
+            Without ``y0`` they may start at or after the trajectory's first time, never
+            before: the model runs from its fitted initial state there.
+        y0 : array of shape (n_states,), optional
+            A new initial state at ``t[0]``.
+        inputs : dict or array, optional
+            Input series (default: the trajectory's measured inputs).
+        trajectory : int, default 0
+        input_times : array, optional
+            Times of ``inputs`` (default ``t``).
+
+        Returns
+        -------
+        ndarray of shape (T, n_states)
+
+        Raises
+        ------
+        DataError
+            For a grid starting before the trajectory without ``y0``, or bad inputs.
+        """
+        return predict(
+            self.model,
+            t,
+            y0=y0,
+            inputs=inputs,
+            input_times=input_times,
+            data=self.data,
+            initial_states=self.initial_states,
+            trajectory=trajectory,
+        )
+
+
 def as_real(values, where: str):
     """``values`` as floats (see :func:`udesci.data.as_real_array`)."""
     from .data import as_real_array
@@ -379,6 +420,6 @@ def write_text_atomic(path, text: str) -> Path:
 
 
 __all__ = [
-    "SOLVE_FAILURES", "as_real", "jsonable", "keep_threads", "predict", "rmse", "rmse_by_state", "simulate_or_nan",
-    "torch_threads", "write_text_atomic",
+    "SOLVE_FAILURES", "Predictable", "as_real", "jsonable", "keep_threads", "predict", "rmse", "rmse_by_state",
+    "simulate_or_nan", "torch_threads", "write_text_atomic",
 ]  # fmt: skip

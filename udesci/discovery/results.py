@@ -9,6 +9,7 @@ import numpy as np
 import sympy as sp
 import torch
 
+from ..evaluate import Predictable
 from ..model import HybridModel
 from ..train import FitResult
 from .library import Library
@@ -94,7 +95,7 @@ class UnknownDiscovery:
 
 
 @dataclass
-class Discovery:
+class Discovery(Predictable):
     """Result of :func:`discover`.
 
     Attributes
@@ -166,34 +167,6 @@ class Discovery:
         from ..display import discovery_html
 
         return discovery_html(self)
-
-    def predict(self, t=None, y0=None, inputs=None, *, trajectory: int = 0, input_times=None) -> np.ndarray:
-        """Simulate the discovered closed-form model on any time grid.
-
-        Starts from the refit initial state of ``trajectory`` (or the fitted one when there
-        was no refit), or from ``y0`` at ``t[0]``; see :func:`udesci.evaluate.predict`.
-
-        Returns
-        -------
-        ndarray of shape (T, n_states)
-
-        Raises
-        ------
-        DataError
-            For a grid starting before the trajectory without ``y0``, or bad inputs.
-        """
-        from ..evaluate import predict
-
-        return predict(
-            self.model,
-            t,
-            y0=y0,
-            inputs=inputs,
-            input_times=input_times,
-            data=self.data,
-            initial_states=self.initial_states,
-            trajectory=trajectory,
-        )
 
     def export_unknowns(self) -> dict:
         """JSON-ready description of each unknown (expression, inclusion, intervals)."""

@@ -11,7 +11,7 @@ import torch
 
 from ..data import Dataset
 from ..errors import ConfigError, describe
-from ..evaluate import torch_threads
+from ..evaluate import Predictable, torch_threads
 from ..model import HybridModel
 from .batch import PaddedBatch, set_network_scaling
 from .loop import TrainingLoop
@@ -19,7 +19,7 @@ from .stages import FullTrajectory, Shooting, TrainingContext, WarmStart, check_
 
 
 @dataclass
-class FitResult:
+class FitResult(Predictable):
     """Outcome of :func:`fit`.
 
     Attributes
@@ -58,45 +58,6 @@ class FitResult:
     def loss(self, stage: str | None = None) -> np.ndarray:
         """Loss history (of one stage, or all), shape (iterations,)."""
         return np.array([h["loss"] for h in self.history if stage is None or h["stage"] == stage])
-
-    def predict(self, t=None, y0=None, inputs=None, *, trajectory: int = 0, input_times=None) -> np.ndarray:
-        """Simulate the fitted model on any time grid (see :func:`udesci.evaluate.predict`).
-
-        Parameters
-        ----------
-        t : array of shape (T,), optional
-            Increasing output times (default: the trajectory's observation times).
-            Without ``y0`` they may start at or after the trajectory's first time, never
-            before: the model runs from its fitted initial state there.
-        y0 : array of shape (n_states,), optional
-            A new initial state at ``t[0]``.
-        inputs : dict or array, optional
-            Input series (default: the trajectory's measured inputs).
-        trajectory : int, default 0
-        input_times : array, optional
-            Times of ``inputs`` (default ``t``).
-
-        Returns
-        -------
-        ndarray of shape (T, n_states)
-
-        Raises
-        ------
-        DataError
-            For a grid starting before the trajectory without ``y0``, or bad inputs.
-        """
-        from ..evaluate import predict
-
-        return predict(
-            self.model,
-            t,
-            y0=y0,
-            inputs=inputs,
-            input_times=input_times,
-            data=self.data,
-            initial_states=self.initial_states,
-            trajectory=trajectory,
-        )
 
     def __repr__(self) -> str:
         final = self.history[-1]["loss"] if self.history else float("nan")
