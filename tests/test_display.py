@@ -78,3 +78,17 @@ def test_discovery_predicts_and_displays():
     assert "→" in page and "inclusion" in page and "$$" in page
     pred = found.predict(t)
     assert pred.shape == (31, 1) and math.isfinite(float(pred[-1, 0]))
+
+
+def test_latex_and_printing_show_fitted_values_to_four_digits():
+    gamma = sp.Symbol("gamma")
+    model = ud.HybridModel({x: -gamma * x + 0.123456789 * x**2}, {gamma: ud.Learnable(0.12093456)})
+    tex = ud.to_latex(model)
+    assert "0.1209 x" in tex and "0.1235 x^{2}" in tex and r"\gamma" not in tex
+    kept = ud.to_latex(model, substitute=False, digits=None)
+    assert r"\gamma x" in kept and "0.123456789 x^{2}" in kept
+    assert "0.12346 x^{2}" in ud.to_latex(model, digits=5)
+    with pytest.raises(ud.ConfigError, match="digits"):
+        ud.to_latex(model, digits=0)
+    text = str(model)
+    assert "dx/dt = 0.1235*x**2 - 0.1209*x" in text and "gamma = 0.1209 (learnable)" in text

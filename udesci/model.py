@@ -434,9 +434,17 @@ class HybridModel:
         return model_repr(self)
 
     def __str__(self) -> str:
+        from .display import format_number, substituted_equations
+
         lines = [f"HybridModel({len(self.states)} states, {len(self.unknowns)} unknowns)"]
-        for s, rhs in self.equations.items():
+        for s, rhs in substituted_equations(self).items():
             lines.append(f"  d{s}/d{self.time} = {rhs}")
+        if self.params:
+            values = ", ".join(
+                f"{k} = {format_number(v)}" + (" (learnable)" if k in self.learnable else "")
+                for k, v in self.parameter_values().items()
+            )
+            lines.append(f"  parameters: {values}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:

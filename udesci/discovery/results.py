@@ -136,24 +136,45 @@ class Discovery(Predictable):
     initial_states: np.ndarray | None = field(default=None, repr=False)
     data: object = field(default=None, repr=False)
 
-    def summary(self) -> str:
-        """Readable account: equations, candidates and uncertainty."""
+    def summary(self, digits: int = 4, substitute: bool = True) -> str:
+        """Readable account: equations, candidates and uncertainty.
+
+        Parameters
+        ----------
+        digits : int, default 4
+            Significant digits of the numbers shown.
+        substitute : bool, default True
+            Show the parameters' fitted values in the equations (else their symbols,
+            with the values listed below).
+        """
+        from ..display import format_number, rounded, substituted_equations
+
         lines = ["Discovered equations:"]
         t = self.model.time
-        for s, rhs in self.equations.items():
-            lines.append(f"  d{s}/d{t} = {_short(rhs)}")
+        for s, rhs in substituted_equations(self.model, digits, substitute).items():
+            lines.append(f"  d{s}/d{t} = {rhs}")
+        if not substitute and self.model.params:
+            values = ", ".join(f"{k} = {format_number(v, digits)}" for k, v in self.model.parameter_values().items())
+            lines.append(f"  with {values}")
         for name, det in self.details.items():
-            lines.append(f"{name}({', '.join(map(str, det.args))}) = {_short(det.expression)}")
+            lines.append(f"{name}({', '.join(map(str, det.args))}) = {rounded(det.expression, digits)}")
             if det.inclusion:
                 inc = ", ".join(f"{k}: {v:.2f}" for k, v in sorted(det.inclusion.items(), key=lambda kv: -kv[1]) if v)
                 lines.append(f"  inclusion probability: {inc}")
             for term, (lo, hi) in det.intervals.items():
-                lines.append(f"  coefficient of {term}: 95% interval [{lo:.4g}, {hi:.4g}]")
-            scored = [c for c in det.candidates if math.isfinite(c.score)][:4]
+                lines.append(
+                    f"  coefficient of {term}: 95% interval [{format_number(lo, digits)}, {format_number(hi, digits)}]"
+                )
+            scored = sorted((c for c in det.candidates if math.isfinite(c.score)), key=lambda c: c.score)[:4]
             for c in scored:
-                lines.append(f"    candidate {_short(c.expression)}  {self.selection.criterion}={c.score:.1f}")
+                mark = "→" if c is det.chosen else " "
+                lines.append(
+                    f"   {mark} candidate {rounded(c.expression, digits)}  {self.selection.criterion}={c.score:.1f}"
+                )
         for k, v in self.metrics.items():
-            lines.append(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+            lines.append(f"{k}: {format_number(v, digits)}" if isinstance(v, float) else f"{k}: {v}")
+        for note in self.notes:
+            lines.append(f"note: {note}")
         return "\n".join(lines)
 
     __str__ = summary
@@ -204,11 +225,11 @@ class Discovery(Predictable):
         }
         save_json(self.model, path, unknowns=self.export_unknowns(), extra=extra)
 
-    def to_latex(self) -> str:
-        """LaTeX ``align*`` block of the equations and discovered unknowns."""
+    def to_latex(self, digits: int | None = 4, substitute: bool = True) -> str:
+        """LaTeX ``align*`` block of the equations and discovered unknowns (see :func:`udesci.to_latex`)."""
         from ..export import to_latex
 
-        return to_latex(self.model, unknowns=self._declared())
+        return to_latex(self.model, unknowns=self._declared(), digits=digits, substitute=substitute)
 
     def to_python(self, path) -> None:
         """Write a standalone numpy/scipy module simulating the closed-form model."""
@@ -225,8 +246,3 @@ class Discovery(Predictable):
 def _finite(v):
     """``float(v)`` if finite, else None (JSON has no inf)."""
     return float(v) if v is not None and math.isfinite(v) else None
-
-
-def _short(expr: sp.Expr, digits: int = 5) -> str:
-    """``expr`` printed with its floats rounded to ``digits`` significant digits."""
-    return str(expr.xreplace({n: sp.Float(n, digits) for n in expr.atoms(sp.Float)}))
