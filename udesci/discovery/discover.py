@@ -452,20 +452,46 @@ def assemble(state: DiscoveryState) -> Discovery:
     )
 
 
+def stage_progress(enabled: bool | None, total: int):
+    """A labelled tqdm bar over discovery's stages on stderr (``None``: on in a terminal or notebook)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    if enabled is None:
+        enabled = sys.stderr.isatty() or "ipykernel" in sys.modules
+    return tqdm(total=total, desc="discover", unit="stage", disable=not enabled, leave=True, file=sys.stderr)
+
+
 def run_stages(fitted, data, libraries, selection, refit, refit_iterations, samples, seed, progress) -> Discovery:
-    """All stages on a fresh copy of the fitted model."""
-    state = prepare(fitted, data, fitted.model.copy(), libraries, selection, samples, seed)
-    propose_all(state)
-    # unknowns are decided one after another; later sweeps re-decide each with the others in closed form
-    for _sweep in range(selection.sweeps):
-        for name in state.work:
-            decide(state, name)
-    choose_jointly(state)
-    for prm in state.model.module.parameters():
-        prm.requires_grad_(True)
-    if refit:
-        refit_final(state, refit_iterations, progress)
-    return assemble(state)
+    """All stages on a fresh copy of the fitted model, with a labelled progress bar."""
+    n_unknowns = len(fitted.model.unknowns)
+    total = 3 + selection.sweeps * n_unknowns + (1 if refit else 0)
+    with stage_progress(progress, total) as bar:
+
+        def step(label: str) -> None:
+            bar.set_postfix_str(label, refresh=False)
+            bar.update(1)
+
+        state = prepare(fitted, data, fitted.model.copy(), libraries, selection, samples, seed)
+        step("networks sampled")
+        propose_all(state)
+        step("candidates proposed")
+        # unknowns are decided one after another; later sweeps re-decide each with the others in closed form
+        for sweep in range(selection.sweeps):
+            for name in state.work:
+                decide(state, name)
+                step(f"{name} decided (sweep {sweep + 1}/{selection.sweeps})")
+        choose_jointly(state)
+        for prm in state.model.module.parameters():
+            prm.requires_grad_(True)
+        if refit:
+            # the refit's own fallback training runs silently: its bars would look like training restarting
+            refit_final(state, refit_iterations, False)
+            step("refit")
+        found = assemble(state)
+        step("uncertainty")
+        return found
 
 
 def discover(
@@ -478,7 +504,7 @@ def discover(
     refit_iterations: int = 40,
     samples: dict | None = None,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | None = None,
     threads: int | None = None,
 ) -> Discovery:
     """Regress each trained network into a sparse closed-form expression.
@@ -519,7 +545,9 @@ def discover(
     samples : dict, optional
         Options of :func:`sample_states` (``density``, ``jitter``, ``copies``).
     seed : int, default 0
-    progress : bool, default False
+    progress : bool or None, default None
+        A labelled progress bar over the stages on stderr; ``None`` shows it in a
+        terminal or a notebook and hides it otherwise (logs, tests).
     threads : int, optional
         torch threads (default 1 for models with fewer than 256 states).
 
