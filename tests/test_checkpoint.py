@@ -224,3 +224,24 @@ def test_resume_errors(job, tmp_path):
     torch.save({"weights": torch.zeros(3)}, other)
     with pytest.raises(ConfigError, match=r"resume: '.*other.pt' is not a udesci checkpoint"):
         ud.fit(model, data, resume=other, **job.OPTIONS)
+
+
+def test_checkpoint_from_another_model_or_other_data_is_refused(job, reference, tmp_path):
+    """A checkpoint is only resumed by the model, data and stages that wrote it; a checkpoint path in a missing
+    folder is refused before training starts."""
+    _, path = reference
+    model, data = job.build()
+    wider = ud.HybridModel(
+        {job.x: -job.k * job.x + job.U(job.x, job.y), job.y: job.x - job.y}, {job.k: ud.Learnable(0.5)}, width=16
+    )
+    with pytest.raises(ConfigError, match=r"written for another model: .* has shape"):
+        ud.fit(wider, data, resume=path, **job.OPTIONS)
+    t = np.linspace(0.0, 3.0, 41)  # more points: more shooting segments
+    longer = ud.Dataset(t, np.vstack([np.exp(-t), np.exp(-t)]).T, states=["x", "y"])
+    with pytest.raises(ConfigError, match="written for other data: starts has shape"):
+        ud.fit(model, longer, resume=path, **job.OPTIONS)
+    options = {**job.OPTIONS, "shooting": None}
+    with pytest.raises(ConfigError, match="written with other training stages"):
+        ud.fit(model, data, resume=path, **options)
+    with pytest.raises(ConfigError, match=r"checkpoint: folder '.*nowhere' does not exist"):
+        ud.fit(model, data, checkpoint=tmp_path / "nowhere" / "run.ckpt", **job.OPTIONS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -70,6 +71,46 @@ class FitResult(Predictable):
         from ..display import fit_html
 
         return fit_html(self)
+
+
+def check_checkpoint_matches(state: dict, model: HybridModel, extras: dict, path: str) -> None:
+    """Refuse a checkpoint written for another model or other data (before anything is restored).
+
+    Raises
+    ------
+    ConfigError
+        If the stored weights, learnable parameters or trainable extras (initial states, segment
+        starts) do not have the names and shapes this model and these data give them.
+    """
+    try:
+        stored, extra_stored = state["module"], state["extras"]
+        state["history"], state["done"], state["stage"]  # noqa: B018 (the keys a resume reads)
+    except (KeyError, TypeError):
+        raise ConfigError(f"resume: {path!r} is not a complete udesci checkpoint.") from None
+    mine = model.module.state_dict()
+    if set(stored) != set(mine):
+        extra, missing = sorted(set(stored) - set(mine)), sorted(set(mine) - set(stored))
+        raise ConfigError(
+            f"resume: {path!r} was written for another model (tensors {extra[:4]} are not in this model, "
+            f"{missing[:4]} are missing); resume with the model that wrote it."
+        )
+    for name, value in mine.items():
+        if tuple(stored[name].shape) != tuple(value.shape):
+            raise ConfigError(
+                f"resume: {path!r} was written for another model: {name} has shape {tuple(stored[name].shape)} "
+                f"there and {tuple(value.shape)} here."
+            )
+    if set(extra_stored) != set(extras):
+        raise ConfigError(
+            f"resume: {path!r} was written with other training stages (it holds {sorted(extra_stored)}, this run "
+            f"trains {sorted(extras)}); resume with the same options."
+        )
+    for name, value in extras.items():
+        if tuple(extra_stored[name].shape) != tuple(value.shape):
+            raise ConfigError(
+                f"resume: {path!r} was written for other data: {name} has shape {tuple(extra_stored[name].shape)} "
+                f"there and {tuple(value.shape)} here (trajectories, segments or states differ)."
+            )
 
 
 def fit(
@@ -141,7 +182,9 @@ def fit(
     DataError
         If the data do not match the model (state names, inputs).
     ConfigError
-        For invalid options, all stages switched off, or an unreadable checkpoint.
+        For invalid options, all stages switched off, a checkpoint path in a missing
+        folder, or an unreadable checkpoint or one written for another model, other
+        data or other stages.
 
     Notes
     -----
@@ -180,6 +223,15 @@ def fit(
             raise ConfigError(f"resume: {os.fspath(resume)!r} is not a readable udesci checkpoint ({exc}).") from None
         if not isinstance(resume_state, dict) or resume_state.get("format") != "udesci-checkpoint-1":
             raise ConfigError(f"resume: {os.fspath(resume)!r} is not a udesci checkpoint.")
+    if checkpoint is not None:
+        folder = Path(os.fspath(checkpoint)).parent
+        if not folder.is_dir():
+            raise ConfigError(
+                f"checkpoint: folder {os.fspath(folder)!r} does not exist; create it or choose another path "
+                f"(received {os.fspath(checkpoint)!r})."
+            )
+        if Path(os.fspath(checkpoint)).is_dir():
+            raise ConfigError(f"checkpoint: {os.fspath(checkpoint)!r} is a folder; expected a file path.")
 
     with torch_threads(threads, len(model.states)):
         if seed is not None:
@@ -196,6 +248,8 @@ def fit(
         ctx = TrainingContext(model, batch, y0, {"y0": y0})
         for stage in stages:
             stage.setup(ctx)
+        if resume_state is not None:
+            check_checkpoint_matches(resume_state, model, ctx.extras, os.fspath(resume))
         ctx.loop = TrainingLoop(model, ctx.extras, progress, checkpoint, checkpoint_every, resume_state)
         for stage in stages:
             stage.run(ctx)
