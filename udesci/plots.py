@@ -559,7 +559,8 @@ def plot_fit(
     )
     if title:
         axes[0].set_title(title, fontsize=10)
-    _footnote(fig, [selection.note, _bounds_note([labels[i] for i in range(n) if model.state_names[i] in nonneg])])
+    bounded = [labels[i] for i in range(n) if model.state_names[i] in nonneg]
+    _footnote(fig, [selection.note, _bounds_note(bounded, truth=truth is not None)])
     return fig
 
 
@@ -567,8 +568,9 @@ def _column(curve: Curve, i: int):
     return curve.t, curve.y[:, i]
 
 
-def _bounds_note(nonneg: Sequence[str], margin: float = MARGIN) -> str:
-    note = f"Axes span the observations (and truth) with a {margin:.0%} margin; curves leaving them are cut."
+def _bounds_note(nonneg: Sequence[str], margin: float = MARGIN, truth: bool = False) -> str:
+    spans = "the observations and the truth" if truth else "the observations"
+    note = f"Axes span {spans} with a {margin:.0%} margin; curves leaving them are cut."
     if nonneg:
         note += f" {', '.join(nonneg)}: all observations ≥ 0, so treated as nonnegative (axis starts at 0)."
     return note
@@ -659,7 +661,7 @@ def plot_forecast(
     axes[-1].set_xlabel(xlabel)
     if title:
         axes[0].set_title(title, fontsize=10)
-    _footnote(fig, [_bounds_note(nonneg, margin)])
+    _footnote(fig, [_bounds_note(nonneg, margin, truth="truth" in curves)])
     return fig
 
 
@@ -790,7 +792,7 @@ def _phase_from_arrays(y_data, curves: dict, names, margin: float | None = None)
             bounds.append((c[:, 0], c[:, 1]))
     _phase_axes(ax, names, pts, lines, nonneg, bounds, margin)
     ax.legend(fontsize=7)
-    _footnote(fig, [_bounds_note([n for n, p in zip(names, nonneg, strict=True) if p], margin)])
+    _footnote(fig, [_bounds_note([n for n, p in zip(names, nonneg, strict=True) if p], margin, "truth" in curves)])
     return fig
 
 
@@ -921,7 +923,8 @@ def plot_phase(
     )
     if title:
         ax.set_title(title, fontsize=10)
-    _footnote(fig, [selection.note, _bounds_note([labels[i] for i, p in zip(pair, nonneg, strict=True) if p])])
+    bounded = [labels[i] for i, p in zip(pair, nonneg, strict=True) if p]
+    _footnote(fig, [selection.note, _bounds_note(bounded, truth=truth is not None)])
     return fig
 
 
@@ -1032,7 +1035,7 @@ def _known_part_change(model, found, name: str):
     homes = [st for st, rhs in model.equations.items() if rhs.has(call)]
     if len(homes) != 1 or sp.diff(model.equations[homes[0]], call) != 1:
         return None
-    known = model.equations[homes[0]].xreplace({call: 0})
+    known = model.equations[homes[0]].xreplace({call: sp.Integer(0)})
     delta = sp.expand(known.subs(found.model.parameter_values()) - known.subs(model.parameter_values()))
     return None if delta == 0 else delta
 

@@ -578,6 +578,11 @@ def data_summary(data: Dataset, held_out: Mapping | None = None, *, time_name: s
     ]
 
 
+def _dashed(rows: list) -> list:
+    """Rows with empty cells (an interval nobody estimated) shown as "—"."""
+    return [[c if c != "" else "—" for c in row] for row in rows]
+
+
 def adequacy_text(found) -> str:
     """The adequacy slot: ``found.metrics["adequacy"]``, or ``"Adequacy: not assessed ..."`` without one.
 
@@ -608,7 +613,7 @@ def discovery_blocks(found, *, candidates: int = 8) -> list:
     """
     crit = found.selection.criterion
     out = [Heading("Discovered terms", 3)]
-    body = [[name, *row] for name, det in found.details.items() for row in term_rows(det)]
+    body = _dashed([[name, *row] for name, det in found.details.items() for row in term_rows(det)])
     out.append(Table(header=["unknown", "term", "coefficient", "95% interval", "inclusion probability"], body=body))
     out.append(
         Heading(f"Candidates, sorted by {crit.upper()} (lower is better; → marks the chosen one)", 3),
@@ -653,7 +658,9 @@ def model_blocks(fitted=None, found=None) -> list:
     out.append(Math(equations_latex(model, extra=forms_latex), "\n".join(equations_text(model, extra=forms_text))))
     out.append(Heading("Parameters", 3))
     if model.params:
-        out.append(Table(header=["parameter", "value", "learnable", "95% interval"], body=parameter_rows(model)))
+        out.append(
+            Table(header=["parameter", "value", "learnable", "95% interval"], body=_dashed(parameter_rows(model)))
+        )
     else:
         out.append(Text("The model has no parameters."))
     return out
@@ -741,16 +748,19 @@ def model_section(
     return Section(blocks, out_dir)
 
 
+def _shown(selection) -> str:
+    """``"The trajectory"``, ``"Both trajectories"``, ``"All 5 trajectories"`` or the selection's note."""
+    if selection.note:
+        return selection.note.rstrip(".")
+    return {1: "The trajectory", 2: "Both trajectories"}.get(selection.total, f"All {selection.total} trajectories")
+
+
 def _figure_blocks(out_dir, fitted, found, data, held, predictions, names, prefix, time_label, plot_title) -> list:
     model = fitted.model
     labels = list(names) if names is not None else model.state_names
     obs = plotting.observed_columns(model, data)
     tname = time_label or plotting.time_label(model, data)
-    selection = plotting.select_trajectories(data.n_trajectories)
-    shown = "All" if not selection.note else selection.note.rstrip(".") + ":"
-    shown = f"{shown} {data.n_trajectories} trajectories" if not selection.note else shown
-    if data.n_trajectories == 1:
-        shown = "The trajectory"
+    shown = _shown(plotting.select_trajectories(data.n_trajectories))
     nonneg = plotting.nonnegative_states(data, [model.state_names[i] for i in obs], held)
     nonneg_labels = [labels[model.state_names.index(s)] for s in nonneg]
     out = [Heading("Fit and held-out prediction" if held else "Fit", 3)]
