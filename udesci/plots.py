@@ -341,6 +341,34 @@ def _initial_states(result, where: str) -> np.ndarray:
     return np.asarray(y0, dtype=float)
 
 
+class _Setup(NamedTuple):
+    """What the fit and phase plots start from."""
+
+    data: Dataset
+    model: object
+    labels: list
+    observed: list
+    held: dict
+    selection: TrajectorySelection
+    nonnegative: set
+
+
+def _setup(result, data, names, held_out, trajectories, limit, where: str) -> _Setup:
+    data = _data_of(result, data, where)
+    model = result.model
+    obs = observed_columns(model, data)
+    held = held_out_by_trajectory(held_out, len(obs))
+    return _Setup(
+        data,
+        model,
+        _state_labels(model, names),
+        obs,
+        held,
+        select_trajectories(data.n_trajectories, trajectories, limit),
+        set(nonnegative_states(data, [model.state_names[i] for i in obs], held)),
+    )
+
+
 class Curve(NamedTuple):
     """A simulated trajectory: ``t`` (M,), ``y`` (M, n_states)."""
 
@@ -389,6 +417,15 @@ def _simulated(result, found, truth, truth_y0, data, k, t_end, points) -> _Drawn
         y0 = found.initial_states if found.initial_states is not None else _initial_states(result, "result")
         discovered = Curve(grid, simulate_or_nan(found.model, np.asarray(y0)[k], grid, data=data, trajectory=k))
     return _Drawn(fitted, discovered, _truth_curve(truth, truth_y0, k, grid, data, len(model.states)))
+
+
+def _each_trajectory(result, found, truth, truth_y0, data, held, selection, points):
+    """Per selected trajectory: its index, observations, simulated curves (over any held-out span too), colours."""
+    for j, k in enumerate(selection.indices):
+        tr = data.trajectories[k]
+        t_end = max(tr.t[-1], held[k][0][-1]) if k in held else tr.t[-1]
+        drawn = _simulated(result, found, truth, truth_y0, data, k, t_end, points)
+        yield k, tr, drawn, _palette(len(selection.indices), j)
 
 
 def _palette(n_shown: int, j: int) -> dict:
@@ -494,26 +531,18 @@ def plot_fit(
     ConfigError
         Without data, for bad ``trajectories``, ``names``, ``held_out`` or ``truth``.
     """
-    data = _data_of(fitted, data, "plot_fit")
-    model = fitted.model
-    labels = _state_labels(model, names)
-    obs = observed_columns(model, data)
-    held = held_out_by_trajectory(held_out, len(obs))
-    selection = select_trajectories(data.n_trajectories, trajectories, limit)
+    data, model, labels, obs, held, selection, nonneg = _setup(
+        fitted, data, names, held_out, trajectories, limit, "plot_fit"
+    )
     truth_y0 = _initial_states(fitted, "fitted") if truth_initial_states is None else truth_initial_states
-    nonneg = set(nonnegative_states(data, [model.state_names[i] for i in obs], held))
     n = len(model.states)
     fig = _figure(7.5, 1.0 + 2.2 * n)
     axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
     limits = [[] for _ in range(n)]
     fallback = [[] for _ in range(n)]
     t_lo, t_hi = math.inf, -math.inf
-    for j, k in enumerate(selection.indices):
-        tr = data.trajectories[k]
-        t_end = max(tr.t[-1], held[k][0][-1]) if k in held else tr.t[-1]
-        drawn = _simulated(fitted, found, truth, truth_y0, data, k, t_end, points)
-        colors = _palette(len(selection.indices), j)
-        t_lo, t_hi = min(t_lo, tr.t[0]), max(t_hi, t_end)
+    for k, tr, drawn, colors in _each_trajectory(fitted, found, truth, truth_y0, data, held, selection, points):
+        t_lo, t_hi = min(t_lo, tr.t[0]), max(t_hi, drawn.fitted.t[-1])
         for i, ax in enumerate(axes):
             ax.plot(*_column(drawn.fitted, i), color=colors["fitted"], lw=1.6, zorder=2, gid=f"fitted:{k}")
             fallback[i].append(drawn.fitted.y[:, i])
@@ -782,7 +811,13 @@ def _phase_from_arrays(y_data, curves: dict, names, margin: float | None = None)
     nonneg = [bool(np.all(y_data[np.isfinite(y_data[:, a]), a] >= 0)) for a in (0, 1)]
     fig = _figure(5, 5)
     ax = fig.subplots()
-    pts = [(y_data[:, 0], y_data[:, 1], {"ls": "none", "marker": "o", "ms": 3, "color": "0.25", "label": "data"})]
+    pts = [
+        (
+            y_data[:, 0],
+            y_data[:, 1],
+            {"ls": "none", "marker": "o", "ms": 3, "color": "0.25", "label": "data", "zorder": 3},
+        )
+    ]
     lines, bounds = [], []
     for j, (label, c) in enumerate(curves.items()):
         c = np.asarray(c, dtype=float)
@@ -846,25 +881,17 @@ def plot_phase(
     ConfigError
         For a model with fewer than two states, unknown ``states``, or bad selections.
     """
-    data = _data_of(result, data, "plot_phase")
-    model = result.model
-    labels = _state_labels(model, names)
+    data, model, labels, obs, held, selection, nonneg_names = _setup(
+        result, data, names, held_out, trajectories, limit, "plot_phase"
+    )
     if len(model.states) < 2:
         raise ConfigError(f"plot_phase: needs a model with two states or more, received {len(model.states)}.")
     pair = _state_pair(model, states)
-    obs = observed_columns(model, data)
-    held = held_out_by_trajectory(held_out, len(obs))
-    selection = select_trajectories(data.n_trajectories, trajectories, limit)
     truth_y0 = _initial_states(result, "result") if truth_initial_states is None else truth_initial_states
-    nonneg_names = set(nonnegative_states(data, [model.state_names[i] for i in obs], held))
     nonneg = [model.state_names[i] in nonneg_names for i in pair]
     column = {i: c for c, i in enumerate(obs)}
     pts, lines, bounds = [], [], []
-    for j, k in enumerate(selection.indices):
-        tr = data.trajectories[k]
-        t_end = max(tr.t[-1], held[k][0][-1]) if k in held else tr.t[-1]
-        drawn = _simulated(result, found, truth, truth_y0, data, k, t_end, points)
-        colors = _palette(len(selection.indices), j)
+    for k, tr, drawn, colors in _each_trajectory(result, found, truth, truth_y0, data, held, selection, points):
         if all(i in column for i in pair):
             a, b = (column[i] for i in pair)
             pts.append(
