@@ -763,7 +763,7 @@ def plot_history(fitted) -> Figure:
         ax.text(0.5, 0.5, "no training iterations recorded", transform=ax.transAxes, ha="center", va="center")
     else:
         ax.set_yscale("log")
-        ax.legend(fontsize=7, loc="lower left", title="stage: first loss → best", title_fontsize=7)
+        ax.legend(fontsize=7, loc="best", title="stage: first loss → best", title_fontsize=7)
     ax.set_xlabel("iteration (stages in order; dashed lines: stage boundaries)")
     ax.set_ylabel("loss ÷ the stage's first loss")
     ax.grid(alpha=0.25, which="both")
