@@ -134,8 +134,20 @@ def test_write_report_without_discovery(tmp_path):
     assert text.startswith("# Decay") and "\\begin{align*}" in text and "](fit.png)" in text
     assert "](loss.png)" in text and "| torch |" in text and "Seed: `3`" in text and '"k": 0.3' in text
     assert (tmp_path / "r" / "fit.png").stat().st_size > 5000
+    # data summary, parameter table, equations with the fitted value substituted (4 significant digits)
+    assert "## Data\n" in text and "| 0 | 16 | 0 – 3 | 0 of 16 |" in text
+    assert "2 points of trajectory 0 (t from 3.5 to 4)" in text
+    k_fit = fitted.model.parameter_values()[k]
+    assert f"| k | {k_fit:.4g} | yes | — |" in text
+    assert f"\\frac{{d x}}{{d t}} &= - {k_fit:.4g} x" in text
+    assert "The trajectory: observations (dots; held out: open circles)" in text
+    # the same report as one HTML file, its images embedded
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == text.count("![") == 2  # fit and loss
     with pytest.raises(ud.ConfigError):
         write_report(tmp_path, title=3)
+    with pytest.raises(ud.ConfigError, match="filename: expected a name ending in '.md'"):
+        write_report(tmp_path, title="x", filename="report.txt")
 
 
 def test_markdown_table_formats():
@@ -176,6 +188,8 @@ def test_write_report_escapes_injected_names(tmp_path):
     assert f"````bash\nudesci run '{evil}' ```\n````\n" in text
     outside = text.replace(f"````toml\n{config.rstrip()}\n````\n", "").replace(f"udesci run '{evil}'", "")
     assert "<script>" not in outside and "<img" not in outside and "</code>" not in outside
+    page = path.with_suffix(".html").read_text()
+    assert "<script" not in page and "<img" not in page and page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 5
 
 
 # -- pipelines (fast modes) -------------------------------------------------------------------------

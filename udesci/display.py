@@ -72,6 +72,105 @@ def equations_latex(model, digits: int = DIGITS, substitute: bool = True, extra:
     return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
 
 
+def equations_text(model, digits: int = DIGITS, substitute: bool = True, extra: dict | None = None) -> list[str]:
+    """The model's equations as plain text lines ``dx/dt = ...`` (and ``extra`` lines ``name = expression``).
+
+    Parameters
+    ----------
+    model : HybridModel
+    digits : int, default 4
+        Significant digits of every number.
+    substitute : bool, default True
+        Substitute the current parameter values.
+    extra : dict str -> sympy.Expr, optional
+
+    Returns
+    -------
+    list of str
+    """
+    lines = [f"d{s}/d{model.time} = {rhs}" for s, rhs in substituted_equations(model, digits, substitute).items()]
+    lines += [f"{lhs} = {rounded(rhs, digits)}" for lhs, rhs in (extra or {}).items()]
+    return lines
+
+
+def unknown_forms(found, latex: bool = False) -> dict:
+    """Each discovered unknown with its declared arguments -> its closed form, e.g. ``{"U(x, y)": -0.9*x*y}``.
+
+    Parameters
+    ----------
+    found : Discovery
+    latex : bool
+        Write the left-hand sides in LaTeX (for :func:`equations_latex`).
+
+    Returns
+    -------
+    dict str -> sympy.Expr
+    """
+    fmt = sp.latex if latex else str
+    return {
+        f"{fmt(sp.Symbol(name))}({', '.join(fmt(a) for a in det.args)})": det.expression
+        for name, det in found.details.items()
+    }
+
+
+def term_rows(det, digits: int = DIGITS) -> list[list[str]]:
+    """Rows ``[term, coefficient, 95% interval, inclusion]`` of an unknown's chosen terms.
+
+    Parameters
+    ----------
+    det : UnknownDiscovery
+
+    Returns
+    -------
+    list of list of str
+    """
+    rows = []
+    coef = dict(zip(map(str, det.terms), det.chosen.coefficients, strict=True))
+    for term in det.support_terms():
+        lo_hi = det.intervals.get(str(term))
+        interval = "" if lo_hi is None else f"[{format_number(lo_hi[0], digits)}, {format_number(lo_hi[1], digits)}]"
+        rows.append(
+            [
+                str(term),
+                format_number(coef[str(term)], digits),
+                interval,
+                format_number(det.inclusion.get(str(term), math.nan), 2),
+            ]
+        )
+    return rows
+
+
+def candidate_rows(det, limit: int = 5, digits: int = DIGITS) -> list[list[str]]:
+    """Rows ``[chosen, candidate, score, terms]`` of an unknown's candidates, sorted by score (lower first).
+
+    Only candidates with a finite score are listed, at most ``limit`` of them, plus the chosen
+    one (marked ``"→"``) wherever it ranks.
+
+    Parameters
+    ----------
+    det : UnknownDiscovery
+    limit : int, default 5
+    digits : int, default 4
+
+    Returns
+    -------
+    list of list of str
+    """
+    scored = sorted((c for c in det.candidates if math.isfinite(c.score)), key=lambda c: c.score)
+    shown = scored[:limit]
+    if not any(c is det.chosen for c in shown):  # identity: candidates hold arrays
+        shown.append(det.chosen)
+    return [
+        [
+            "→" if c is det.chosen else "",
+            str(rounded(c.expression, digits)),
+            format_number(c.score, 6),
+            str(len(c.support)),
+        ]
+        for c in shown
+    ]
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
@@ -176,33 +275,12 @@ def discovery_repr(found) -> str:
 
 def discovery_html(found, digits: int = DIGITS, candidates: int = 5) -> str:
     """Equations, each unknown's terms with intervals and inclusion, and its best candidates."""
-    extra = {
-        f"{sp.latex(sp.Symbol(name))}({', '.join(sp.latex(a) for a in det.args)})": det.expression
-        for name, det in found.details.items()
-    }
-    parts = ["<b>Discovery</b>", _math(equations_latex(found.model, digits, extra=extra))]
+    parts = ["<b>Discovery</b>", _math(equations_latex(found.model, digits, extra=unknown_forms(found, latex=True)))]
     for name, det in found.details.items():
-        rows = []
-        coef = dict(zip(map(str, det.terms), det.chosen.coefficients, strict=True))
-        for term in det.support_terms():
-            lo_hi = det.intervals.get(str(term))
-            interval = (
-                "" if lo_hi is None else f"[{format_number(lo_hi[0], digits)}, {format_number(lo_hi[1], digits)}]"
-            )
-            rows.append(
-                [
-                    str(term),
-                    format_number(coef[str(term)], digits),
-                    interval,
-                    format_number(det.inclusion.get(str(term), math.nan), 2),
-                ]
-            )
         parts.append(f"<p><b>{html.escape(name)}</b>: chosen terms</p>")
-        parts.append(_table(["term", "coefficient", "95% interval", "inclusion"], rows))
-        scored = sorted((c for c in det.candidates if math.isfinite(c.score)), key=lambda c: c.score)[:candidates]
+        parts.append(_table(["term", "coefficient", "95% interval", "inclusion"], term_rows(det, digits)))
         cand_rows = [
-            [("→ " if c is det.chosen else "") + str(rounded(c.expression, digits)), format_number(c.score, 6)]
-            for c in scored
+            [f"{mark} {text}".strip(), score] for mark, text, score, _ in candidate_rows(det, candidates, digits)
         ]
         if cand_rows:
             parts.append(_table(["candidate (→ chosen)", found.selection.criterion], cand_rows))

@@ -1,46 +1,96 @@
-"""Self-contained Markdown reports of a fitted (and discovered) hybrid model.
+"""Self-contained reports of a fitted (and discovered) hybrid model: Markdown and HTML.
 
-:func:`write_report` writes ``report.md`` into an output folder together with
-the PNG plots it references by relative path, so the folder can be moved or
-zipped as a whole:
+:func:`write_report` writes ``report.md`` into an output folder together with the PNG plots it
+references by relative path (so the folder can be moved or zipped as a whole), and
+``report.html`` next to it: one file, the same content, every image embedded as a
+``data:image/png;base64`` URI, no script and no external resource.  Both hold:
 
-* data against the fitted model and its prediction on held-out data,
-* each unknown's network output against its discovered closed form
-  (:func:`udesci.plots.plot_unknown`),
-* a phase portrait for two-state systems,
-* the loss history,
+* a data summary (trajectories, points, missing values, time span, train/test split),
+* the metrics with their definitions and units,
+* the equations with the fitted values substituted (4 significant digits) and a parameter table,
+* for a discovery: each unknown's chosen terms with intervals and inclusion, its candidates
+  sorted by score with the chosen one marked, and how well the closed form reproduces the data,
+* the plots of :mod:`udesci.plots`: every trajectory's fit (or a stated selection), each
+  unknown's network against its closed form, a phase portrait for two-state systems, the loss,
+* what is needed to reproduce the run (command, seed, package versions, configuration).
 
-plus the discovered equations in LaTeX, a metrics table, and what is needed
-to reproduce the run (config, seed, command, package versions).
-
-Text taken from input (titles, names, expressions, notes, the config) cannot
-inject HTML or Markdown structure: :func:`escape_text` escapes ``&``, ``<``,
-``>`` (and keeps text on one line) in headings, captions and table cells,
-:func:`code_span` and :func:`fenced_block` choose backtick fences longer than any
-backtick run in their text, and :func:`math_block` writes ``<``/``>`` as
-``\\lt``/``\\gt``.
+The content is built as blocks of :mod:`udesci.markup` and rendered by it to both formats;
+:func:`model_section` returns a :class:`~udesci.markup.Section`, a Markdown string that carries its
+blocks for the HTML report.  Text taken from input is escaped there (see :mod:`udesci.markup`);
+``escape_text``, ``code_span``, ``fenced_block``, ``math_block`` and ``markdown_table`` are
+importable from here as well.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
 import platform
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
-import sympy as sp
-import torch
 
-from .data import Dataset, InputInterpolator
+from . import plots as plotting  # not `plots`: write_report has an argument of that name
+from .data import Dataset
+from .display import (
+    candidate_rows,
+    data_rows,
+    equations_latex,
+    equations_text,
+    parameter_rows,
+    term_rows,
+    unknown_forms,
+)
 from .errors import ConfigError, describe
-from .evaluate import jsonable, simulate_or_nan
-from .lambdify import as_expression
+from .evaluate import jsonable
+from .markup import (  # noqa: F401 (escape_text, fenced_block, markdown_table, math_block: re-exported)
+    Code,
+    Definitions,
+    Heading,
+    Image,
+    Math,
+    Section,
+    Table,
+    Text,
+    cell_text,
+    code_span,
+    escape_text,
+    fenced_block,
+    html_document,
+    markdown,
+    markdown_table,
+    math_block,
+)
+
+METRIC_DEFINITIONS = {
+    "train rmse": (
+        "root-mean-square difference between the final model (the discovered closed-form model when "
+        "discovery ran, else the fitted model), simulated from its initial state of each trajectory, and "
+        "every observed training value of the state (all trajectories pooled); in the state's data units"
+    ),
+    "test rmse": (
+        "the same on the held-out window (the prediction continues the fitted trajectory or restarts from "
+        "the observed state, as the run's [evaluation] start says); in the state's data units"
+    ),
+    "fitted train rmse": (
+        "train rmse of the fitted model (with its networks), before discovery; in the state's data units"
+    ),
+    "fitted test rmse": "test rmse of the fitted model (with its networks); in the state's data units",
+    "rmse": "root-mean-square difference between model and observations, in the data's units",
+}
+"""What the metric names the runner and the pipelines use mean (matched case-insensitively, ``_`` as space)."""
+
+DISCOVERY_METRIC_DEFINITIONS = {
+    "data_rmse_scaled": (
+        "root-mean-square misfit of the closed-form model, simulated from its initial states, to every observed "
+        "training value, each state divided by its standard deviation in the data (unitless: 0.1 is a tenth of "
+        "a state's spread)"
+    ),
+    "samples": "network samples the closed forms were fitted to",
+    "adequacy": "how well the closed form reproduces the data, as assessed by discovery",
+}
+"""What the entries of ``Discovery.metrics`` mean."""
 
 
 def versions() -> dict:
@@ -64,204 +114,154 @@ def versions() -> dict:
     return out
 
 
-def unknown_samples(fitted, found, data: Dataset | None = None, *, trajectory: int = 0, density: int = 4) -> dict:
-    """Each unknown's network output and discovered expression along the fitted trajectory.
+# ----------------------------------------------------------------------------------------------
+# content
+# ----------------------------------------------------------------------------------------------
+def data_summary(data: Dataset, held_out: Mapping | None = None, *, time_name: str = "t") -> list:
+    """Blocks: a table of the trajectories (points, time span, missing values) and the train/test split.
 
     Parameters
     ----------
-    fitted : FitResult
-    found : Discovery
-    data : Dataset, optional
-        Default ``fitted.data``.
-    trajectory : int
-    density : int
-        Samples per observation interval.
+    data : Dataset
+        The training data.
+    held_out : mapping int -> (t, y), optional
+        Held-out observations by trajectory (see :func:`udesci.plotting.held_out_by_trajectory`).
+    time_name : str
+        Name of the time axis.
 
     Returns
     -------
-    dict name -> dict with ``t`` (N,), ``network`` (N,), ``expression`` (N,)
-
-    Raises
-    ------
-    ConfigError
-        If ``found`` has an unknown that the fitted model lacks.
+    list of blocks
     """
-    data = data if data is not None else fitted.data
-    model = fitted.model
-    tr = data.trajectories[trajectory]
-    t = np.concatenate([np.linspace(a, b, density, endpoint=False) for a, b in zip(tr.t[:-1], tr.t[1:], strict=True)])
-    t = np.append(t, tr.t[-1])
-    y = simulate_or_nan(model, fitted.initial_states[trajectory], t, data=data, trajectory=trajectory)
-    cols = {str(s): y[:, i] for i, s in enumerate(model.states)}
-    cols[str(model.time)] = t
-    if model.inputs:
-        idx = [data.input_names.index(u) for u in model.input_names]
-        interp = InputInterpolator([tr.u_t], [tr.u[:, idx]], data.interpolation, torch.float64)
-        u = interp(torch.as_tensor(t), torch.zeros(t.size, dtype=torch.long)).numpy()
-        cols.update({name: u[:, j] for j, name in enumerate(model.input_names)})
-    ok = np.all(np.isfinite(y), axis=1)
-    out = {}
-    nets = model.networks()
-    for name, expr in found.unknowns.items():
-        if name not in model.unknowns:
-            raise ConfigError(
-                f"found: unknown {name!r} is not an unknown of the fitted model {sorted(model.unknowns)}."
-            )
-        args = model.unknowns[name].args
-        z = np.stack([cols[str(a)] for a in args], axis=1)[ok]
-        net = nets[name]
-        dtype = next(iter(net.parameters()), torch.zeros((), dtype=torch.float64)).dtype
-        with torch.no_grad():
-            nv = net(torch.as_tensor(z, dtype=dtype)).reshape(-1).double().numpy()
-        fn = sp.lambdify(list(args), as_expression(expr, f"found.unknowns[{name!r}]"), modules="numpy")
-        ev = np.broadcast_to(np.asarray(fn(*z.T), dtype=float), (z.shape[0],)).copy()
-        entry = {"t": t[ok], "network": nv, "expression": ev, "args": [str(a) for a in args], "adjusted": None}
-        # the closed-form model's known parameters may differ from the network model's (the refit moves
-        # them); what the network should be compared with is then the discovered term plus the change in
-        # the known part of its equation
-        call = model.unknowns[name].call
-        homes = [st for st, rhs in model.equations.items() if rhs.has(call)]
-        if len(homes) == 1 and sp.diff(model.equations[homes[0]], call) == 1:
-            known = model.equations[homes[0]].xreplace({call: 0})
-            new_vals, old_vals = found.model.parameter_values(), model.parameter_values()
-            delta = sp.expand(known.subs(new_vals) - known.subs(old_vals))
-            if delta != 0 and {str(v) for v in delta.free_symbols} <= set(cols):
-                syms = sorted(delta.free_symbols, key=str)
-                dfn = sp.lambdify(syms, delta, modules="numpy")
-                dv = np.broadcast_to(np.asarray(dfn(*[cols[str(v)][ok] for v in syms]), dtype=float), ev.shape)
-                entry["adjusted"] = ev + dv
-        out[name] = entry
+    rows = data_rows(data)
+    if data.n_trajectories > 1:
+        points = sum(tr.t.size for tr in data.trajectories)
+        missing = sum(int(np.isnan(tr.y).sum()) for tr in data.trajectories)
+        values = sum(tr.y.size for tr in data.trajectories)
+        t0 = min(tr.t[0] for tr in data.trajectories)
+        t1 = max(tr.t[-1] for tr in data.trajectories)
+        rows.append(["all", str(points), f"{t0:g} – {t1:g}", f"{missing} of {values}"])
+    states = data.state_names or []
+    head = (f"{data.n_trajectories} trajectories" if data.n_trajectories > 1 else "1 trajectory") + (
+        f" of {', '.join(states)}" if states else ""
+    )
+    if data.input_names:
+        head += f", measured inputs {', '.join(data.input_names)}"
+    if data.time_unit:
+        head += f"; time in {data.time_unit} since {data.time_origin}"
+    if held_out:
+        pieces = [
+            f"{t.size} points of trajectory {k} ({time_name} from {t[0]:g} to {t[-1]:g})"
+            for k, (t, _) in sorted(held_out.items())
+        ]
+        split = (
+            "Train/test split: every point in the table was used for training; held out (not trained on): "
+            + "; ".join(pieces)
+            + "."
+        )
+    else:
+        split = "Train/test split: no held-out data; every point in the table was used for training."
+    return [
+        Text(escape_text(head) + "."),
+        Table(header=["trajectory", "points", f"time span ({time_name})", "missing values"], body=rows),
+        Text(escape_text(split)),
+    ]
+
+
+def _dashed(rows: list) -> list:
+    """Rows with empty cells (an interval nobody estimated) shown as "—"."""
+    return [[c if c != "" else "—" for c in row] for row in rows]
+
+
+def adequacy_text(found) -> str:
+    """The adequacy slot: ``found.metrics["adequacy"]``, or ``"Adequacy: not assessed ..."`` without one.
+
+    Returns
+    -------
+    str
+        Plain text.
+    """
+    value = found.metrics.get("adequacy")
+    if value is None:
+        return "Adequacy: not assessed (discovery reports no adequacy measure for this closed form)."
+    shown = json.dumps(jsonable(value)) if isinstance(value, (Mapping, list, tuple)) else cell_text(value)
+    return f"Adequacy: {shown}."
+
+
+def discovery_blocks(found, *, candidates: int = 8) -> list:
+    """Blocks: chosen terms with intervals, candidates sorted by score, and the closed form's fit to the data.
+
+    Parameters
+    ----------
+    found : Discovery
+    candidates : int, default 8
+        Candidates listed per unknown (the chosen one is always listed).
+
+    Returns
+    -------
+    list of blocks
+    """
+    crit = found.selection.criterion
+    out = [Heading("Discovered terms", 3)]
+    body = _dashed([[name, *row] for name, det in found.details.items() for row in term_rows(det)])
+    out.append(Table(header=["unknown", "term", "coefficient", "95% interval", "inclusion probability"], body=body))
+    out.append(
+        Heading(f"Candidates, sorted by {crit.upper()} (lower is better; → marks the chosen one)", 3),
+    )
+    for name, det in found.details.items():
+        rows = candidate_rows(det, candidates)
+        label = f"{name}({', '.join(map(str, det.args))})"
+        out.append(Table(header=["chosen", f"candidate for {label}", crit, "terms"], body=rows))
+    out.append(Heading("How well the closed form reproduces the data", 3))
+    if found.metrics:
+        out.append(Table(found.metrics, index="measure"))
+        defs = [(k, DISCOVERY_METRIC_DEFINITIONS[k]) for k in found.metrics if k in DISCOVERY_METRIC_DEFINITIONS]
+        if defs:
+            out.append(Definitions(tuple(defs)))
+    out.append(Text(escape_text(adequacy_text(found))))
+    for note in found.notes:
+        out.append(Text("Note: " + escape_text(note)))
     return out
 
 
-# ----------------------------------------------------------------------------------------------
-# escaping: nothing taken from input may inject HTML or Markdown structure
-# ----------------------------------------------------------------------------------------------
-_HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-_LINE_BREAKS = re.compile(r"[\r\n]+")
-
-
-def escape_text(value) -> str:
-    """``str(value)`` made safe for Markdown text: headings, captions, table cells, paragraphs.
-
-    ``&``, ``<`` and ``>`` become HTML entities (no raw HTML, no autolinks), line breaks
-    become spaces (no new block), and ``](`` becomes ``]\\(`` (no inline link or image).
+def model_blocks(fitted=None, found=None) -> list:
+    """Blocks: the equations (symbolic, and with the fitted values substituted) and the parameter table.
 
     Returns
     -------
-    str
+    list of blocks
     """
-    return _LINE_BREAKS.sub(" ", str(value).translate(_HTML)).replace("](", "]\\(")
+    out = []
+    if found is not None:
+        model = found.model
+        out += [Heading("Discovered equations", 3), Math(found.to_latex()), Code(found.summary(), "text")]
+    elif fitted is not None:
+        from .export import to_latex
+
+        model = fitted.model
+        out += [Heading("Equations", 3), Math(to_latex(model))]
+    else:
+        return out
+    forms_latex = unknown_forms(found, latex=True) if found is not None else None
+    forms_text = unknown_forms(found) if found is not None else None
+    out.append(Heading("Equations with the fitted values (4 significant digits)", 3))
+    out.append(Math(equations_latex(model, extra=forms_latex), "\n".join(equations_text(model, extra=forms_text))))
+    out.append(Heading("Parameters", 3))
+    if model.params:
+        out.append(
+            Table(header=["parameter", "value", "learnable", "95% interval"], body=_dashed(parameter_rows(model)))
+        )
+    else:
+        out.append(Text("The model has no parameters."))
+    return out
 
 
-def _longest_backtick_run(text: str) -> int:
-    return max((len(run) for run in re.findall("`+", text)), default=0)
-
-
-def code_span(text) -> str:
-    """``str(text)`` as a Markdown inline code span that no backtick in it can close.
-
-    Returns
-    -------
-    str
-        E.g. ``"`x`"``; text with backticks gets a longer fence (and spaces inside).
-    """
-    text = _LINE_BREAKS.sub(" ", str(text))
-    fence = "`" * (_longest_backtick_run(text) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def fenced_block(text: str, info: str = "") -> str:
-    """``text`` in a fenced code block whose fence is longer than any backtick run in it.
-
-    Parameters
-    ----------
-    text : str
-    info : str
-        Info string (language), e.g. ``"toml"``.
-
-    Returns
-    -------
-    str
-        Ends with a newline.
-    """
-    fence = "`" * max(3, _longest_backtick_run(text) + 1)
-    return f"{fence}{info}\n{text}\n{fence}\n"
-
-
-def math_block(latex: str) -> str:
-    """A ``$$`` display-math block; ``<`` and ``>`` are written as ``\\lt`` and ``\\gt`` (no HTML).
-
-    Returns
-    -------
-    str
-        Ends with a newline.
-    """
-    return "$$\n" + latex.replace("<", "\\lt ").replace(">", "\\gt ") + "\n$$\n"
-
-
-def _fmt(value) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if not math.isfinite(v):
-            return "n/a" if math.isnan(v) else ("∞" if v > 0 else "−∞")
-        return f"{v:.4g}"
-    if value is None:
-        return "—"
-    return escape_text(value).replace("|", "\\|")
-
-
-def markdown_table(rows: Mapping | Sequence, columns: Sequence[str] | None = None, *, index: str = "") -> str:
-    """A Markdown table.
-
-    Parameters
-    ----------
-    rows : mapping row label -> (mapping column -> value | value), or sequence of mappings
-        A flat mapping gives a two-column ``name | value`` table.
-    columns : sequence of str, optional
-        Column order (default: first-seen order).
-    index : str
-        Header of the row-label column.
-
-    Returns
-    -------
-    str
-    """
-    if isinstance(rows, Mapping) and rows and not any(isinstance(v, Mapping) for v in rows.values()):
-        lines = [f"| {_fmt(index or 'metric')} | value |", "| --- | --- |"]
-        lines += [f"| {_fmt(k)} | {_fmt(v)} |" for k, v in rows.items()]
-        return "\n".join(lines)
-    items = list(rows.items()) if isinstance(rows, Mapping) else [(None, r) for r in rows]
-    if columns is None:
-        columns = []
-        for _, r in items:
-            for c in r:
-                if c not in columns:
-                    columns.append(c)
-    head = [_fmt(c) for c in ([index] if isinstance(rows, Mapping) else []) + [str(c) for c in columns]]
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for label, r in items:
-        cells = ([_fmt(label)] if isinstance(rows, Mapping) else []) + [_fmt(r.get(c)) for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _rel(path, out_dir: Path) -> str:
-    p = Path(path)
-    try:
-        return p.resolve().relative_to(out_dir.resolve()).as_posix()
-    except ValueError:
-        return os.path.relpath(p.resolve(), out_dir.resolve()).replace(os.sep, "/")
-
-
-def _image(caption: str, path, out_dir: Path) -> str:
-    caption = escape_text(caption)
-    return f"![{caption}]({quote(_rel(path, out_dir))})\n\n*{caption}*\n"
+def _bounds_caption(nonneg: Sequence[str]) -> str:
+    if not nonneg:
+        return ""
+    return (
+        f" Axes of {', '.join(nonneg)} start at 0: all their observations are ≥ 0, so they are treated as nonnegative."
+    )
 
 
 def model_section(
@@ -275,10 +275,12 @@ def model_section(
     predictions: Mapping | None = None,
     names: Sequence[str] | None = None,
     prefix: str = "",
-    time_label: str = "t",
+    time_label: str | None = None,
     plot_title: str | None = None,
-) -> str:
-    """Plots and Markdown for one fitted (and possibly discovered) model.
+    figures: bool = True,
+    summary: bool = True,
+) -> Section:
+    """Tables, equations and plots of one fitted (and possibly discovered) model.
 
     Parameters
     ----------
@@ -289,115 +291,178 @@ def model_section(
     fitted : FitResult, optional
     found : Discovery, optional
     data : Dataset, optional
-        Training data (default ``fitted.data``).
+        Training data (default ``fitted.data``, else ``found.data``).
     held_out : (t, y) with t of shape (T2,) and y of shape (T2, n), optional
         Held-out observations of trajectory 0.
     predictions : dict label -> (t (M,), y (M, n)) or list of such pairs, optional
-        Curves for the fit plot; default: the fitted model (and the discovered
-        model) simulated from the fitted initial state over training and
-        held-out times with the measured inputs.
+        Precomputed curves of trajectory 0 for the fit plot (``fit.png``); the fit plot of every
+        trajectory (``fit_trajectories.png``) is then added when there are several.  Default:
+        one fit plot of every trajectory (or a stated selection) simulated by
+        :func:`udesci.plotting.plot_fit`.
     names : sequence of str, optional
-        State labels for the plots (default: the model's state names).
+        Labels of the model's states for the plots (default: their names).
     prefix : str
         Prefix of the plot file names (to keep several sections apart).
-    time_label : str
-        x-axis label.
+    time_label : str, optional
+        x-axis label (default: the model's time and the data's time unit).
     plot_title : str, optional
-        Title of the fit plot (default: from ``label``).
+        Title of the fit plot.
+    figures : bool, default True
+        Draw the plots (else only tables and equations).
+    summary : bool, default True
+        Start with the data summary (:func:`data_summary`).
 
     Returns
     -------
-    str
-        Markdown (images linked relative to ``out_dir``).
+    Section
+        Markdown (images linked relative to ``out_dir``) that carries its blocks.
     """
-    from .plots import plot_forecast, plot_loss, plot_phase_limited, plot_unknown, plot_unknown_adjusted
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    parts = [f"## {escape_text(label)}\n"] if label else []
+    blocks: list = [Heading(label, 2)] if label else []
+    data = data if data is not None else getattr(fitted, "data", None) or getattr(found, "data", None)
+    model = fitted.model if fitted is not None else found.model if found is not None else None
+    held: dict = {}
+    if data is not None and model is not None:
+        held = plotting.held_out_by_trajectory(held_out, len(plotting.observed_columns(model, data)))
+        if summary:
+            tname = time_label or plotting.time_label(model, data)
+            blocks += [Heading("Data", 3), *data_summary(data, held, time_name=tname)]
+    blocks += model_blocks(fitted, found)
     if found is not None:
-        parts.append("### Discovered equations\n")
-        parts.append(math_block(found.to_latex()))
-        parts.append(fenced_block(found.summary(), "text"))
-    elif fitted is not None:
-        from .export import to_latex
+        blocks += discovery_blocks(found)
+    if fitted is not None and figures:
+        if data is None:
+            raise ConfigError("data: the fitted result holds no data; pass data= to plot it.")
+        blocks += _figure_blocks(out_dir, fitted, found, data, held, predictions, names, prefix, time_label, plot_title)
+    return Section(blocks, out_dir)
 
-        parts.append("### Model\n")
-        parts.append(math_block(to_latex(fitted.model)))
-        values = {str(k): float(v) for k, v in fitted.model.parameter_values().items()}
-        if values:
-            parts.append(markdown_table(values, index="parameter") + "\n")
-    if fitted is None:
-        return "\n".join(parts)
-    data = data if data is not None else fitted.data
+
+def _shown(selection) -> str:
+    """``"The trajectory"``, ``"Both trajectories"``, ``"All 5 trajectories"`` or the selection's note."""
+    if selection.note:
+        return selection.note.rstrip(".")
+    return {1: "The trajectory", 2: "Both trajectories"}.get(selection.total, f"All {selection.total} trajectories")
+
+
+def _figure_blocks(out_dir, fitted, found, data, held, predictions, names, prefix, time_label, plot_title) -> list:
     model = fitted.model
-    names = list(names) if names is not None else model.state_names
-    tr = data.trajectories[0]
-    obs_cols = [model.state_names.index(s) for s in (data.state_names or model.state_names)]
-    t_test, y_test = (np.zeros(0), np.zeros((0, len(obs_cols)))) if held_out is None else held_out
-    t_test = np.asarray(t_test, dtype=float)
-    y_test = np.asarray(y_test, dtype=float).reshape(t_test.size, len(obs_cols))
-    if predictions is None:
-        t_all = np.union1d(tr.t, t_test)
-        t_dense = np.union1d(np.linspace(t_all[0], t_all[-1], max(200, 4 * t_all.size)), t_all)
-        predictions = {"fitted UDE": (t_dense, simulate_or_nan(model, fitted.initial_states[0], t_dense, data=data))}
-        if found is not None:
-            y0 = found.refit.initial_states[0] if found.refit is not None else fitted.initial_states[0]
-            predictions["discovered model"] = (t_dense, simulate_or_nan(found.model, y0, t_dense, data=data))
-    curves = {}
-    for key, piece in predictions.items():
-        pieces = piece if isinstance(piece, list) else [piece]
-        curves[key] = [(tc, np.asarray(yc).reshape(len(tc), -1)[:, obs_cols]) for tc, yc in pieces]
-    obs_names = [names[i] for i in obs_cols]
-    fig = plot_forecast(
-        out_dir / f"{prefix}fit.png",
-        tr.t,
-        tr.y,
-        t_test,
-        y_test,
-        curves,
-        obs_names,
-        t_split=tr.t[-1],
-        title=plot_title or (f"{label}: " if label else "") + "data, fit and held-out prediction",
-        xlabel=time_label,
-    )
-    parts.append("### Fit and held-out prediction\n")
-    parts.append(_image("Training data (black), held-out data (red circles) and model simulations.", fig, out_dir))
-    if found is not None:
-        samples = unknown_samples(fitted, found, data)
-        parts.append("### Unknown functions: network against discovered expression\n")
-        for name, s in samples.items():
-            label = f"{name}({', '.join(s['args'])})"
-            xlabel = f"{time_label} (along the fitted trajectory)"
-            path = out_dir / f"{prefix}unknown_{name}.png"
-            if s["adjusted"] is None:
-                fig = plot_unknown(path, label, s["t"], s["network"], s["expression"], xlabel=xlabel)
-                ref = s["expression"]
-                note = ""
-            else:
-                fig = plot_unknown_adjusted(path, label, s["t"], s["network"], s["expression"], s["adjusted"], xlabel)
-                ref = s["adjusted"]
-                note = (
-                    "; the discovered model's known parameters differ from the network model's, so the discovered "
-                    "term plus the change in the known part of its equation is the like-for-like comparison"
-                )
-            rmse = float(np.sqrt(np.mean((s["network"] - ref) ** 2))) if s["t"].size else math.nan
-            parts.append(
-                _image(
-                    f"{name}: trained network vs discovered expression (RMS difference {rmse:.3g}{note}).", fig, out_dir
+    labels = list(names) if names is not None else model.state_names
+    obs = plotting.observed_columns(model, data)
+    tname = time_label or plotting.time_label(model, data)
+    shown = _shown(plotting.select_trajectories(data.n_trajectories))
+    nonneg = plotting.nonnegative_states(data, [model.state_names[i] for i in obs], held)
+    nonneg_labels = [labels[model.state_names.index(s)] for s in nonneg]
+    out = [Heading("Fit and held-out prediction" if held else "Fit", 3)]
+    models = "fitted model (solid)" + (", discovered model (dash-dot)" if found is not None else "")
+    if predictions is not None:
+        t_test, y_test = held.get(0, (np.zeros(0), np.zeros((0, len(obs)))))
+        curves = {}
+        for key, piece in predictions.items():
+            pieces = piece if isinstance(piece, list) else [piece]
+            curves[key] = [(tc, np.asarray(yc).reshape(len(tc), -1)[:, obs]) for tc, yc in pieces]
+        tr = data.trajectories[0]
+        fig = plotting.plot_forecast(
+            tr.t,
+            tr.y,
+            t_test,
+            y_test,
+            curves,
+            [labels[i] for i in obs],
+            t_split=tr.t[-1],
+            title=plot_title or "data, fit and held-out prediction",
+            xlabel=tname,
+        )
+        which = "Trajectory 0" + (f" of {data.n_trajectories}" if data.n_trajectories > 1 else "")
+        out.append(
+            Image(
+                f"{which}: training data (black), held-out data (red circles) and model simulations."
+                + _bounds_caption(nonneg_labels),
+                plotting.save(fig, out_dir / f"{prefix}fit.png"),
+            )
+        )
+        if data.n_trajectories > 1:
+            fig = plotting.plot_fit(fitted, data, found=found, held_out=held, names=names, time_name=tname)
+            out.append(
+                Image(
+                    f"{shown}: observations (dots) and the {models}." + _bounds_caption(nonneg_labels),
+                    plotting.save(fig, out_dir / f"{prefix}fit_trajectories.png"),
                 )
             )
-    if len(model.states) == 2 and len(obs_cols) == 2:
-        phase_curves = {k: np.concatenate([np.asarray(yc) for _, yc in v]) for k, v in curves.items()}
-        y_data = np.concatenate([tr.y, y_test]) if t_test.size else tr.y
-        fig = plot_phase_limited(out_dir / f"{prefix}phase.png", y_data, phase_curves, names)
-        parts.append("### Phase portrait\n")
-        parts.append(_image("Phase portrait: data and model trajectories.", fig, out_dir))
-    if fitted.history and all(math.isfinite(h["loss"]) and h["loss"] > 0 for h in fitted.history):
-        fig = plot_loss(out_dir / f"{prefix}loss.png", fitted.history)
-        parts.append("### Training loss\n")
-        parts.append(_image("Loss history by training stage.", fig, out_dir))
-    return "\n".join(parts)
+    else:
+        fig = plotting.plot_fit(
+            fitted, data, found=found, held_out=held, names=names, time_name=tname, title=plot_title
+        )
+        out.append(
+            Image(
+                f"{shown}: observations (dots{'; held out: open circles' if held else ''}) and the {models}."
+                + _bounds_caption(nonneg_labels),
+                plotting.save(fig, out_dir / f"{prefix}fit.png"),
+            )
+        )
+    if found is not None:
+        samples = plotting.unknown_samples(found, fitted, data)
+        out.append(Heading("Unknown functions: network against discovered closed form", 3))
+        for name, s in samples.items():
+            fig = plotting.plot_unknowns(found, fitted, data=data, unknowns=[name], samples=samples, time_name=tname)
+            note = (
+                "; the discovered model's known parameters differ from the network model's, so the closed form plus "
+                "the change in the known part of its equation (dotted) is the like-for-like comparison"
+                if s.adjusted is not None
+                else ""
+            )
+            out.append(
+                Image(
+                    f"{s.label}: trained network against the discovered closed form along the trajectories (left) "
+                    f"and against its arguments (right); RMS difference {s.rms_difference():.3g}{note}.",
+                    plotting.save(fig, out_dir / f"{prefix}unknown_{name}.png"),
+                )
+            )
+    if len(model.states) == 2 and len(obs) == 2:
+        fig = plotting.plot_phase(fitted, data, found=found, held_out=held, names=names)
+        out.append(Heading("Phase portrait", 3))
+        out.append(
+            Image(
+                f"Phase portrait: observations (dots) and the {models} of each trajectory."
+                + _bounds_caption(nonneg_labels),
+                plotting.save(fig, out_dir / f"{prefix}phase.png"),
+            )
+        )
+    if fitted.history:
+        out.append(Heading("Training loss", 3))
+        out.append(
+            Image(
+                "Loss by training stage, each stage relative to its first loss (stages minimise different "
+                "objectives, so a jump at a boundary is not divergence).",
+                plotting.save(plotting.plot_history(fitted), out_dir / f"{prefix}loss.png"),
+            )
+        )
+    return out
+
+
+def metric_definitions(metrics: Mapping, definitions: Mapping | None = None) -> list:
+    """``(name, definition)`` of each metric name in ``metrics`` (its keys, or its columns when nested).
+
+    Parameters
+    ----------
+    metrics : mapping
+    definitions : mapping name -> str, optional
+        Definitions that take precedence over :data:`METRIC_DEFINITIONS`.
+
+    Returns
+    -------
+    list of (str, str)
+    """
+    known = {k.lower().replace("_", " "): v for k, v in {**METRIC_DEFINITIONS, **(definitions or {})}.items()}
+    nested = any(isinstance(v, Mapping) for v in metrics.values())
+    names = []
+    for key, value in metrics.items():
+        for name in value if nested and isinstance(value, Mapping) else [key]:
+            if name not in names:
+                names.append(name)
+    return [
+        (str(n), known[str(n).lower().replace("_", " ")]) for n in names if str(n).lower().replace("_", " ") in known
+    ]
 
 
 def write_report(
@@ -418,108 +483,129 @@ def write_report(
     intro: str = "",
     sections: Sequence[str] = (),
     tables: Mapping | None = None,
-    time_label: str = "t",
+    time_label: str | None = None,
     metrics_index: str = "method",
     filename: str = "report.md",
+    figures: bool = True,
+    definitions: Mapping | None = None,
 ) -> Path:
-    """Write a self-contained Markdown report with its plots.
+    """Write a self-contained Markdown report with its plots, and the same report as one HTML file.
 
     Parameters
     ----------
     out_dir : str or PathLike
-        Output folder (created); the report and all plots go here.
+        Output folder (created); the reports and all plots go here.
     title : str
         Report title.
     config : mapping or str, optional
         The exact configuration of the run (a dict is written as JSON, a
         string, e.g. TOML text, verbatim).
     fitted : FitResult, optional
-        The trained model (plots: fit, loss, phase portrait).
+        The trained model (data summary, equations, parameters; plots: fit, loss, phase portrait).
     found : Discovery, optional
-        Its discovery (LaTeX equations, unknown-vs-expression plots).
+        Its discovery (equations, terms, candidates, fit to the data, unknown-vs-closed-form plots).
     data : Dataset, optional
         Training data (default ``fitted.data``).
     metrics : mapping, optional
-        Flat ``{name: value}`` or a table ``{row: {column: value}}``.
+        Flat ``{name: value}`` or a table ``{row: {column: value}}``; names listed in
+        :data:`METRIC_DEFINITIONS` (or ``definitions``) are defined below the table.
     held_out : (t (T2,), y (T2, n)), optional
-        Held-out observations for the fit plot.
+        Held-out observations of trajectory 0.
     predictions : dict label -> (t, y), optional
-        Curves for the fit plot (see :func:`model_section`).
+        Curves of trajectory 0 for the fit plot (see :func:`model_section`).
     plots : dict caption -> path, optional
-        Further plots (already written) to embed.
+        Further plots (already written PNG files) to include.
     names : sequence of str, optional
         State labels.
     seed : int, optional
     command : str, optional
         Command line that reproduces the run.
     intro : str
-        Markdown paragraph after the title.
+        Markdown paragraph after the title (text from input in it must be escaped).
     sections : sequence of str
-        Further Markdown sections (e.g. from :func:`model_section`).
+        Further sections: :class:`Section` objects (e.g. from :func:`model_section`) or
+        Markdown strings (shown verbatim in the HTML report).
     tables : dict caption -> table rows, optional
         Further tables (rendered with :func:`markdown_table`).
-    time_label : str
+    time_label : str, optional
+        x-axis label of the plots (default: the model's time and the data's time unit).
     metrics_index : str
         Header of the row labels of a nested ``metrics`` table.
     filename : str, default "report.md"
+        The HTML report gets the same name with the suffix ``.html``.
+    figures : bool, default True
+        Draw the model's plots (``False``: tables and equations only).
+    definitions : mapping name -> str, optional
+        Definitions of further metric names (units included).
 
     Returns
     -------
     pathlib.Path
-        The report file.
+        The Markdown report.
 
     Raises
     ------
     ConfigError
-        If ``title`` is not a string or ``plots`` is not a mapping.
+        If ``title`` is not a string, ``plots`` is not a mapping or ``filename`` does not end in ``.md``.
     """
     if not isinstance(title, str):
         raise ConfigError(f"title: expected a string, received {describe(title)}.")
     if plots is not None and not isinstance(plots, Mapping):
         raise ConfigError(f"plots: expected a mapping caption -> path, received {describe(plots)}.")
+    if not str(filename).endswith(".md"):
+        raise ConfigError(f"filename: expected a name ending in '.md', received {describe(filename)}.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    parts = [f"# {escape_text(title)}\n"]
+    blocks: list = []
     if intro:
-        parts.append(intro.strip() + "\n")
+        blocks.append(Text(intro))
+    source = fitted if fitted is not None else found
+    used = data if data is not None else getattr(source, "data", None)
+    if used is not None and source is not None:
+        held = plotting.held_out_by_trajectory(held_out, len(plotting.observed_columns(source.model, used)))
+        tname = time_label or plotting.time_label(source.model, used)
+        blocks += [Heading("Data", 2), *data_summary(used, held, time_name=tname)]
     if metrics:
-        parts.append("## Metrics\n")
         nested = any(isinstance(v, Mapping) for v in metrics.values())
-        parts.append(markdown_table(metrics, index=metrics_index if nested else "metric") + "\n")
+        blocks += [Heading("Metrics", 2), Table(metrics, index=metrics_index if nested else "metric")]
+        defs = metric_definitions(metrics, definitions)
+        if defs:
+            blocks.append(Definitions(tuple(defs)))
     for caption, rows in (tables or {}).items():
-        parts.append(f"### {escape_text(caption)}\n")
-        parts.append(markdown_table(rows) + "\n")
+        blocks += [Heading(caption, 3), Table(rows)]
     if fitted is not None or found is not None:
-        parts.append(
-            model_section(
-                out,
-                fitted=fitted,
-                found=found,
-                data=data,
-                held_out=held_out,
-                predictions=predictions,
-                names=names,
-                time_label=time_label,
-            )
+        section = model_section(
+            out,
+            fitted=fitted,
+            found=found,
+            data=data,
+            held_out=held_out,
+            predictions=predictions,
+            names=names,
+            time_label=time_label,
+            figures=figures,
+            summary=False,
         )
+        blocks.append(Heading("Model", 2))
+        blocks += section.blocks
     for sec in sections:
-        parts.append(sec)
+        blocks += sec.blocks if isinstance(sec, Section) else [sec]
     if plots:
-        parts.append("## Further plots\n")
-        for caption, path in plots.items():
-            parts.append(_image(caption, path, out))
-    parts.append("## Reproduce\n")
+        blocks.append(Heading("Further plots", 2))
+        blocks += [Image(caption, Path(path)) for caption, path in plots.items()]
+    blocks.append(Heading("Reproduce", 2))
     if command:
-        parts.append(fenced_block(command, "bash"))
+        blocks.append(Code(command, "bash"))
     if seed is not None:
-        parts.append(f"Seed: {code_span(seed)}\n")
-    parts.append(markdown_table(versions(), index="package") + "\n")
+        blocks.append(Text(f"Seed: {code_span(seed)}"))
+    blocks.append(Table(versions(), index="package"))
     if config is not None:
         if isinstance(config, str):
-            lang = "toml" if "=" in config else "text"
-            parts.append("Configuration:\n\n" + fenced_block(config.rstrip(), lang))
+            text, lang = config.rstrip(), "toml" if "=" in config else "text"
         else:
-            parts.append("Configuration:\n\n" + fenced_block(json.dumps(jsonable(config), indent=2), "json"))
+            text, lang = json.dumps(jsonable(config), indent=2), "json"
+        blocks += [Text("Configuration:"), Code(text, lang)]
     path = out / filename
-    path.write_text("\n".join(parts), encoding="utf-8")
+    path.write_text(markdown([Heading(title, 1), *blocks], out), encoding="utf-8")
+    path.with_suffix(".html").write_text(html_document(title, blocks), encoding="utf-8")
     return path

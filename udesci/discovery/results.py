@@ -189,6 +189,31 @@ class Discovery(Predictable):
 
         return discovery_html(self)
 
+    def plot(self, fitted: FitResult | None = None, **options):
+        """Each unknown's network against its closed form (:func:`udesci.plots.plot_unknowns`).
+
+        Parameters
+        ----------
+        fitted : FitResult, optional
+            The network model discovery started from; without it only the closed form is drawn,
+            along the discovered model's trajectories.
+        **options
+            Passed on: ``data``, ``unknowns``, ``trajectories``, ...
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            Per unknown: along the trajectories over time, and against its arguments.
+
+        Raises
+        ------
+        ConfigError
+            Without data, or if ``fitted`` lacks one of the unknowns.
+        """
+        from ..plots import plot_unknowns
+
+        return plot_unknowns(self, fitted, **options)
+
     def export_unknowns(self) -> dict:
         """JSON-ready description of each unknown (expression, inclusion, intervals)."""
         out = {}

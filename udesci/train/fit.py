@@ -60,6 +60,27 @@ class FitResult(Predictable):
         """Loss history (of one stage, or all), shape (iterations,)."""
         return np.array([h["loss"] for h in self.history if stage is None or h["stage"] == stage])
 
+    def plot(self, **options):
+        """Data against the fitted model, one axis per state, every trajectory (:func:`udesci.plots.plot_fit`).
+
+        Parameters
+        ----------
+        **options
+            Passed on: ``data``, ``truth``, ``trajectories``, ``found``, ``held_out``, ``names``, ...
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+
+        Raises
+        ------
+        ConfigError
+            Without data (a result built by hand may hold none), or for invalid options.
+        """
+        from ..plots import plot_fit
+
+        return plot_fit(self, **options)
+
     def __repr__(self) -> str:
         final = self.history[-1]["loss"] if self.history else float("nan")
         return (
