@@ -5,15 +5,21 @@ below, and :func:`udesci.cli.main` runs :func:`check_common` on every parsed
 command line before dispatching, so a flag means the same and is validated the
 same way everywhere:
 
-* ``--out DIR``; ``--seed N`` (an int >= 0); ``--noise LEVEL`` (a number >= 0; a
-  comma-separated list of them for studies);
+* ``--out DIR`` (a folder: existing, or new, but not an existing file);
+  ``--seed N`` (an int in ``[0, 2**63)``); ``--noise LEVEL`` (a finite number
+  >= 0; a comma-separated list of them for studies);
 * ``--fast`` (smoke runs), ``--quiet`` (no progress or printed results),
-  ``--json`` (a machine-readable summary on stdout, nothing else there);
+  ``--json`` (a machine-readable summary on stdout, nothing else there),
+  ``--debug`` (the traceback of an error, also accepted before the subcommand);
 * ``--expect`` (exit :data:`EXIT_CHECK` unless the run's check passed).
 
 A value that is not a number is rejected by argparse (exit 2, with the usage); a
-number out of range raises :class:`~udesci.errors.ConfigError` naming the flag,
-which :func:`udesci.cli.main` prints as one line and maps to exit 2.
+value out of range raises :class:`~udesci.errors.ConfigError` naming the flag,
+which :func:`udesci.cli.main` prints as one line and maps to exit 2.  Every
+option's help shows its default.
+
+This module imports nothing heavy, so the command answers ``--help`` and bad
+flags at once.
 """
 
 from __future__ import annotations
@@ -22,12 +28,16 @@ import argparse
 import json
 import math
 
+from .config import check_output_dir, check_seed
 from .errors import ConfigError
 
 EXIT_OK = 0  # success
 EXIT_CHECK = 1  # the run finished, but its check failed (--expect, a [check] table)
 EXIT_USAGE = 2  # bad usage, config or data
+EXIT_INTERNAL = 3  # an internal error (a bug): one line, the traceback with --debug
 EXIT_INTERRUPT = 130  # interrupted (Ctrl-C)
+
+DEBUG_HELP = "on an error, print the traceback too (default: off)"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -89,34 +99,46 @@ def add_noise(parser: argparse.ArgumentParser, default, help: str, *, many: bool
 
 
 def add_run_flags(parser: argparse.ArgumentParser, fast: str = "fewer training iterations (smoke runs, tests)"):
-    """Add ``--fast``, ``--quiet`` and ``--json``."""
-    parser.add_argument("--fast", action="store_true", help=fast)
-    parser.add_argument("--quiet", action="store_true", help="no progress or printed results")
-    parser.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")
+    """Add ``--fast``, ``--quiet``, ``--json`` and ``--debug`` (see :func:`add_debug`)."""
+    parser.add_argument("--fast", action="store_true", help=f"{fast} (default: off)")
+    parser.add_argument("--quiet", action="store_true", help="no progress or printed results (default: off)")
+    parser.add_argument(
+        "--json", action="store_true", help="print a machine-readable JSON summary on stdout (default: off)"
+    )
+    add_debug(parser, top=False)
+
+
+def add_debug(parser: argparse.ArgumentParser, *, top: bool = True):
+    """Add ``--debug``; on a subcommand (``top=False``) it leaves the top-level value alone unless given."""
+    parser.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS, help=DEBUG_HELP)
 
 
 def add_expect(parser: argparse.ArgumentParser, help: str):
     """Add ``--expect``: exit :data:`EXIT_CHECK` unless the run's check passed (see :func:`exit_code`)."""
-    parser.add_argument("--expect", action="store_true", help=help)
+    parser.add_argument("--expect", action="store_true", help=f"{help} (default: off)")
 
 
 def check_common(args: argparse.Namespace) -> None:
-    """Check the common options a parsed command line has (``--seed``, ``--noise``).
+    """Check the common options a parsed command line has (``--seed``, ``--noise``, ``--out``).
 
     Raises
     ------
     ConfigError
-        For a negative seed, or a noise level that is negative or not finite; the
+        For a seed that is negative or ``2**63`` or more, a noise level that is negative
+        or not finite, or an ``--out`` that is an existing file (or lies inside one); the
         message names the flag and the value received.
     """
     seed = getattr(args, "seed", None)
-    if seed is not None and seed < 0:
-        raise ConfigError(f"--seed: expected an int >= 0, received {seed}.")
+    if seed is not None:
+        check_seed(seed, "--seed")
     noise = getattr(args, "noise", None)
     if noise is not None:
         for value in noise if isinstance(noise, list) else [noise]:
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"--noise: expected finite numbers >= 0, received {value!r}.")
+    out = getattr(args, "out", None)
+    if out is not None:
+        check_output_dir(out, "--out")
 
 
 def quiet(args: argparse.Namespace) -> bool:
@@ -138,6 +160,7 @@ def exit_code(passed: bool, required: bool = True) -> int:
 
 
 __all__ = [
-    "EXIT_CHECK", "EXIT_INTERRUPT", "EXIT_OK", "EXIT_USAGE", "add_expect", "add_noise", "add_out", "add_run_flags",
-    "add_seed", "check_common", "emit_json", "exit_code", "noise_level", "noise_list", "quiet",
+    "DEBUG_HELP", "EXIT_CHECK", "EXIT_INTERNAL", "EXIT_INTERRUPT", "EXIT_OK", "EXIT_USAGE", "add_debug", "add_expect",
+    "add_noise", "add_out", "add_run_flags", "add_seed", "check_common", "emit_json", "exit_code", "noise_level",
+    "noise_list", "quiet",
 ]  # fmt: skip

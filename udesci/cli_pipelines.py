@@ -36,10 +36,11 @@ def _lotka_volterra(args) -> int:
 
 
 def _weather(args) -> int:
+    windows = _windows(args.windows)  # checked before the pipeline (and torch) is imported
     from .pipelines.weather import FAST_WINDOWS, WINDOWS, run_pipeline
 
     cases = ("greensboro", "dwd") if args.case == "both" else (args.case,)
-    windows = _windows(args.windows) or (FAST_WINDOWS if args.fast else WINDOWS)
+    windows = windows or (FAST_WINDOWS if args.fast else WINDOWS)
     res = run_pipeline(
         out=args.out,
         seed=0 if args.seed is None else args.seed,
@@ -67,9 +68,12 @@ def _lynx_hare(args) -> int:
 
 
 def _run(args) -> int:
+    from .config import load_config
+
+    cfg = load_config(args.config, fast=args.fast, seed=args.seed)  # the whole schema, before torch is imported
     from .runner import run_config
 
-    res = run_config(args.config, out=args.out, seed=args.seed, fast=args.fast, quiet=quiet(args))
+    res = run_config(cfg, out=args.out, quiet=quiet(args))
     emit_json(args, res)
     return exit_code(res["check"]["passed"])
 
@@ -81,7 +85,7 @@ def _real_data_example(exs, name: str, help: str, description: str):
     """An ``example`` subcommand on real data: ``--out out/<name>``, ``--seed`` (default 0), the run flags."""
     p = exs.add_parser(name, help=help, description=description)
     add_out(p, f"out/{name}")
-    add_seed(p, None, "random seed (networks, training, discovery; default 0)")
+    add_seed(p, None, "random seed: networks, training, discovery (default: 0)")
     add_run_flags(p, FAST_HELP)
     return p
 
@@ -115,7 +119,7 @@ def register(sub, exs) -> None:
     )
     w.add_argument("--case", choices=["greensboro", "dwd", "both"], default="both", help="data set (default: both)")
     w.add_argument(
-        "--windows", default=None, help="training windows in days, comma-separated (default 1,3,7; --fast: 1)"
+        "--windows", default=None, help="training windows in days, comma-separated (default: 1,3,7; with --fast: 1)"
     )
     add_expect(w, "exit 1 unless the UDE beats persistence (longest window)")
     w.set_defaults(func=_weather)
@@ -140,6 +144,6 @@ def register(sub, exs) -> None:
     )
     r.add_argument("config", help="pipeline TOML file")
     add_out(r, None, "output directory (default: [output] dir of the file, else out/<file name>)")
-    add_seed(r, None, "random seed (default: the file's seed)")
+    add_seed(r, None, "random seed (default: the file's seed, else 0)")
     add_run_flags(r, FAST_HELP)
     r.set_defaults(func=_run)

@@ -3,10 +3,17 @@
 ``udesci study recovery --noise 0.001,0.01,0.05 --runs 10 --workers 2`` runs the
 Lotka–Volterra pipeline for every noise level and seed beside a SINDy-only
 baseline and writes the recovery table (see :mod:`udesci.study`).
+
+The options are checked before the study or system modules (and torch) are
+imported; ``--runs`` and ``--workers`` are capped by the limits ``runs`` and
+``workers`` of :mod:`udesci.limits`.
 """
 
 from __future__ import annotations
 
+import math
+
+from . import limits
 from .cli_common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -25,7 +32,33 @@ from .errors import ConfigError
 __all__ = ["noise_list", "register"]  # noise_list lives in cli_common; the bench scripts import it from here
 
 
+#: The systems of ``udesci example NAME``, with their one-line help.  They are the keys of
+#: :data:`udesci.pipelines.systems.SYSTEMS` (a test checks both agree), named here so that
+#: building the parser does not import that module and torch.
+EXAMPLE_SYSTEMS = {
+    "duffing": "Duffing oscillator, unknown restoring force U(x) = -k x - eps x^3",
+    "logistic": "logistic growth, unknown U(x) = 1 - x/K multiplying the known r x",
+    "forced": "forced damped oscillator, unknown response U(F) = b F to a measured input F(t)",
+}
+
+
+def _check_study_options(args) -> None:
+    """``--runs``, ``--workers``, ``--timeout`` and ``--address``, before the study module is imported."""
+    if args.runs < 1:
+        raise ConfigError(f"--runs: expected an int >= 1, received {args.runs}.")
+    limits.check("runs", args.runs, "--runs")
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ConfigError(f"--workers: expected an int >= 1, received {args.workers}.")
+        limits.check("workers", args.workers, "--workers")
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise ConfigError(f"--timeout: expected a positive number of seconds, received {args.timeout!r}.")
+    if args.address is not None and args.backend != "ray":
+        raise ConfigError("--address: only used with --backend ray.")
+
+
 def _study_recovery(args) -> int:
+    _check_study_options(args)
     from .study import markdown_table, recovery_study
 
     noise = ",".join(f"{v:g}" for v in args.noise)
@@ -33,10 +66,6 @@ def _study_recovery(args) -> int:
     command += f" --workers {args.workers}" if args.workers else ""
     command += f" --timeout {args.timeout:g}" if args.timeout else ""
     command += " --fast" * args.fast + (f" --backend {args.backend}" if args.backend != "process" else "")
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers: expected an int >= 1, received {args.workers}.")
-    if args.address is not None and args.backend != "ray":
-        raise ConfigError("--address: only used with --backend ray.")
     res = recovery_study(
         args.noise,
         args.runs,
@@ -75,10 +104,8 @@ def register(sub, exs) -> None:
     exs : argparse._SubParsersAction
         The ``example`` sub-commands: ``duffing``, ``logistic`` and ``forced`` are added.
     """
-    from .pipelines.systems import SYSTEMS
-
-    for name, spec in SYSTEMS.items():
-        ex = exs.add_parser(name, help=spec.description)
+    for name, description in EXAMPLE_SYSTEMS.items():
+        ex = exs.add_parser(name, help=description)
         add_noise(ex, 0.01, "noise as a fraction of each state's std (default: %(default)s)")
         add_seed(ex, 0)
         add_run_flags(ex)
@@ -105,14 +132,20 @@ def register(sub, exs) -> None:
         "--backend",
         choices=("process", "ray", "serial"),
         default="process",
-        help="process: embedded process pool; ray: Ray (local, or --address); serial: in this process",
+        help="process: embedded process pool; ray: Ray (local, or --address); serial: in this process "
+        "(default: %(default)s)",
     )
-    rec.add_argument("--address", default=None, help="Ray cluster address (with --backend ray), e.g. auto")
+    rec.add_argument(
+        "--address", default=None, help="Ray cluster address (with --backend ray), e.g. auto (default: local Ray)"
+    )
     add_out(rec, "out/study", "output directory; rerunning resumes (default: %(default)s)")
     rec.add_argument(
-        "--timeout", type=float, default=None, help="seconds one run may take before it is recorded as failed"
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds one run may take before it is recorded as failed (default: no limit)",
     )
-    rec.add_argument("--retry-failed", action="store_true", help="on resume, run failed runs again")
+    rec.add_argument("--retry-failed", action="store_true", help="on resume, run failed runs again (default: off)")
     add_run_flags(rec, "the pipeline's fast configuration (smoke runs, tests)")
     rec.set_defaults(func=_study_recovery)
     st.set_defaults(func=lambda args: (st.print_help(), EXIT_USAGE)[1])

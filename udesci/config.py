@@ -9,7 +9,23 @@ rejected (typo protection) and every error names the file, the table and the
 key, e.g. ``pipeline.toml: [training.shooting] iterations: expected an int >= 0,
 received 'many'``.  Expression strings (equations, derived columns, extra
 library terms) are parsed only by :func:`udesci.export.parse_expression`, which
-never evaluates code.
+never evaluates code.  The file must be UTF-8 text; only validation runs before
+the data is read (this module imports neither torch nor SymPy at import time, so
+``udesci run`` reports a bad key at once).
+
+Limits: what a file may ask for is capped — the file's size and nesting, the
+number of states, names in a table, network ``width``/``depth`` and parameter
+count, library ``degree`` and number of terms, iteration counts, ``bootstrap``,
+``shortlist``/``rescore``, ``thresholds``, ``sweeps``, ``joint``, solver
+``substeps``/``max_steps``, ``threads``, the data file's size and the size of
+every expression.  A value over a cap is an error naming the file, the table,
+the key and the limit, e.g. ``pipeline.toml: [model] width: received 100000,
+over the limit network_width = 4096 (hidden units of a network layer); to raise
+it deliberately, set the environment variable UDESCI_LIMITS='network_width=<n>'``.
+The caps and their defaults are :data:`udesci.limits.LIMITS`; they are raised
+(deliberately, by whoever runs udesci) with the environment variable
+``UDESCI_LIMITS="name=value,..."``, never by the file itself.  ``seed`` must be
+an int in ``[0, 2**63)`` (a fixed range, not a limit).
 
 Schema (all paths are relative to the TOML file)::
 
@@ -85,10 +101,12 @@ import math
 import os
 from pathlib import Path
 
-import numpy as np
-import sympy as sp
-
+from . import limits
 from .errors import ConfigError, DataError
+from .limits import shown
+
+#: Seeds are ints in [0, SEED_END) (what NumPy and torch both accept).
+SEED_END = 2**63
 
 # ----------------------------------------------------------------------------------------------
 # validation helpers
@@ -106,7 +124,7 @@ class _Where:
         return f"{self.file}: {sec}" + (f" {key}" if key is not None else "")
 
     def error(self, key: str, expected: str, value) -> ConfigError:
-        return ConfigError(f"{self.prefix(key)}: expected {expected}, received {value!r}.")
+        return ConfigError(f"{self.prefix(key)}: expected {expected}, received {shown(value)}.")
 
     def sub(self, name: str) -> _Where:
         return _Where(self.file, f"{self.section}.{name}" if self.section else name)
@@ -116,13 +134,80 @@ def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _int(minimum: int = 0):
+def _int(minimum: int = 0, limit: str | None = None):
+    """An int >= ``minimum`` (and at most the cap ``limit`` of :mod:`udesci.limits`, if given)."""
+
     def check(v, w: _Where, key: str):
         if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
             raise w.error(key, f"an int >= {minimum}", v)
+        if limit is not None:
+            limits.check(limit, v, w.prefix(key))
         return v
 
     return check
+
+
+def check_seed(value, where: str) -> int:
+    """A seed: an int in ``[0, 2**63)``.
+
+    Parameters
+    ----------
+    value : object
+    where : str
+        What holds the seed, for the message (e.g. ``"--seed"``, ``"pipeline.toml: (top level) seed"``).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ConfigError
+        For a value that is not an int, is negative or is ``2**63`` or more.
+    """
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{where}: expected an int >= 0, received {shown(value)}.")
+    if value >= SEED_END:
+        raise ConfigError(f"{where}: expected an int < 2**63 = {SEED_END}, received {shown(value)}.")
+    return value
+
+
+def _seed():
+    def check(v, w, key):
+        return check_seed(v, w.prefix(key))
+
+    return check
+
+
+def check_output_dir(path, where: str) -> Path:
+    """An output folder that exists as a folder or can be created.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    where : str
+        What named the folder, for the message (e.g. ``"--out"``).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ConfigError
+        If ``path`` or one of its parents exists and is not a folder (nothing could be
+        written there); the message names ``where`` and the path.
+    """
+    out = Path(path)
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is an existing file" if folder == out else f"lies inside {os.fspath(folder)!r}, a file"
+                raise ConfigError(
+                    f"{where}: {os.fspath(out)!r} {what}; expected a folder (existing or new) to write into."
+                )
+            break
+    return out
 
 
 def _pos():
@@ -188,11 +273,14 @@ def _choice(*options):
     return check
 
 
-def _list_of(item, *, min_len: int = 0, unique: bool = True):
+def _list_of(item, *, min_len: int = 0, unique: bool = True, limit: str = "names"):
+    """A list of ``item`` values, at least ``min_len`` and at most the cap ``limit`` long."""
+
     def check(v, w, key):
         if not isinstance(v, list) or len(v) < min_len:
             what = "a list" + (f" of at least {min_len} entries" if min_len else "")
             raise w.error(key, what, v)
+        limits.check(limit, len(v), w.prefix(key) + " (entries)")
         out = [item(x, w, f"{key}[{i}]") for i, x in enumerate(v)]
         if unique and len(set(map(str, out))) != len(out):
             raise w.error(key, "a list without duplicates", v)
@@ -212,9 +300,12 @@ def _window():
     return check
 
 
-def _table(v, w: _Where, key: str | None = None) -> dict:
+def _table(v, w: _Where, key: str | None = None, limit: str | None = None) -> dict:
+    """``v`` if it is a table (of at most the cap ``limit`` entries, if given)."""
     if not isinstance(v, dict):
-        raise ConfigError(f"{w.prefix(key)}: expected a table, received {v!r}.")
+        raise ConfigError(f"{w.prefix(key)}: expected a table, received {shown(v)}.")
+    if limit is not None:
+        limits.check(limit, len(v), w.prefix(key) + " (entries)")
     return v
 
 
@@ -223,9 +314,10 @@ def _validate(raw, w: _Where, spec: dict, required=()) -> dict:
     raw = _table(raw, w)
     for key in raw:
         if key not in spec:
-            close = difflib.get_close_matches(str(key), list(spec), n=1)
+            close = difflib.get_close_matches(str(key)[:100], list(spec), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{w.prefix(key)}: unknown key{hint}; expected one of {sorted(spec)}.")
+            named = key if len(str(key)) <= 60 else shown(key)
+            raise ConfigError(f"{w.prefix(named)}: unknown key{hint}; expected one of {sorted(spec)}.")
     for key in required:
         if key not in raw:
             raise ConfigError(f"{w.prefix(key)}: missing required key.")
@@ -254,66 +346,66 @@ SOLVER = {
     "rtol": (_pos(), None),
     "atol": (_pos(), None),
     "adjoint": (_bool(), None),
-    "substeps": (_int(1), None),
-    "max_steps": (_int(1), None),
+    "substeps": (_int(1, "substeps"), None),
+    "max_steps": (_int(1, "max_steps"), None),
 }
 WARM_START = {
     "enabled": (_bool(), True),
-    "iterations": (_int(0), None),
+    "iterations": (_int(0, "iterations"), None),
     "lr": (_pos(), None),
     "smoothing": (_pos(), None),
-    "lbfgs": (_int(0), None),
+    "lbfgs": (_int(0, "iterations"), None),
 }
 SHOOTING = {
     "enabled": (_bool(), True),
-    "iterations": (_int(0), None),
+    "iterations": (_int(0, "iterations"), None),
     "lr": (_pos(), None),
     "segment_length": (_int(1), None),
     "continuity": (_pos(), None),
-    "lbfgs": (_int(0), None),
+    "lbfgs": (_int(0, "iterations"), None),
     "solver": (_sub_table(SOLVER), None),
 }
 FULL = {
     "enabled": (_bool(), True),
-    "iterations": (_int(0), None),
+    "iterations": (_int(0, "iterations"), None),
     "lr": (_pos(), None),
-    "lbfgs": (_int(0), None),
+    "lbfgs": (_int(0, "iterations"), None),
     "learn_initial": (_bool(), None),
     "solver": (_sub_table(SOLVER), None),
 }
 TRAINING = {
-    "threads": (_int(1), 1),
+    "threads": (_int(1, "threads"), 1),
     "warm_start": (_sub_table(WARM_START), None),
     "shooting": (_sub_table(SHOOTING), None),
     "full": (_sub_table(FULL), None),
 }
 LIBRARY = {
-    "degree": (_int(0), None),
+    "degree": (_int(0, "library_degree"), None),
     "constant": (_bool(), None),
     "trig": (_bool(), None),
-    "extra": (_list_of(_str()), None),
+    "extra": (_list_of(_str(), limit="library_terms"), None),
 }
 DISCOVERY = {
     "enabled": (_bool(), None),
     **LIBRARY,
     "criterion": (_choice("bic", "aic"), None),
     "parsimony": (_nonneg(), None),
-    "thresholds": (_int(2), None),
-    "exhaustive": (_int(0), None),
-    "shortlist": (_int(1), None),
-    "refine_iterations": (_int(1), None),
-    "sweeps": (_int(1), None),
-    "rescore": (_int(1), None),
-    "joint": (_int(1), None),
-    "bootstrap": (_int(0), None),
+    "thresholds": (_int(2, "thresholds"), None),
+    "exhaustive": (_int(0), None),  # bounded by itself: exhaustive search is only done on libraries of <= 15 terms
+    "shortlist": (_int(1, "candidates"), None),
+    "refine_iterations": (_int(1, "iterations"), None),
+    "sweeps": (_int(1, "sweeps"), None),
+    "rescore": (_int(1, "candidates"), None),
+    "joint": (_int(1, "joint"), None),
+    "bootstrap": (_int(0, "bootstrap"), None),
     "refit": (_bool(), True),
-    "refit_iterations": (_int(1), None),
+    "refit_iterations": (_int(1, "iterations"), None),
     "libraries": (None, None),  # validated separately (keys are unknown names)
 }
 DATA = {
     "file": (_str(), None),
     "time": (_str(), None),
-    "states": (_list_of(_ident(), min_len=1), None),
+    "states": (_list_of(_ident(), min_len=1, limit="states"), None),
     "inputs": (_list_of(_ident()), []),
     "trajectory": (_str(), None),
     "interpolation": (_choice("linear", "cubic"), "linear"),
@@ -323,8 +415,8 @@ DATA = {
 }
 MODEL = {
     "time": (_ident(), "t"),
-    "width": (_int(1), 32),
-    "depth": (_int(1), 2),
+    "width": (_int(1, "network_width"), 32),
+    "depth": (_int(1, "network_depth"), 2),
     "activation": (_choice("tanh", "relu", "gelu", "silu", "softplus", "sigmoid", "elu"), "tanh"),
     "equations": (None, None),
     "parameters": (None, None),
@@ -340,7 +432,7 @@ OUTPUT = {
 CHECK = {"max_train_rmse": (_pos(), None), "max_test_rmse": (_pos(), None), "terms": (None, None)}
 TOP = {
     "title": (_str(), None),
-    "seed": (_int(0), 0),
+    "seed": (_seed(), 0),
     "data": (None, None),
     "model": (None, None),
     "training": (None, {}),
@@ -430,8 +522,9 @@ class PipelineConfig:
     Raises
     ------
     ConfigError
-        For an unknown key, a missing required key or a value of the wrong type
-        (the message names the file, the table and the key).
+        For an unknown key, a missing required key, a value of the wrong type or
+        over a limit of :mod:`udesci.limits` (the message names the file, the
+        table, the key and the limit).
     """
 
     def __init__(self, path, raw: dict, text: str, name: str, fast: bool, seed: int | None = None):
@@ -440,6 +533,7 @@ class PipelineConfig:
         self.text = text
         self.fast = fast
         w = _Where(name, "")
+        limits.check_nesting(raw, name)
         top = _validate(raw, w, TOP, required=("data", "model"))
         if fast:
             if top["fast"] is not None:
@@ -462,7 +556,7 @@ class PipelineConfig:
         derive = self.data["derive"]
         if derive is not None:
             dw = w.sub("data").sub("derive")
-            _table(derive, w.sub("data"), "derive")
+            _table(derive, w.sub("data"), "derive", limit="names")
             for k, v in derive.items():
                 _ident()(k, dw, k)
                 _str()(v, dw, k)
@@ -473,7 +567,7 @@ class PipelineConfig:
         libs = self.discovery["libraries"]
         if libs is not None:
             lw = w.sub("discovery").sub("libraries")
-            _table(libs, w.sub("discovery"), "libraries")
+            _table(libs, w.sub("discovery"), "libraries", limit="names")
             self.discovery["libraries"] = {k: _validate(v, lw.sub(k), LIBRARY) for k, v in libs.items()}
         else:
             self.discovery["libraries"] = {}
@@ -482,11 +576,11 @@ class PipelineConfig:
         self.check = _validate(top["check"], w.sub("check"), CHECK) if top["check"] is not None else None
         if self.check is not None and self.check["terms"] is not None:
             cw = w.sub("check").sub("terms")
-            _table(self.check["terms"], w.sub("check"), "terms")
+            _table(self.check["terms"], w.sub("check"), "terms", limit="names")
             for k, v in self.check["terms"].items():
                 _list_of(_str())(v, cw, k)
         if seed is not None:
-            self.seed = _int(0)(seed, w, "seed")
+            self.seed = check_seed(seed, w.prefix("seed"))
         self.where = w
 
     # paths are relative to the config file
@@ -521,7 +615,7 @@ def load_config(path, *, fast: bool = False, seed: int | None = None) -> Pipelin
     fast : bool
         Apply the ``[fast]`` overrides (or the built-in fast caps).
     seed : int, optional
-        Overrides the file's ``seed`` (an int >= 0).
+        Overrides the file's ``seed`` (an int in ``[0, 2**63)``).
 
     Returns
     -------
@@ -530,9 +624,11 @@ def load_config(path, *, fast: bool = False, seed: int | None = None) -> Pipelin
     Raises
     ------
     ConfigError
-        If the file does not exist, is not valid TOML, has an unknown key, a
-        missing required key or a value of the wrong type; the message names
-        the file, the table and the key.
+        If the file does not exist or cannot be read, is not UTF-8 text, is
+        not valid TOML, is over a limit (size, nesting, or any value capped by
+        :mod:`udesci.limits`), has an unknown key, a missing required key or a
+        value of the wrong type; the message names the file, the table and
+        the key.
     """
     import tomllib
 
@@ -540,11 +636,16 @@ def load_config(path, *, fast: bool = False, seed: int | None = None) -> Pipelin
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{name}: config file not found.")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = limits.read_text(p, name)
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read the config file ({exc.strerror or exc}).") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{name}: invalid TOML ({exc}).") from None
+    except RecursionError:
+        raise limits.too_large("file_depth", name, "arrays or tables nested too deeply to read") from None
     return PipelineConfig(p, raw, text, name, fast, seed)
 
 
@@ -559,13 +660,16 @@ def load_frame(cfg: PipelineConfig):
     Raises
     ------
     ConfigError
-        If the file is missing or a derive expression is invalid.
+        If the file is missing or larger than the limit ``data_bytes``, or a derive
+        expression is invalid.
     DataError
         If a column is missing or not numeric.
     """
+    import numpy as np
     import pandas as pd
+    import sympy as sp
 
-    from .export import parse_expression
+    from .expr import parse_expression
 
     d = cfg.data
     w = cfg.where.sub("data")
@@ -574,6 +678,7 @@ def load_frame(cfg: PipelineConfig):
         raise ConfigError(
             f"{w.prefix('file')}: data file {os.fspath(file)!r} not found (paths are relative to the config file)."
         )
+    limits.check_file_size(file, "data_bytes", f"{w.prefix('file')}: {os.fspath(file)!r}")
     try:
         df = pd.read_csv(file, comment="#", skipinitialspace=True)
     except (ValueError, OSError) as exc:
@@ -621,12 +726,12 @@ def build_model(cfg: PipelineConfig):
 
     m = cfg.model
     w = cfg.where.sub("model")
-    eqs_raw = _table(m["equations"], w, "equations")
+    eqs_raw = _table(m["equations"], w, "equations", limit="states")
     if not eqs_raw:
         raise ConfigError(f"{w.prefix('equations')}: expected at least one equation, received an empty table.")
     ew = w.sub("equations")
     states = [_ident()(k, ew, k) for k in eqs_raw]
-    params_raw = _table(m["parameters"] if m["parameters"] is not None else {}, w, "parameters")
+    params_raw = _table(m["parameters"] if m["parameters"] is not None else {}, w, "parameters", limit="names")
     pw = w.sub("parameters")
     params = {}
     for name, value in params_raw.items():
@@ -650,7 +755,7 @@ def build_model(cfg: PipelineConfig):
     unknowns = None
     if m["unknowns"] is not None:
         unknowns = {}
-        for name, args in _table(m["unknowns"], w, "unknowns").items():
+        for name, args in _table(m["unknowns"], w, "unknowns", limit="names").items():
             _ident()(name, uw, name)
             unknowns[name] = tuple(_list_of(_ident(), min_len=1)(args, uw, name))
     text = ModelText(
@@ -718,7 +823,8 @@ def discovery_options(cfg: PipelineConfig, model) -> dict:
     Raises
     ------
     ConfigError
-        For a library of a name that is not an unknown, or invalid extra terms.
+        For a library of a name that is not an unknown, invalid extra terms, or a
+        library of more terms than the limit ``library_terms``.
     """
     from . import Library, Selection
 
@@ -750,6 +856,15 @@ def discovery_options(cfg: PipelineConfig, model) -> dict:
     for name, unk in model.unknowns.items():
         spec = {**base, **{k: v for k, v in d["libraries"].get(name, {}).items() if v is not None}}
         lib = Library(**spec)
+        key = f"libraries.{name}" if "degree" in d["libraries"].get(name, {}) else "degree"
+        k = len(unk.args)  # at most: the monomials up to the degree, sin/cos of each argument, the extra terms
+        size = math.comb(k + lib.degree, lib.degree) - (0 if lib.constant else 1) + 2 * k * lib.trig + len(lib.extra)
+        if size > limits.current("library_terms"):
+            raise limits.too_large(
+                "library_terms",
+                w.prefix(key),
+                f"a library of up to {size} terms for {name} ({k} arguments, degree {lib.degree})",
+            )
         try:
             lib.terms(unk.args)  # parses the extra terms now, so errors name the config key
         except ConfigError as exc:
@@ -774,7 +889,9 @@ def expected_terms(cfg: PipelineConfig, model) -> dict:
     ConfigError
         For a name that is not an unknown or a term that does not parse.
     """
-    from .export import parse_expression
+    import sympy as sp
+
+    from .expr import parse_expression
 
     if cfg.check is None or not cfg.check["terms"]:
         return {}

@@ -6,6 +6,27 @@ fixed table of functions, building the SymPy objects itself.  It is used for
 equations given as strings (API, TOML, JSON, CLI), derived data columns and
 extra library terms.
 
+What a string may cost is capped (the names are limits of :mod:`udesci.limits`,
+raised deliberately with the environment variable ``UDESCI_LIMITS``):
+
+* ``expression_length`` — characters (default 20000);
+* ``expression_depth`` — nesting levels: each operator chain, call, unary sign
+  or power is a level, redundant brackets are not (default 100; Python's own
+  parser refuses more than 200 nested brackets whatever the limit);
+* ``exponent`` — every number in an exponent is at most this in magnitude
+  (default 1000), except an exact power of an exact number such as ``2**2000``,
+  which SymPy computes: its result may have at most ``number_bits`` bits
+  (default 14000, so that every number can still be printed and exported), as
+  may any exact number the expression builds (products);
+* ``expansion_terms`` — the expression expanded (``sympy.expand``, as reports
+  and checks do) may have at most this many terms (default 10000), and numbers
+  of at most ``number_bits`` bits; both are bounded from the expression's shape
+  before anything is expanded.
+
+So ``sqrt(2)**(10**12)``, ``2**(10**12)``, ``(1 + x)**(10**9)`` or a chain of
+100000 unary signs are refused in milliseconds with a
+:class:`~udesci.errors.ConfigError` that names the limit.
+
 The printers write SymPy expressions back as text that round-trips exactly:
 :func:`sstr` (SymPy syntax, floats printed with ``repr``) and
 :class:`CodePrinter` (NumPy/SciPy code).
@@ -18,6 +39,7 @@ import keyword
 import math
 import re
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import sympy as sp
 from sympy.core.function import UndefinedFunction
@@ -25,11 +47,13 @@ from sympy.logic.boolalg import Boolean
 from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.str import StrPrinter
 
+from . import limits
 from .errors import ConfigError, describe
 
-MAX_EXPRESSION_LENGTH = 20_000
-MAX_DEPTH = 100
-MAX_POWER_BITS = 100_000
+#: Default caps (the caps in effect are ``udesci.limits.current("expression_length")`` etc.).
+MAX_EXPRESSION_LENGTH = limits.LIMITS["expression_length"].default
+MAX_DEPTH = limits.LIMITS["expression_depth"].default
+MAX_POWER_BITS = limits.LIMITS["number_bits"].default
 
 #: Function names :func:`parse_expression` accepts, with (SymPy class, min args, max args).
 FUNCTIONS: dict[str, tuple[type, int, int | None]] = {
@@ -65,14 +89,131 @@ def listing(names, limit: int = 30) -> str:
     return "[" + ", ".join(repr(n) for n in names) + "]"
 
 
+def _bits(number) -> int:
+    """Bits of an exact rational number's numerator or denominator, whichever is larger."""
+    return max(abs(number.p), abs(number.q)).bit_length()
+
+
+def _number_text(number) -> str:
+    """A number for messages: itself if short, else its size (huge ints cannot even be printed)."""
+    if number.is_Rational and _bits(number) > 64:
+        return f"a number of {_bits(number)} bits"
+    return str(number)
+
+
+class _Caps(NamedTuple):
+    """The limits one parse runs under (read once from :mod:`udesci.limits`)."""
+
+    depth: int
+    number_bits: int
+    exponent: int
+    expansion_terms: int
+
+    @classmethod
+    def current(cls) -> _Caps:
+        return cls(*(limits.current(n) for n in ("expression_depth", "number_bits", "exponent", "expansion_terms")))
+
+
+class _TooLarge(Exception):
+    """A subexpression over a cap, found by :func:`_expansion`: ``(problem, limit name)``."""
+
+
+def _comb_capped(n: int, k: int, cap: int) -> int:
+    """``math.comb(n, k)``, or ``cap + 1`` when that is larger (decided from log-gamma, in O(1))."""
+    k = min(k, n - k)
+    if k <= 0:
+        return 1
+    log_comb = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+    if log_comb > math.log(cap) + 1:
+        return cap + 1
+    return min(math.comb(n, k), cap + 1)
+
+
+def _power_size(terms: int, bits: int, exp, cap: int) -> tuple[int, int]:
+    """Terms and number bits of ``base**exp`` expanded, for a base of ``terms`` and ``bits`` expanded."""
+    n = int(abs(exp))  # expand multiplies out the integer part of a rational power
+    out_terms = 1 if terms == 1 else _comb_capped(terms + n - 1, n, cap)
+    return out_terms, n * (bits + terms.bit_length())  # coefficients: the base's to the n, times at most terms**n
+
+
+def _expansion(expr, caps: _Caps, seen: dict) -> tuple[int, int]:
+    """Upper bounds on the terms and number bits of ``sympy.expand(expr)``, from its shape alone.
+
+    Raises :class:`_TooLarge` for the first subexpression (innermost first) over
+    ``caps.expansion_terms`` terms or ``caps.number_bits`` bits; ``seen`` caches shared
+    subexpressions.
+    """
+    if expr in seen:
+        return seen[expr]
+    if getattr(expr, "is_Rational", False):
+        out = (1, _bits(expr))
+    elif not expr.args:
+        out = (1, 0)  # symbols, floats, constants, True/False
+    else:
+        parts = [_expansion(a, caps, seen) for a in expr.args]
+        cap = caps.expansion_terms
+        if expr.is_Add:
+            terms = min(sum(t for t, _ in parts), cap + 1)
+            bits = max(b for _, b in parts) + terms.bit_length()
+        elif expr.is_Mul:
+            terms = 1
+            for t, _ in parts:
+                terms = min(terms * t, cap + 1)
+            bits = sum(b for _, b in parts)
+        elif expr.is_Pow and expr.exp.is_Rational and abs(expr.exp) >= 1:
+            terms, bits = _power_size(*parts[0], expr.exp, cap)
+        else:  # a call or a symbolic power: one term; its arguments expand inside it
+            terms, bits = 1, max(b for _, b in parts)
+        if terms > cap:
+            raise _TooLarge(f"expanded, it would have more than {cap} terms", "expansion_terms")
+        if bits > caps.number_bits:
+            raise _TooLarge(f"expanded, it would hold a number of about {bits} bits", "number_bits")
+        out = (terms, bits)
+    seen[expr] = out
+    return out
+
+
+def _unary_run(text: str) -> int:
+    """The longest run of unary signs (``- - + ~ x``) in ``text``, found by one scan of its characters.
+
+    Python's parser needs memory and stack in proportion to such a run, so it is
+    measured before parsing.
+    """
+    longest = run = 0
+    operand_next = True  # at the start, after an operator or an opening bracket
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c.isspace():
+            i += 1
+            continue
+        if c in "+-~":
+            if operand_next:
+                run += 1
+                longest = max(longest, run)
+            else:
+                operand_next, run = True, 0
+        elif c in "*/%<>=&|^!@,([{":
+            operand_next, run = True, 0
+        elif c in ")]}":
+            operand_next, run = False, 0
+        else:  # a name, a number (1e-5: the sign follows an operand) or a quote
+            operand_next, run = False, 0
+            while i + 1 < n and (text[i + 1].isalnum() or text[i + 1] in "._"):
+                i += 1
+        i += 1
+    return longest
+
+
 class _Builder:
     """Walks an ``ast`` tree of a whitelisted expression and builds SymPy objects."""
 
-    def __init__(self, text: str, symbols: dict, functions: dict, aliases: dict, where: str | None):
+    def __init__(self, text: str, symbols: dict, functions: dict, aliases: dict, where: str | None, caps: _Caps):
         self.text = text
         self.symbols = symbols
         self.functions = functions
         self.aliases = aliases  # placeholder name -> original (for keyword-named symbols)
+        self.caps = caps
         head = f"{where}: " if where else ""
         self.prefix = f"{head}expression {short(text)!r}"
 
@@ -80,6 +221,63 @@ class _Builder:
         col = getattr(node, "col_offset", None)
         at = f" at column {col + 1}" if col is not None else ""
         raise ConfigError(f"{self.prefix}: {problem}{at}; {expected}.")
+
+    def fail_limit(self, node, problem: str, expected: str, name: str):
+        """:meth:`fail` for a value over the limit ``name``; the message names the limit and how to raise it."""
+        self.fail(node, problem, f"{expected} ({limits.note(name)})")
+
+    def check_number(self, node, value) -> None:
+        """Refuse an exact number (or a product's exact coefficient) of more than ``number_bits`` bits."""
+        coeff = value.as_coeff_Mul()[0] if isinstance(value, sp.Expr) else None
+        if coeff is not None and coeff.is_Rational and _bits(coeff) > self.caps.number_bits:
+            self.fail_limit(
+                node,
+                f"the product is an exact number of {_bits(coeff)} bits, too large",
+                f"expected at most {self.caps.number_bits} bits",
+                "number_bits",
+            )
+
+    def check_power(self, node, base, exp) -> None:
+        """Refuse ``base**exp`` before SymPy computes it, if it would compute (or later expand) something huge.
+
+        An exact power of an exact number is computed now: its result may have at most
+        ``number_bits`` bits.  Otherwise every finite number in the exponent may be at
+        most ``exponent`` in magnitude (``sqrt(2)**N`` becomes ``2**(N/2)``, ``(1+x)**N``
+        expands to N+1 terms, ``2**(x + N)`` to ``2**x * 2**N``).
+        """
+        if base.is_Number and base in (0, 1, -1):
+            return
+        if base.is_Rational and exp.is_Rational:
+            bits = math.log2(max(abs(base.p), abs(base.q))) * abs(exp.p) / exp.q
+            if bits > self.caps.number_bits:
+                self.fail_limit(
+                    node,
+                    f"power {_number_text(base)}**{_number_text(exp)} is too large to evaluate exactly "
+                    f"(about {bits:.0f} bits)",
+                    f"expected a result of at most {self.caps.number_bits} bits",
+                    "number_bits",
+                )
+            return
+        for number in (exp,) if exp.is_Number else exp.atoms(sp.Number):
+            if (number.is_Rational or number.is_Float) and abs(number) > self.caps.exponent:
+                self.fail_limit(
+                    node,
+                    f"exponent {_number_text(number)} is too large",
+                    f"expected numbers of magnitude at most {self.caps.exponent} in an exponent",
+                    "exponent",
+                )
+        if exp.is_Rational and abs(exp) >= 1:
+            # SymPy distributes an integer power over a product ((2**50000*x)**1000): bound it first
+            try:
+                cap = self.caps.expansion_terms
+                terms, bits = _power_size(*_expansion(base, self.caps, {}), exp, cap)
+                if terms > cap:
+                    raise _TooLarge(f"the power, expanded, would have more than {cap} terms", "expansion_terms")
+                if bits > self.caps.number_bits:
+                    raise _TooLarge(f"the power would hold a number of about {bits} bits", "number_bits")
+            except _TooLarge as err:
+                problem, name = err.args
+                self.fail_limit(node, problem, "expected a smaller power", name)
 
     def expect_names(self) -> str:
         syms = [self.aliases.get(n, n) for n in self.symbols]
@@ -102,8 +300,13 @@ class _Builder:
         return value
 
     def build(self, node, depth: int = 0):
-        if depth > MAX_DEPTH:
-            self.fail(node, f"expression nested more than {MAX_DEPTH} levels deep", "expected a flatter expression")
+        if depth > self.caps.depth:
+            self.fail_limit(
+                node,
+                f"expression nested more than {self.caps.depth} levels deep",
+                "expected a flatter expression",
+                "expression_depth",
+            )
         d = depth + 1
         try:
             if isinstance(node, ast.Constant):
@@ -212,17 +415,14 @@ class _Builder:
             for part_op, part in reversed(parts):
                 value = self.expr(part, d)
                 acc = acc / value if isinstance(part_op, ast.Div) else acc * value
+                # a chain of big factors, or of equal ones ((1+x)*(1+x)*...): stop before the product grows further
+                self.check_number(node, acc)
+                if isinstance(acc, sp.Pow):
+                    self.check_power(node, acc.base, acc.exp)
             return acc
         if isinstance(op, ast.Pow):
             base, exp = self.expr(node.left, d), self.expr(node.right, d)
-            if isinstance(base, sp.Rational) and isinstance(exp, sp.Rational) and abs(base) != 1 and base != 0:
-                bits = max(abs(base.p), abs(base.q)).bit_length() * abs(exp.p) / exp.q
-                if bits > MAX_POWER_BITS:
-                    self.fail(
-                        node,
-                        f"power {base}**{exp} is too large to evaluate exactly",
-                        "expected a number of at most ~30000 digits",
-                    )
+            self.check_power(node, base, exp)
             return base**exp
         if isinstance(op, (ast.BitAnd, ast.BitOr)):
             left, right = self.cond(node.left, d), self.cond(node.right, d)
@@ -344,7 +544,7 @@ def detect_unknowns(text, symbols=()) -> list[str]:
         Each name once; empty when ``text`` is not a string or not valid syntax
         (:func:`parse_expression` then reports the problem).
     """
-    if not isinstance(text, str) or len(text) > MAX_EXPRESSION_LENGTH:
+    if not isinstance(text, str) or len(text) > limits.current("expression_length"):
         return []
     reserved = set(symbols)
     aliases = _keyword_aliases(reserved)
@@ -383,8 +583,8 @@ def parse_expression(
     Parameters
     ----------
     text : str
-        The expression, e.g. ``"alpha*x - beta*x*y"`` (at most
-        :data:`MAX_EXPRESSION_LENGTH` characters).
+        The expression, e.g. ``"alpha*x - beta*x*y"``; its size, nesting, exponents
+        and expanded size are capped (see the module docstring and :mod:`udesci.limits`).
     symbols : mapping str -> sympy.Symbol
         The names the expression may use.
     functions : mapping str -> undefined sympy Function class, optional
@@ -399,18 +599,23 @@ def parse_expression(
     Raises
     ------
     ConfigError
-        If ``text`` is not a string, is too long, is not valid syntax, or
-        contains anything outside the whitelist (other names, attribute
-        access, subscripts, strings, lambdas, keywords, starred arguments,
-        dunder names, ...); the message names the offending token, its column
-        and what was expected.  Also for invalid ``symbols``/``functions``.
+        If ``text`` is not a string, is not valid syntax, contains anything
+        outside the whitelist (other names, attribute access, subscripts,
+        strings, lambdas, keywords, starred arguments, dunder names, ...) or
+        is over a limit (length, nesting, exponent, number size, expanded
+        size); the message names the offending token, its column and what was
+        expected, and for a limit its name and how to raise it.  Also for
+        invalid ``symbols``/``functions`` and a malformed ``UDESCI_LIMITS``.
     """
     head = f"{where}: " if where else ""
     if not isinstance(text, str):
         raise ConfigError(f"{head}expected an expression string, received {describe(text)}.")
-    if len(text) > MAX_EXPRESSION_LENGTH:
+    caps = _Caps.current()
+    length = limits.current("expression_length")
+    if len(text) > length:
         raise ConfigError(
-            f"{head}expression {short(text)!r} has {len(text)} characters; expected at most {MAX_EXPRESSION_LENGTH}."
+            f"{head}expression {short(text)!r} has {len(text)} characters; expected at most {length} "
+            f"({limits.note('expression_length')})."
         )
     if not isinstance(symbols, Mapping):
         raise ConfigError(f"symbols: expected a mapping name -> sympy.Symbol, received {describe(symbols)}.")
@@ -433,24 +638,56 @@ def parse_expression(
     text_parsed = _with_aliases(text, aliases)
     syms = {back.get(n, n): s for n, s in syms.items()}
     funcs = {back.get(n, n): f for n, f in funcs.items()}
-    builder = _Builder(text, syms, funcs, aliases, where)
+    builder = _Builder(text, syms, funcs, aliases, where, caps)
+    run = _unary_run(text_parsed)
+    if run > caps.depth:
+        builder.fail_limit(
+            None,
+            f"expression nested too deeply: {run} unary signs in a row, more than {caps.depth} levels",
+            "expected a flatter expression",
+            "expression_depth",
+        )
     try:
         tree = ast.parse(text_parsed, mode="eval")
     except SyntaxError as err:
+        if "too many nested parentheses" in str(err.msg):
+            raise ConfigError(
+                f"{builder.prefix}: brackets nested too deeply (Python's parser refuses more than 200 levels, "
+                "whatever udesci's limits); expected a flatter expression."
+            ) from None
         col = f" at column {err.offset}" if err.offset else ""
         raise ConfigError(
             f"{builder.prefix}: invalid syntax{col} ({err.msg}); expected a SymPy-printed "
             "expression such as 'alpha*x - beta*x*y'."
         ) from None
-    except (RecursionError, MemoryError, ValueError):
+    except (RecursionError, MemoryError):
         raise ConfigError(
-            f"{builder.prefix}: expression is nested too deeply to parse; expected a flatter expression."
+            f"{builder.prefix}: expression is nested too deeply to parse, or one chain of operators is too long "
+            "for Python's parser; expected a flatter expression with fewer terms in a row."
         ) from None
+    except ValueError as err:  # e.g. an int literal longer than Python converts
+        raise ConfigError(f"{builder.prefix}: cannot parse ({short(str(err))}); expected shorter numbers.") from None
     # report dunder names first: they are the tokens an injection attempt hinges on
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id.startswith("__"):
             builder.fail(node, f"name {node.id!r} is not allowed (dunder names never are)", builder.expect_names())
-    return builder.build(tree.body)
+    try:
+        value = builder.build(tree.body)
+        # powers that arise only while combining (x*x*...*x, (1+x)*(1+x)*...) and what expanding would cost
+        for power in value.atoms(sp.Pow):
+            builder.check_power(None, power.base, power.exp)
+        _expansion(value, caps, {})
+    except _TooLarge as err:
+        problem, name = err.args
+        builder.fail_limit(None, problem, "expected a smaller expression", name)
+    except RecursionError:
+        builder.fail_limit(
+            None,
+            "expression is nested too deeply to build",
+            "expected a flatter expression",
+            "expression_depth",
+        )
+    return value
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from . import limits
 from .errors import ConfigError
 
 ACTIVATIONS = {
@@ -29,6 +30,53 @@ FUNCTIONAL_ACTIVATIONS = {
     "sigmoid": torch.sigmoid,
     "elu": nn.functional.elu,
 }
+
+
+def parameter_count(n_in: int, n_out: int, width: int, depth: int) -> int:
+    """Weights and biases of an :class:`MLP` of these sizes (computed, nothing allocated).
+
+    Parameters
+    ----------
+    n_in, n_out, width, depth : int
+        As in :class:`MLP`.
+
+    Returns
+    -------
+    int
+    """
+    return n_in * width + width + (depth - 1) * (width * width + width) + width * n_out + n_out
+
+
+def check_size(n_in, n_out, width, depth, where: str) -> None:
+    """Refuse network sizes over the limits before anything is allocated.
+
+    Sizes that are not positive ints are left to :class:`MLP` to report.
+
+    Parameters
+    ----------
+    n_in, n_out, width, depth : int
+        As in :class:`MLP`.
+    where : str
+        Where the sizes come from, for the message (e.g. ``"model.json: networks['U']"``).
+
+    Raises
+    ------
+    ConfigError
+        If ``width`` is over the limit ``network_width``, ``depth`` over ``network_depth``
+        or the parameter count over ``network_parameters`` (see :mod:`udesci.limits`).
+    """
+    sizes = (n_in, n_out, width, depth)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes):
+        return
+    limits.check("network_width", width, f"{where} width")
+    limits.check("network_depth", depth, f"{where} depth")
+    count = parameter_count(*sizes)
+    if count > limits.current("network_parameters"):
+        raise limits.too_large(
+            "network_parameters",
+            where,
+            f"a network {n_in} -> {n_out} of width {width} and depth {depth} ({count} parameters)",
+        )
 
 
 class MLP(nn.Module):

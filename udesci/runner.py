@@ -39,6 +39,7 @@ import sympy as sp
 from .config import (
     PipelineConfig,
     build_model,
+    check_output_dir,
     discovery_options,
     expected_terms,
     load_config,
@@ -296,8 +297,9 @@ def load(path, *, seed: int | None = None, fast: bool = False) -> Setup:
 
     Parameters
     ----------
-    path : str or PathLike
-        The TOML file.
+    path : str, PathLike or PipelineConfig
+        The TOML file, or a config :func:`udesci.config.load_config` has read already
+        (``seed`` and ``fast`` were then given to it, and must be left out here).
     seed : int, optional
         Overrides the file's ``seed``.
     fast : bool
@@ -310,17 +312,31 @@ def load(path, *, seed: int | None = None, fast: bool = False) -> Setup:
     Raises
     ------
     ConfigError
-        For an invalid config, or discovery switched on for a model without unknowns.
+        For an invalid config, a model with nothing to train (no unknown function and no
+        learnable parameter), or discovery switched on for a model without unknowns.
     DataError
         For data that do not fit the config (columns, time order, windows).
+    TypeError
+        For ``seed`` or ``fast`` given with a loaded config.
     """
     import torch
 
-    cfg = load_config(path, fast=fast, seed=seed)
+    if isinstance(path, PipelineConfig):
+        if seed is not None or fast:
+            raise TypeError("load: seed and fast apply when the file is read; pass them to load_config.")
+        cfg = path
+    else:
+        cfg = load_config(path, fast=fast, seed=seed)
     d = cfg.data
     df = load_frame(cfg)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)  # networks initialised under the seed
+    if not model.unknowns and not model.learnable:
+        raise ConfigError(
+            f"{cfg.where.sub('model').prefix()}: nothing to train: the model has no unknown function and no "
+            "learnable parameter; expected an unknown such as U(x) in [model.equations] or a parameter "
+            "{ value = ..., learnable = true } in [model.parameters]."
+        )
     training = training_options(cfg)
     expected = expected_terms(cfg, model)
     full = Dataset.from_frame(
@@ -523,10 +539,18 @@ def output_dir(cfg: PipelineConfig, out=None) -> Path:
     Returns
     -------
     pathlib.Path
+
+    Raises
+    ------
+    ConfigError
+        If the folder, or a folder above it, exists as a file (the message names
+        ``out`` or the ``[output] dir`` key).
     """
     if out is not None:
-        return Path(out)
-    return cfg.resolve(cfg.output["dir"]) if cfg.output["dir"] else Path("out") / cfg.path.stem
+        return check_output_dir(out, "out")
+    if cfg.output["dir"]:
+        return check_output_dir(cfg.resolve(cfg.output["dir"]), cfg.where.sub("output").prefix("dir"))
+    return check_output_dir(Path("out") / cfg.path.stem, f"{cfg.name}: default output folder")
 
 
 def export(cfg: PipelineConfig, outcome: Outcome, outdir: Path) -> None:
@@ -645,8 +669,9 @@ def run_config(path, *, out=None, seed: int | None = None, fast: bool = False, q
 
     Parameters
     ----------
-    path : str or PathLike
-        The TOML file.
+    path : str, PathLike or PipelineConfig
+        The TOML file, or a config already read by :func:`udesci.config.load_config`
+        (then leave ``seed`` and ``fast`` out: they were given to it).
     out : path, optional
         Output folder (overrides ``[output] dir``).
     seed : int, optional
@@ -669,13 +694,15 @@ def run_config(path, *, out=None, seed: int | None = None, fast: bool = False, q
     Raises
     ------
     ConfigError
-        For an invalid config (see :func:`udesci.config.load_config`, :func:`udesci.config.build_model`).
+        For an invalid config (see :func:`udesci.config.load_config`, :func:`udesci.config.build_model`),
+        nothing to train, or an output folder that exists as a file (checked before training).
     DataError
         For data that do not fit the config (columns, time order, windows).
     """
     started = time.perf_counter()
     setup = load(path, seed=seed, fast=fast)
     cfg = setup.config
+    outdir = output_dir(cfg, out)  # a bad folder is reported before training, not after
     with torch_threads(cfg.training["threads"], len(setup.model.states)):
         fitted = train(setup, quiet=quiet)
         found = discover_unknowns(setup, fitted, quiet=quiet)
@@ -685,7 +712,6 @@ def run_config(path, *, out=None, seed: int | None = None, fast: bool = False, q
         trained = Trained(fitted, found, notes)
         evaluation = evaluate(setup, trained)
         failures = check(setup, trained, evaluation)
-        outdir = output_dir(cfg, out)
         result = summarise(setup, trained, evaluation, failures, outdir)
         outdir.mkdir(parents=True, exist_ok=True)
         export(cfg, trained.final, outdir)

@@ -20,6 +20,7 @@ the source and the place, e.g. ``pipeline.toml: [model.equations] x: ...``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ from torch import nn
 from .errors import ConfigError, ModelError
 from .expr import detect_unknowns, parse_expression
 from .model import HybridModel, Learnable, symbol_roles
+from .networks import check_size
 
 
 @dataclass(frozen=True)
@@ -155,9 +157,19 @@ class ResolvedModel:
         Raises
         ------
         ConfigError
-            If HybridModel rejects the model (message: source and model label, then its reason).
+            If a default network would be over the size limits (``network_width``,
+            ``network_depth``, ``network_parameters`` of :mod:`udesci.limits`), checked
+            before anything is allocated, or HybridModel rejects the model (message:
+            source and model label, then its reason).
         """
         t, s = self.text, self.symbols
+        defaults = inspect.signature(HybridModel).parameters
+        width, depth = (t.net_options.get(k, defaults[k].default) for k in ("width", "depth"))
+        for app in sorted({a for rhs in self.equations.values() for a in rhs.atoms(AppliedUndef)}, key=str):
+            name = type(app).__name__
+            if name not in (networks or {}):
+                where = f"{self.places.prefix(self.places.model)}: network of {name}"
+                check_size(len(app.args), 1, width, depth, where)
         try:
             return HybridModel(
                 self.equations,

@@ -17,11 +17,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import limits
 from ..errors import ConfigError, describe
 from ..evaluate import jsonable
 from ..expr import CONSTANTS, FUNCTIONS, is_symbol_name, listing, parse_expression, sstr
 from ..model import HybridModel, Learnable
-from ..networks import ACTIVATIONS, MLP
+from ..networks import ACTIVATIONS, MLP, check_size
 from ..spec import ModelText, Places, resolve
 from .common import exportable, model_functions, model_symbols
 
@@ -86,14 +87,17 @@ def network_from_spec(spec, where: str, dtype: torch.dtype) -> MLP:
     Raises
     ------
     ConfigError
-        For a missing key, invalid sizes or activation, or weights of the wrong
-        shape or not finite; the message starts with ``where``.
+        For a missing key, invalid sizes or activation, sizes over the limits
+        ``network_width``, ``network_depth`` or ``network_parameters`` (checked
+        before anything is allocated), or weights of the wrong shape or not
+        finite; the message starts with ``where``.
     """
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{where}: expected an object with the network's weights, received {describe(spec)}.")
     for key in ("n_in", "n_out", "width", "depth", "activation", "in_loc", "in_scale", "out_scale", "layers"):
         if key not in spec:
             raise ConfigError(f"{where}: missing key {key!r}.")
+    check_size(spec["n_in"], spec["n_out"], spec["width"], spec["depth"], where)
     try:
         net = MLP(spec["n_in"], spec["n_out"], width=spec["width"], depth=spec["depth"], activation=spec["activation"])
     except ConfigError as err:
@@ -260,8 +264,9 @@ def _require(data: Mapping, key: str, types, what: str, src: str, default=...):
     return value
 
 
-def _name_list(data, key, src, default=...) -> list[str]:
+def _name_list(data, key, src, default=..., limit: str = "names") -> list[str]:
     values = _require(data, key, list, "a list of names", src, default)
+    limits.check(limit, len(values), f"{src}: key {key!r} (entries)")
     for v in values:
         if not isinstance(v, str):
             raise ConfigError(f"{src}: key {key!r}: expected a list of names (strings), received entry {describe(v)}.")
@@ -304,22 +309,26 @@ def model_from_dict(data: Mapping, *, source: str = "model dict") -> HybridModel
         For a wrong format tag, a missing or ill-typed key, a name that is not
         an identifier, a symbol in more than one role, an expression outside the
         safe grammar, an unknown applied otherwise than its stored ``args``,
-        stored weights of the wrong shape, or a specification HybridModel
+        stored weights of the wrong shape, a size over a limit of
+        :mod:`udesci.limits` (nesting, number of states or names, network sizes:
+        checked before anything is allocated), or a specification HybridModel
         rejects; the message names the key and ``source``.
     """
     src = source
     if not isinstance(data, Mapping):
         raise ConfigError(f"{src}: expected a JSON object at top level, received {describe(data)}.")
+    limits.check_nesting(dict(data), src)
     fmt = _require(data, "format", str, f"the format tag {FORMAT!r}", src)
     if fmt != FORMAT:
         raise ConfigError(f"{src}: key 'format': expected {FORMAT!r}, received {fmt!r}.")
-    states = _name_list(data, "states", src)
+    states = _name_list(data, "states", src, limit="states")
     if not states:
         raise ConfigError(f"{src}: key 'states': expected at least one state.")
     time = _require(data, "time", str, "the name of the time symbol", src, "t")
     _check_name_loaded(time, "time", src)
     inputs = _name_list(data, "inputs", src, [])
     params = _require(data, "parameters", dict, "an object {name: number}", src, {})
+    limits.check("names", len(params), f"{src}: key 'parameters' (entries)")
     for name, value in params.items():
         _check_name_loaded(name, "parameters", src)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -340,6 +349,7 @@ def model_from_dict(data: Mapping, *, source: str = "model dict") -> HybridModel
             f"{src}: key 'equations': received equations for {unexpected}, which are not states {states}."
         )
     unknowns = _require(data, "unknowns", dict, "an object {name: {'args': [...], 'expression': ...}}", src, {})
+    limits.check("names", len(unknowns), f"{src}: key 'unknowns' (entries)")
     declared = {}
     for name, entry in unknowns.items():
         _check_name_loaded(name, "unknowns", src)
@@ -356,6 +366,10 @@ def model_from_dict(data: Mapping, *, source: str = "model dict") -> HybridModel
     unexpected = [k for k in net_options if k not in ("width", "depth", "activation")]
     if unexpected:
         raise ConfigError(f"{src}: key 'net_options': unexpected keys {unexpected}; expected width, depth, activation.")
+    for key, limit in (("width", "network_width"), ("depth", "network_depth")):
+        value = net_options.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            limits.check(limit, value, f"{src}: key 'net_options'[{key!r}]")
     dtype_name = _require(data, "dtype", str, "'float32' or 'float64'", src, None)
     dtypes = {"float32": torch.float32, "float64": torch.float64}
     if dtype_name is not None and dtype_name not in dtypes:
@@ -422,17 +436,21 @@ def load_json(path) -> tuple[HybridModel, dict]:
     Raises
     ------
     ConfigError
-        For invalid JSON, a wrong format tag, a missing or ill-typed key, an
-        expression outside the safe grammar or an inconsistent model; the
-        message names the key and the file.
+        For a file that is not UTF-8 text or is larger than the limit
+        ``file_bytes``, invalid JSON, a wrong format tag, a missing or
+        ill-typed key, an expression outside the safe grammar, a size over a
+        limit or an inconsistent model; the message names the key and the
+        file.
     OSError
         If the file cannot be read.
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    text = limits.read_text(path, str(path))
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}.") from None
+    except RecursionError:
+        raise limits.too_large("file_depth", str(path), "arrays or objects nested too deeply to read") from None
     model = model_from_dict(data, source=str(path))
     return model, data
