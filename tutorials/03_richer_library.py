@@ -83,16 +83,24 @@ vdp_fit
 
 # %%
 quadratic = ud.discover(vdp_fit, library=ud.Library(degree=2), seed=0, **options)
-print("U =", quadratic.unknowns["U"])
+print("U =", rounded(quadratic.unknowns["U"], 4))
 print("metrics:", quadratic.metrics)
+
+# the trained hybrid model's own misfit, in the same units (each state / the std of its observations)
+observed = np.concatenate(series)
+hybrid = np.concatenate([vdp_fit.predict(trajectory=k) for k in range(len(series))])
+hybrid_misfit = np.sqrt(np.mean(((hybrid - observed) / observed.std(axis=0)) ** 2))
+print(f"hybrid model (network) misfit: {hybrid_misfit:.4f}")
 
 # %% [markdown]
 # Discovery returned a closed form, but look at the misfit: `found.metrics["data_rmse_scaled"]` is the
-# root-mean-square difference between the closed-form model's simulation and the data, in units of each
-# state's scale.  The noise is 1 % of the scale, so a correct model should sit near 0.01; this one is
-# more than ten times that.  The candidates printed by `print(found)` tell the same story: several
-# quite different forms score about equally badly.  That is the signature of a library that lacks the
-# right term.
+# root-mean-square difference between the closed-form model's simulation and the data, each state in
+# units of the standard deviation of its observations.  The noise is 1 % of that, so a correct model
+# should sit near 0.01; this one is more than ten times that.  A misfit far above the noise level is
+# the signature of a library that lacks the right term: the best sparse combination of the terms it
+# has is a compromise.  A badly trained network could be the cause too, which is why the cell also
+# prints the trained hybrid model's own misfit: the network fits the data far better than any closed
+# form this library offers.
 #
 # With `degree=3` the library gains x³, x² y, x y², y³:
 
