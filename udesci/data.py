@@ -359,6 +359,16 @@ class Dataset:
     def window(self, t_start: float = -np.inf, t_end: float = np.inf) -> Dataset:
         """The observations with ``t_start <= t <= t_end`` (inputs kept whole).
 
+        Parameters
+        ----------
+        t_start, t_end : float, default -inf, inf
+            The window, inclusive at both ends.
+
+        Returns
+        -------
+        Dataset
+            Same states, inputs and interpolation; each trajectory cut to the window.
+
         Raises
         ------
         DataError

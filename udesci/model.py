@@ -368,7 +368,12 @@ class HybridModel:
         return dict(self.module.nets.items())
 
     def copy(self) -> HybridModel:
-        """Deep copy (specification and all weights)."""
+        """Deep copy (specification and all weights).
+
+        Returns
+        -------
+        HybridModel
+        """
         return copy.deepcopy(self)
 
     def substitute(

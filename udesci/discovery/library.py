@@ -47,7 +47,23 @@ class Library:
         object.__setattr__(self, "extra", tuple(self.extra))
 
     def terms(self, args: Sequence[sp.Symbol]) -> list[sp.Expr]:
-        """Library terms in ``args`` (no duplicates, deterministic order)."""
+        """Library terms in ``args`` (no duplicates, deterministic order).
+
+        Parameters
+        ----------
+        args : sequence of sympy.Symbol
+            The unknown's arguments.
+
+        Returns
+        -------
+        list of sympy.Expr
+            Constant, monomials up to ``degree``, ``sin``/``cos`` with ``trig``, then ``extra``.
+
+        Raises
+        ------
+        ConfigError
+            For an extra term that is not a SymPy expression or string, or uses other symbols.
+        """
         out: list[sp.Expr] = [sp.Integer(1)] if self.constant else []
         for d in range(1, self.degree + 1):
             for combo in combinations_with_replacement(args, d):

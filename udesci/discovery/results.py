@@ -158,8 +158,8 @@ class Discovery(Predictable):
             lines.append(f"  with {values}")
         for name, det in self.details.items():
             lines.append(f"{name}({', '.join(map(str, det.args))}) = {rounded(det.expression, digits)}")
-            if det.inclusion:
-                inc = ", ".join(f"{k}: {v:.2f}" for k, v in sorted(det.inclusion.items(), key=lambda kv: -kv[1]) if v)
+            inc = ", ".join(f"{k}: {v:.2f}" for k, v in sorted(det.inclusion.items(), key=lambda kv: -kv[1]) if v)
+            if inc:
                 lines.append(f"  inclusion probability: {inc}")
             for term, (lo, hi) in det.intervals.items():
                 lines.append(
@@ -237,7 +237,18 @@ class Discovery(Predictable):
         return out
 
     def to_json(self, path) -> None:
-        """Write the closed-form model, unknowns and uncertainty as JSON (see :func:`udesci.export.save_json`)."""
+        """Write the closed-form model, unknowns and uncertainty as JSON (see :func:`udesci.export.save_json`).
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file (overwritten).
+
+        Raises
+        ------
+        ConfigError
+            As :func:`udesci.export.save_json`.
+        """
         from ..export import save_json
 
         extra = {
@@ -257,7 +268,18 @@ class Discovery(Predictable):
         return to_latex(self.model, unknowns=self._declared(), digits=digits, substitute=substitute)
 
     def to_python(self, path) -> None:
-        """Write a standalone numpy/scipy module simulating the closed-form model."""
+        """Write a standalone numpy/scipy module simulating the closed-form model.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination ``.py`` file (overwritten).
+
+        Raises
+        ------
+        ConfigError
+            As :func:`udesci.export.to_python`.
+        """
         from ..export import to_python
 
         to_python(self.model, path, unknowns=self._declared())

@@ -57,7 +57,17 @@ class FitResult(Predictable):
     batch: PaddedBatch | None = field(default=None, repr=False)
 
     def loss(self, stage: str | None = None) -> np.ndarray:
-        """Loss history (of one stage, or all), shape (iterations,)."""
+        """Loss history of one stage, or of all stages in order.
+
+        Parameters
+        ----------
+        stage : str, optional
+            ``"warm_start"``, ``"shooting"`` or ``"full"``; default all.
+
+        Returns
+        -------
+        ndarray of shape (iterations,)
+        """
         return np.array([h["loss"] for h in self.history if stage is None or h["stage"] == stage])
 
     def plot(self, **options):
