@@ -43,7 +43,7 @@ from .display import (
     unknown_forms,
 )
 from .errors import ConfigError, describe
-from .evaluate import jsonable
+from .evaluate import jsonable, write_text_atomic
 from .markup import (  # noqa: F401 (escape_text, fenced_block, markdown_table, math_block: re-exported)
     Code,
     Definitions,
@@ -606,6 +606,6 @@ def write_report(
             text, lang = json.dumps(jsonable(config), indent=2), "json"
         blocks += [Text("Configuration:"), Code(text, lang)]
     path = out / filename
-    path.write_text(markdown([Heading(title, 1), *blocks], out), encoding="utf-8")
-    path.with_suffix(".html").write_text(html_document(title, blocks), encoding="utf-8")
+    write_text_atomic(path, markdown([Heading(title, 1), *blocks], out))
+    write_text_atomic(path.with_suffix(".html"), html_document(title, blocks))
     return path

@@ -49,7 +49,7 @@ from .config import (
 from .data import Dataset
 from .discovery import Discovery, discover
 from .errors import ConfigError, DataError
-from .evaluate import jsonable, rmse_by_state, simulate_or_nan, torch_threads
+from .evaluate import jsonable, rmse_by_state, simulate_or_nan, torch_threads, write_text_atomic
 from .model import HybridModel
 from .report import code_span, escape_text, write_report
 from .train import FitResult, fit
@@ -563,10 +563,10 @@ def export(cfg: PipelineConfig, outcome: Outcome, outdir: Path) -> None:
     if "json" in formats:
         outcome.to_json(outdir / outcome.json_file)
     if "latex" in formats:
-        (outdir / "equations.tex").write_text(outcome.to_latex() + "\n")
+        write_text_atomic(outdir / "equations.tex", outcome.to_latex() + "\n")
     if "python" in formats:
         outcome.to_python(outdir / "model.py")
-    (outdir / "pipeline.toml").write_text(cfg.text)
+    write_text_atomic(outdir / "pipeline.toml", cfg.text)
 
 
 def report_intro(cfg: PipelineConfig, notes: list, failures: list) -> str:
@@ -719,7 +719,7 @@ def run_config(path, *, out=None, seed: int | None = None, fast: bool = False, q
         if cfg.output["report"]:
             report(setup, trained, evaluation, failures, outdir)
     result["seconds"] = time.perf_counter() - started
-    (outdir / "summary.json").write_text(json.dumps(jsonable(result), indent=2) + "\n")
+    write_text_atomic(outdir / "summary.json", json.dumps(jsonable(result), indent=2) + "\n")
     if not quiet:
         _print_results(cfg, trained.final, result)
     return result

@@ -19,7 +19,7 @@ from torch import nn
 
 from .. import limits
 from ..errors import ConfigError, describe
-from ..evaluate import jsonable
+from ..evaluate import jsonable, write_text_atomic
 from ..expr import CONSTANTS, FUNCTIONS, is_symbol_name, listing, parse_expression, sstr
 from ..model import HybridModel, Learnable
 from ..networks import ACTIVATIONS, MLP, check_size
@@ -249,7 +249,7 @@ def save_json(model: HybridModel, path, *, unknowns: Mapping | None = None, extr
     """
     data = model_to_dict(model, unknowns=unknowns, extra=extra)
     path = Path(path)
-    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
     return path
 
 

@@ -23,6 +23,7 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from ..errors import ConfigError
+from ..evaluate import write_text_atomic
 from ..expr import CodePrinter, sstr
 from ..model import HybridModel
 from .common import exportable, model_symbols
@@ -264,7 +265,7 @@ def to_python(model: HybridModel, path, *, unknowns: Mapping | None = None) -> P
     """
     source = _python_source(model, unknowns)
     path = Path(path)
-    path.write_text(source, encoding="utf-8")
+    write_text_atomic(path, source)
     return path
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..evaluate import write_text_atomic
+
 
 def write_discovery(found, folder: str | os.PathLike, *, prefix: str = "", python: bool = True) -> dict:
     """Write a pipeline's discovered model: ``equations.json``, ``equations.tex`` and ``model.py``.
@@ -28,7 +30,7 @@ def write_discovery(found, folder: str | os.PathLike, *, prefix: str = "", pytho
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"json": folder / f"{prefix}equations.json", "latex": folder / f"{prefix}equations.tex"}
     found.to_json(paths["json"])
-    paths["latex"].write_text(found.to_latex() + "\n")
+    write_text_atomic(paths["latex"], found.to_latex() + "\n")
     if python:
         paths["python"] = folder / f"{prefix}model.py"
         found.to_python(paths["python"])

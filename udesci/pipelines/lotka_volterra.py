@@ -17,6 +17,8 @@ import numpy as np
 import sympy as sp
 import torch
 
+from ..evaluate import write_text_atomic
+
 ALPHA, BETA, GAMMA, DELTA = 1.3, 0.9, 0.8, 1.8
 U0 = (0.44249296, 4.6280594)
 
@@ -179,7 +181,7 @@ def write_csv(path: str | os.PathLike, noise: float = 0.05, seed: int = 0, t_end
         "t,x,y",
     ]
     lines += [f"{ti:.10g},{a:.10g},{b:.10g}" for ti, (a, b) in zip(t, noisy, strict=True)]
-    p.write_text("\n".join(lines) + "\n")
+    write_text_atomic(p, "\n".join(lines) + "\n")
     return p
 
 
@@ -265,7 +267,7 @@ def run_pipeline(
             )
             plot_loss(out / "loss.png", fitted.history)
             plot_phase(out / "phase.png", noisy, {"truth": true_ext, "discovered model": closed}, ["x", "y"])
-        (out / "summary.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+        write_text_atomic(out / "summary.json", json.dumps(result, indent=2, default=float) + "\n")
     if not quiet:
         print(found.summary())
         print(

@@ -32,6 +32,7 @@ import sympy as sp
 import torch
 
 from ..errors import ConfigError, DataError
+from ..evaluate import write_text_atomic
 
 DATA_FILE = Path(__file__).resolve().parents[2] / "data" / "hudson_bay_lynx_hare_1900-1920.csv"
 SCALE = 10.0  # thousands of pelts per model unit
@@ -251,7 +252,7 @@ def _run(frame, out, seed, fast, quiet, holdout, width, depth, plots, started) -
             )
     result["seconds"] = time.perf_counter() - started
     if out is not None:
-        (Path(out) / "summary.json").write_text(json.dumps(jsonable(result), indent=2) + "\n")
+        write_text_atomic(Path(out) / "summary.json", json.dumps(jsonable(result), indent=2) + "\n")
     if not quiet:
         print(found.summary())
         print(f"scaling: {result['scaling']}")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import DataError
+from ...evaluate import write_text_atomic
 
 DATA_DIR = Path(__file__).resolve().parents[3] / "data"
 GREENSBORO_FILE = "tmy3_greensboro_july1981_hourly.csv"
@@ -122,7 +123,7 @@ def write_prepared_csv(path=None, source=None) -> Path:
         "# t_h = hours since 1981-07-01 00:00 local standard time (hour-ending stamps), hour = t_h mod 24;\n"
         "# other columns copied unchanged (NREL NSRDB TMY3, station 723170; see data/README.md).\n"
     )
-    p.write_text(header + out.to_csv(index=False))
+    write_text_atomic(p, header + out.to_csv(index=False))
     return p
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from ...errors import ConfigError
+from ...evaluate import write_text_atomic
 from .data import observed_at
 from .forecast import HORIZON, METHODS, baselines, forecast, forecast_starts
 from .models import CASES, Case, build_models, case_frame, discovery_options, fit_options
@@ -301,7 +302,7 @@ def run_pipeline(
                 if plots:
                     reports.append(case_report(outp, CASES[key], run))
             summary["seconds"] = time.perf_counter() - started
-            (outp / "summary.json").write_text(json.dumps(jsonable(summary), indent=2) + "\n")
+            write_text_atomic(outp / "summary.json", json.dumps(jsonable(summary), indent=2) + "\n")
             if plots:
                 cmd = f"udesci example weather --seed {seed}" + (" --fast" if fast else "") + f" --out {out}"
                 write_weather_report(
