@@ -92,3 +92,22 @@ def test_latex_and_printing_show_fitted_values_to_four_digits():
         ud.to_latex(model, digits=0)
     text = str(model)
     assert "dx/dt = 0.1235*x**2 - 0.1209*x" in text and "gamma = 0.1209 (learnable)" in text
+
+
+def test_adequacy_flags_a_library_that_cannot_express_the_network():
+    """Truth U(x) = -0.5 x²: the degree-2 library reproduces the network (R² near 1, data RMSE ratio near 1);
+    a constant-only library cannot (R² near 0) and the result is labelled inadequate everywhere it is shown."""
+    t = np.linspace(0.0, 3.0, 31)
+    truth = ud.HybridModel({x: -0.5 * x * x})
+    data = ud.Dataset(t, ud.simulate(truth, [1.5], t), states=["x"])
+    model = ud.HybridModel({x: U(x)}, width=8)
+    fitted = ud.fit(
+        model, data, warm_start=ud.WarmStart(iterations=300), shooting=ud.Shooting(iterations=100), progress=False
+    )
+    quick = ud.Selection(bootstrap=10, sweeps=1)
+    good = ud.discover(fitted, selection=quick)
+    assert good.adequacy.adequate and good.adequacy.network_r2["U"] > 0.99 and good.adequacy.data_ratio < 1.5
+    poor = ud.discover(fitted, selection=quick, library=ud.Library(degree=0))
+    assert not poor.adequacy.adequate and poor.adequacy.network_r2["U"] < 0.5
+    assert "INADEQUATE" in str(poor) and "INADEQUATE" in poor._repr_html_()
+    assert poor.metrics["adequacy"]["adequate"] is False

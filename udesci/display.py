@@ -284,11 +284,14 @@ def discovery_html(found, digits: int = DIGITS, candidates: int = 5) -> str:
         ]
         if cand_rows:
             parts.append(_table(["candidate (→ chosen)", found.selection.criterion], cand_rows))
-    if found.metrics:
+    if getattr(found, "adequacy", None) is not None:
+        parts.append(f"<p><b>Adequacy</b>: {html.escape(found.adequacy.summary())}</p>")
+    shown = {k: v for k, v in found.metrics.items() if k != "adequacy"}
+    if shown:
         parts.append(
             _table(
                 ["metric", "value"],
-                [[k, format_number(v) if isinstance(v, float) else str(v)] for k, v in found.metrics.items()],
+                [[k, format_number(v) if isinstance(v, float) else str(v)] for k, v in shown.items()],
             )
         )
     for note in found.notes:

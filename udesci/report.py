@@ -181,6 +181,8 @@ def adequacy_text(found) -> str:
     str
         Plain text.
     """
+    if getattr(found, "adequacy", None) is not None:
+        return "Adequacy: " + found.adequacy.summary() + "."
     value = found.metrics.get("adequacy")
     if value is None:
         return "Adequacy: not assessed (discovery reports no adequacy measure for this closed form)."

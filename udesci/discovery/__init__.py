@@ -22,11 +22,11 @@ from .discover import DiscoveryState, discover
 from .library import Library
 from .proposal import sample_states
 from .refit import SCORING_SOLVER
-from .results import Candidate, Discovery, UnknownDiscovery
+from .results import Adequacy, Candidate, Discovery, UnknownDiscovery
 from .selection import Selection
 
 __all__ = [
-    "CRITERIA", "SCORING_SOLVER", "Candidate", "Discovery", "DiscoveryState", "Layout", "Library", "NetSlice",
-    "ParamSlot", "Selection", "UnknownDiscovery", "discover", "information_criterion", "parsimonious",
+    "CRITERIA", "SCORING_SOLVER", "Adequacy", "Candidate", "Discovery", "DiscoveryState", "Layout", "Library",
+    "NetSlice", "ParamSlot", "Selection", "UnknownDiscovery", "discover", "information_criterion", "parsimonious",
     "point_blocks", "refit_candidates", "sample_states", "whole_trajectories",
 ]  # fmt: skip

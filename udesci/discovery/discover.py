@@ -46,7 +46,7 @@ from .joint import joint_choice
 from .library import Library
 from .proposal import UnknownWork, closed_form, lstsq_on, propose, sample_states, supports
 from .refit import SCORING_SOLVER, data_misfit, refit_coefficients, refit_whole, with_params
-from .results import Candidate, Discovery, UnknownDiscovery
+from .results import Adequacy, Candidate, Discovery, UnknownDiscovery
 from .selection import Selection
 from .uncertainty import (
     block_counts,
@@ -438,6 +438,8 @@ def assemble(state: DiscoveryState) -> Discovery:
         "data_rmse_scaled": math.sqrt(sse / state.n_observations) if math.isfinite(sse) else math.inf,
         "samples": state.n_samples,
     }
+    adequacy = assess(state, sse)
+    metrics["adequacy"] = adequacy.as_dict()
     return Discovery(
         final,
         dict(result_model.equations),
@@ -449,7 +451,32 @@ def assemble(state: DiscoveryState) -> Discovery:
         metrics,
         initial_states=state.y0.numpy().copy(),
         data=state.data,
+        adequacy=adequacy,
     )
+
+
+def assess(state: DiscoveryState, sse: float) -> Adequacy:
+    """How well the closed form reproduces the trained networks and the data, relative to the UDE.
+
+    ``network_r2[name]``: 1 − SSE/SST of the final closed form against the network's output on the
+    samples discovery regressed.  ``data_ratio``: the closed-form model's scaled data RMSE divided by
+    the trained UDE's (both simulated from their own fitted initial states with the scoring solver).
+    """
+    r2 = {}
+    for name, det in state.details.items():
+        work = state.work[name]
+        pred = work.theta @ np.asarray(det.candidates[0].coefficients, dtype=float)
+        sst = float(np.sum((work.target - work.target.mean()) ** 2))
+        ssr = float(np.sum((pred - work.target) ** 2))
+        r2[name] = 1.0 - ssr / sst if sst > 0 else (1.0 if ssr == 0 else -math.inf)
+    fitted = state.fitted
+    y0 = torch.as_tensor(fitted.initial_states, dtype=fitted.model.module.dtype)
+    sse_ude = data_misfit(fitted.model.module, y0, state.batch)
+    if math.isfinite(sse) and math.isfinite(sse_ude) and sse_ude > 0:
+        ratio = math.sqrt(sse / sse_ude)
+    else:
+        ratio = 1.0 if sse == sse_ude == 0 else math.inf
+    return Adequacy(r2, ratio)
 
 
 def stage_progress(enabled: bool | None, total: int):

@@ -94,6 +94,60 @@ class UnknownDiscovery:
         return [self.terms[i] for i in self.chosen.support]
 
 
+# a closed form is labelled inadequate when it explains less than this share of its network's variance ...
+MIN_NETWORK_R2 = 0.9
+# ... or misfits the data by more than this factor of the trained UDE's own (scaled RMSE)
+MAX_DATA_RATIO = 2.0
+
+
+@dataclass(frozen=True)
+class Adequacy:
+    """How well the discovered closed form reproduces the UDE it was regressed from.
+
+    Attributes
+    ----------
+    network_r2 : dict name -> float
+        Per unknown, ``1 - SSE/SST`` of the closed form against the trained network's output
+        on the states discovery sampled (1 = the network exactly; ≤ 0 = no better than its mean).
+    data_ratio : float
+        Scaled data RMSE of the closed-form model divided by that of the trained UDE (each from
+        its own fitted initial states): 1 = as good as the UDE, ``inf`` = it cannot be simulated.
+
+    Notes
+    -----
+    ``adequate`` is False when some ``network_r2 < MIN_NETWORK_R2`` (0.9) or
+    ``data_ratio > MAX_DATA_RATIO`` (2): the closed form then misses structure the networks
+    learned (a richer library may be needed), and the result should not be read as the law.
+    """
+
+    network_r2: dict
+    data_ratio: float
+
+    @property
+    def adequate(self) -> bool:
+        """True unless the closed form is clearly worse than the networks (see Notes)."""
+        r2_ok = all(v >= MIN_NETWORK_R2 for v in self.network_r2.values())
+        return bool(r2_ok and self.data_ratio <= MAX_DATA_RATIO)
+
+    def as_dict(self) -> dict:
+        """JSON-ready view (non-finite numbers as None)."""
+        return {
+            "adequate": self.adequate,
+            "network_r2": {k: _finite(v) for k, v in self.network_r2.items()},
+            "data_ratio": _finite(self.data_ratio),
+            "rule": f"inadequate if network R² < {MIN_NETWORK_R2} or data RMSE ratio to the UDE > {MAX_DATA_RATIO}",
+        }
+
+    def summary(self) -> str:
+        """One line for printing."""
+        r2 = ", ".join(f"{k} {v:.3f}" for k, v in self.network_r2.items())
+        label = "adequate" if self.adequate else "INADEQUATE"
+        return (
+            f"{label}: closed form vs network R² {r2}; data RMSE {self.data_ratio:.3g}× the UDE's "
+            f"(inadequate if R² < {MIN_NETWORK_R2} or ratio > {MAX_DATA_RATIO})"
+        )
+
+
 @dataclass
 class Discovery(Predictable):
     """Result of :func:`discover`.
@@ -122,6 +176,9 @@ class Discovery(Predictable):
         Initial state of each trajectory for the closed-form model (refit, else fitted).
     data : Dataset or None
         The data discovery scored on.
+    adequacy : Adequacy or None
+        How well the closed form reproduces the networks and the data relative to the UDE; also
+        in ``metrics["adequacy"]``, ``print(found)``, the JSON and the reports.
     """
 
     unknowns: dict
@@ -135,6 +192,7 @@ class Discovery(Predictable):
     notes: list = field(default_factory=list)
     initial_states: np.ndarray | None = field(default=None, repr=False)
     data: object = field(default=None, repr=False)
+    adequacy: Adequacy | None = field(default=None, repr=False)
 
     def summary(self, digits: int = 4, substitute: bool = True) -> str:
         """Readable account: equations, candidates and uncertainty.
@@ -171,7 +229,11 @@ class Discovery(Predictable):
                 lines.append(
                     f"   {mark} candidate {rounded(c.expression, digits)}  {self.selection.criterion}={c.score:.1f}"
                 )
+        if self.adequacy is not None:
+            lines.append(f"adequacy: {self.adequacy.summary()}")
         for k, v in self.metrics.items():
+            if k == "adequacy":
+                continue
             lines.append(f"{k}: {format_number(v, digits)}" if isinstance(v, float) else f"{k}: {v}")
         for note in self.notes:
             lines.append(f"note: {note}")
