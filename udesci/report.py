@@ -215,9 +215,10 @@ def discovery_blocks(found, *, candidates: int = 8) -> list:
         label = f"{name}({', '.join(map(str, det.args))})"
         out.append(Table(header=["chosen", f"candidate for {label}", crit, "terms"], body=rows))
     out.append(Heading("How well the closed form reproduces the data", 3))
-    if found.metrics:
-        out.append(Table(found.metrics, index="measure"))
-        defs = [(k, DISCOVERY_METRIC_DEFINITIONS[k]) for k in found.metrics if k in DISCOVERY_METRIC_DEFINITIONS]
+    scalars = {k: v for k, v in found.metrics.items() if not isinstance(v, (Mapping, list, tuple))}
+    if scalars:
+        out.append(Table(scalars, index="measure"))
+        defs = [(k, DISCOVERY_METRIC_DEFINITIONS[k]) for k in scalars if k in DISCOVERY_METRIC_DEFINITIONS]
         if defs:
             out.append(Definitions(tuple(defs)))
     out.append(Text(escape_text(adequacy_text(found))))
