@@ -46,8 +46,8 @@ class Solver:
         of order 4 (Hairer & Wanner's RODAS coefficients, see :mod:`udesci.stiff`)
         for stiff models (fast reactions, relaxation oscillations), where explicit
         methods crawl: it uses the exact Jacobian of the field (by autograd) and
-        one LU factorisation per step, each row with its own step size landing
-        exactly on its output times.
+        one inverse of the iteration matrix per step, each row with its own step
+        size landing exactly on its output times (and on ``jumps``).
     rtol, atol : float, default 1e-6
         Tolerances of adaptive methods.
     adjoint : bool, default False

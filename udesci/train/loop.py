@@ -112,7 +112,10 @@ class TrainingLoop:
     def stop_message(stage: str, value: float, iteration: int, best: float, failure: BaseException | None) -> str:
         """Why a stage stopped at a non-finite loss, and what to try (the solver's give-up, if it was one)."""
         head = f"stage {stage!r}: the loss became {value} at iteration {iteration}"
-        tail = f"training stopped and the best weights (loss {best:.4g}) were kept."
+        if math.isfinite(best):
+            tail = f"training stopped and the best weights (loss {best:.4g}) were kept."
+        else:
+            tail = "training stopped and the starting weights were kept."
         if failure is None:
             return f"{head}; {tail} {advice()}"
         why = explained(failure)
