@@ -5,12 +5,15 @@ each tolerance is justified where it is used.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import sympy as sp
 import torch
 
 import udesci as ud
+from udesci.budget import SolverGaveUp
 from udesci.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -310,3 +313,25 @@ def test_simulate_accepts_read_only_arrays_without_warnings():
         warnings.simplefilter("error")
         sim = ud.simulate(model, y0, t, inputs={"S": u})
     np.testing.assert_allclose(sim[:, 0], 1.0 - np.exp(-t), atol=1e-8)  # x' = 1 - x, x(0) = 0
+
+
+def test_wall_clock_budget_is_validated_and_gives_up_with_guidance():
+    for bad in (0, -1.0, float("inf"), True, "10"):
+        with pytest.raises(ConfigError, match="Solver max_seconds: expected None or a positive finite number"):
+            ud.Solver(max_seconds=bad)
+    assert ud.Solver(max_seconds=30).max_seconds == 30 and ud.Solver().max_seconds is None
+    # the whole-solve step budget gives up with a SolverGaveUp (an AssertionError, as before) that says
+    # what to try: the same fast oscillator as above
+    a, b = sp.symbols("a b")
+    fast = ud.HybridModel({a: 200 * b, b: -200 * a})
+    t = np.linspace(0.0, 30.0, 601)
+    with pytest.raises(SolverGaveUp, match=r"max_num_steps exceeded.*stiff.*Solver\('rodas4'"):
+        ud.simulate(fast, [1.0, 0.0], t, solver=ud.Solver("dopri5", rtol=1e-9, atol=1e-9, max_steps=50))
+    # with the adjoint, the backward solve counts towards the same wall-clock limit
+    model = _f64(ud.HybridModel({x: -k * x}, params={k: ud.Learnable(1.0)}))
+    knots = torch.linspace(0.0, 1.0, 5, dtype=F64).expand(1, -1)
+    y0 = torch.ones(1, 1, dtype=F64)
+    out = ud.integrate(model.module, y0, knots, ud.Solver("dopri5", adjoint=True, max_seconds=1.0))
+    time.sleep(1.1)
+    with pytest.raises(SolverGaveUp, match="max_seconds exceeded"):
+        out.sum().backward()

@@ -5,11 +5,15 @@ states, each with its own grid of output times (rows of ``knots``).  Rows may
 have different lengths (pad by repeating the last time) and different spacings.
 Fixed-step methods without adjoint use a fused loop that steps every row on its
 own grid; everything else maps each row linearly onto ``s in [0, 1]`` and calls
-torchdiffeq's ``odeint`` / ``odeint_adjoint`` once for the whole batch.
+torchdiffeq's ``odeint`` / ``odeint_adjoint`` once for the whole batch, or, for the stiff-capable
+``"rodas4"``, udesci's own Rosenbrock solver (:mod:`udesci.stiff`).  Every solve runs under a
+:class:`~udesci.budget.Budget` and gives up with :class:`~udesci.budget.SolverGaveUp`, whose message
+says what to try.
 """
 
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -18,11 +22,15 @@ import torch
 import torchdiffeq
 from torch import nn
 
+from .budget import STIFF_METHOD, Budget, SolverGaveUp, gave_up
 from .data import InputInterpolator, check_time
 from .errors import ConfigError, DataError, describe
+from .stiff import rosenbrock
 
 FIXED_METHODS = ("euler", "midpoint", "rk4")
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
+STIFF_METHODS = (STIFF_METHOD,)
+METHODS = FIXED_METHODS + ADAPTIVE_METHODS + STIFF_METHODS
 
 
 @dataclass(frozen=True)
@@ -34,14 +42,20 @@ class Solver:
     method : str, default "dopri5"
         A torchdiffeq method: adaptive ``dopri5``, ``dopri8``, ``bosh3``,
         ``fehlberg2``, ``adaptive_heun`` or fixed-step ``rk4``, ``midpoint``,
-        ``euler``.
+        ``euler``; or ``rodas4``, udesci's adaptive L-stable Rosenbrock method
+        of order 4 (Hairer & Wanner's RODAS coefficients, see :mod:`udesci.stiff`)
+        for stiff models (fast reactions, relaxation oscillations), where explicit
+        methods crawl: it uses the exact Jacobian of the field (by autograd) and
+        one inverse of the iteration matrix per step, each row with its own step
+        size landing exactly on its output times (and on ``jumps``).
     rtol, atol : float, default 1e-6
         Tolerances of adaptive methods.
     adjoint : bool, default False
         Compute gradients with the adjoint method (torchdiffeq
         ``odeint_adjoint``): memory independent of the number of steps, at
         the price of a backward ODE solve.  ``False`` backpropagates through
-        the solver's operations (faster for small models and short horizons).
+        the solver's operations (faster for small models and short horizons;
+        the only choice for ``rodas4``).
     substeps : int, default 1
         Fixed-step methods: steps per interval between consecutive output times.
         (Without the adjoint, fixed-step methods run udesci's fused loop with
@@ -49,14 +63,27 @@ class Solver:
         whose ``rk4`` is the 3/8-rule variant: both fourth order, values differ
         at O(h^4).)
     max_steps : int, default 100000
-        Adaptive methods: give up (torchdiffeq's ``AssertionError``) after this
-        many steps between two output times, and, without the adjoint, after
-        about this many steps in total (counted as 12 field evaluations per step).
+        Adaptive methods: give up (:class:`~udesci.budget.SolverGaveUp`, an
+        ``AssertionError``) after this many steps between two output times, and,
+        without the adjoint, after about this many steps in total (counted as 12
+        field evaluations per step).  ``rodas4``: after this many steps
+        (accepted or rejected) in the whole solve.
+    max_seconds : float or None, default None
+        Give up (:class:`~udesci.budget.SolverGaveUp`) once one solve has run this
+        many wall-clock seconds, checked at every field evaluation (with the
+        adjoint, its backward pass counts towards the same limit).  ``None``: no
+        limit (the step budget still applies).  A stiff model solved by an
+        explicit method takes tiny steps for minutes; a limit makes training stop
+        with the best weights kept and a message saying what to try.  (Results
+        then depend on the machine's speed, which is why there is no default.)
+        Fixed-step methods without the adjoint take a known number of steps and
+        do not check it.
 
     Raises
     ------
     ConfigError
-        For an unknown method or non-positive tolerances/steps.
+        For an unknown method, non-positive tolerances/steps/seconds, or
+        ``adjoint=True`` with ``rodas4``.
     """
 
     method: str = "dopri5"
@@ -65,12 +92,11 @@ class Solver:
     adjoint: bool = False
     substeps: int = 1
     max_steps: int = 100_000
+    max_seconds: float | None = None
 
     def __post_init__(self):
-        if self.method not in FIXED_METHODS + ADAPTIVE_METHODS:
-            raise ConfigError(
-                f"Solver method: expected one of {FIXED_METHODS + ADAPTIVE_METHODS}, received {self.method!r}."
-            )
+        if self.method not in METHODS:
+            raise ConfigError(f"Solver method: expected one of {METHODS}, received {self.method!r}.")
         for name in ("rtol", "atol"):
             if not float(getattr(self, name)) > 0:
                 raise ConfigError(f"Solver {name}: expected a positive number, received {getattr(self, name)!r}.")
@@ -78,11 +104,26 @@ class Solver:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"Solver {name}: expected a positive int, received {v!r}.")
+        v = self.max_seconds
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or not math.isfinite(v)
+        ):
+            raise ConfigError(f"Solver max_seconds: expected None or a positive finite number, received {v!r}.")
+        if self.stiff and self.adjoint:
+            raise ConfigError(
+                f"Solver adjoint: {self.method!r} backpropagates through its steps and has no adjoint; "
+                "use adjoint=False (or an explicit method with adjoint=True)."
+            )
 
     @property
     def fixed(self) -> bool:
         """True for fixed-step methods."""
         return self.method in FIXED_METHODS
+
+    @property
+    def stiff(self) -> bool:
+        """True for the stiff-capable (Rosenbrock) method."""
+        return self.method in STIFF_METHODS
 
 
 def rk_step(f, t, y, h, method):
@@ -102,20 +143,16 @@ def rk_step(f, t, y, h, method):
 class _Rescaled(nn.Module):
     """``dy/ds = (t1 - t0) f(t0 + s (t1 - t0), y)``: each row on its own time span."""
 
-    def __init__(self, field: nn.Module, t0: torch.Tensor, span: torch.Tensor, budget: int | None = None, inputs=None):
+    def __init__(self, field: nn.Module, t0: torch.Tensor, span: torch.Tensor, budget: Budget, inputs=None):
         super().__init__()
         self.field = field
         self.register_buffer("t0", t0)
         self.register_buffer("span", span)
-        self.budget, self.calls = budget, 0
+        self.budget = budget
         self.inputs = inputs
 
     def forward(self, s, y):
-        self.calls += 1
-        if self.budget is not None and self.calls > self.budget:
-            # torchdiffeq's max_num_steps restarts at every output time, so a solve with many outputs
-            # could take max_steps x outputs steps; this caps the whole solve
-            raise AssertionError(f"max_num_steps exceeded: more than {self.budget} field evaluations in one solve")
+        self.budget.spend()
         # the inputs are bound per evaluation: an adjoint's backward solve runs after integrate returns
         with _binding(self.field, self.inputs):
             return self.field(self.t0 + s * self.span, y) * self.span.unsqueeze(-1)
@@ -156,7 +193,7 @@ def integrate(
     jumps : torch.Tensor of shape (M,), optional
         Times where the field has kinks (e.g. input sample times of linear
         interpolation); adaptive methods step exactly onto them.  Only used when
-        all rows share the same time span.
+        all rows share the same time span (``rodas4``: in every row).
     inputs : (InputInterpolator or None, torch.Tensor of shape (B,)), optional
         Measured inputs of the batch: the series and the trajectory of each row,
         bound with ``field.bound_inputs`` for every evaluation of the solve (its
@@ -171,6 +208,10 @@ def integrate(
     ------
     ConfigError
         If a row has zero total length with an adaptive method.
+    SolverGaveUp
+        If the solve exceeds ``solver.max_steps`` or ``solver.max_seconds``, or its
+        step size underflows (an ``AssertionError``; with the adjoint, its backward
+        pass raises it or torchdiffeq's own ``AssertionError`` from ``backward()``).
     """
     if solver.fixed and not solver.adjoint:
         with _fused(field), _binding(field, inputs):
@@ -188,10 +229,17 @@ def integrate(
     if torch.any(span <= 0):
         raise ConfigError("integrate: every row of knots must span a positive time interval.")
     s = (knots - t0[:, None]) / span[:, None]
+    if solver.stiff:
+        rescaled = _Rescaled(field, t0, span, Budget(None, solver.max_seconds, solver.method), inputs)
+        s_jumps = None
+        if jumps is not None:
+            s_jumps = (jumps.to(span.dtype)[None, :] - t0[:, None]) / span[:, None]
+        with _fused(field):
+            return rosenbrock(rescaled, y0, s, solver.rtol, solver.atol, solver.max_steps, s_jumps)
     grid, inverse = torch.unique(s.detach(), sorted=True, return_inverse=True)
     grid[0], grid[-1] = 0.0, 1.0
-    budget = None if (solver.fixed or solver.adjoint) else 12 * solver.max_steps
-    rescaled = _Rescaled(field, t0, span, budget, inputs)
+    evaluations = None if (solver.fixed or solver.adjoint) else 12 * solver.max_steps
+    rescaled = _Rescaled(field, t0, span, Budget(evaluations, solver.max_seconds, solver.method), inputs)
     options: dict = {}
     if solver.fixed:
         options["step_size"] = float(1.0 / (solver.substeps * (knots.shape[1] - 1)))
@@ -206,12 +254,18 @@ def integrate(
             if sj.numel():
                 options["jump_t"] = sj
     kwargs = dict(rtol=solver.rtol, atol=solver.atol, method=solver.method, options=options)
-    if solver.adjoint:
-        params = tuple(p for p in field.parameters() if p.requires_grad)
-        sol = torchdiffeq.odeint_adjoint(rescaled, y0, grid, adjoint_params=params, **kwargs)
-    else:
-        with _fused(field):
-            sol = torchdiffeq.odeint(rescaled, y0, grid, **kwargs)
+    try:
+        if solver.adjoint:
+            params = tuple(p for p in field.parameters() if p.requires_grad)
+            sol = torchdiffeq.odeint_adjoint(rescaled, y0, grid, adjoint_params=params, **kwargs)
+        else:
+            with _fused(field):
+                sol = torchdiffeq.odeint(rescaled, y0, grid, **kwargs)
+    except AssertionError as exc:
+        if isinstance(exc, SolverGaveUp) or not gave_up(exc):
+            raise
+        # torchdiffeq's own step-size underflow or per-interval step budget: same text, plus what to try
+        raise SolverGaveUp(str(exc), solver.method) from exc
     # sol: (G, B, n); pick, for each row b and knot j, the grid point it maps to
     rows = torch.arange(y0.shape[0]).unsqueeze(-1).expand_as(inverse)
     return sol[inverse, rows]

@@ -11,15 +11,17 @@ from collections.abc import Callable
 
 import torch
 
+from ..budget import advice, explained, gave_up
+
 
 class TrainingWarning(UserWarning):
-    """Training stopped early (non-finite loss or interrupt); best weights were kept."""
+    """Training stopped early (non-finite loss, the solver giving up, or interrupt); best weights were kept."""
 
 
 def solver_gave_up(exc: BaseException) -> bool:
-    """True if ``exc`` is torchdiffeq giving up (step-size underflow or too many steps)."""
-    msg = str(exc)
-    return isinstance(exc, AssertionError) and ("underflow in dt" in msg or "max_num_steps" in msg)
+    """True if ``exc`` is a solve giving up: :class:`~udesci.budget.SolverGaveUp` (step or wall-clock
+    budget, step-size underflow) or torchdiffeq's own step-size underflow / step budget ``AssertionError``."""
+    return gave_up(exc)
 
 
 class Progress:
@@ -106,6 +108,19 @@ class TrainingLoop:
             for k, v in snap["extras"].items():
                 self.extras[k].copy_(v)
 
+    @staticmethod
+    def stop_message(stage: str, value: float, iteration: int, best: float, failure: BaseException | None) -> str:
+        """Why a stage stopped at a non-finite loss, and what to try (the solver's give-up, if it was one)."""
+        head = f"stage {stage!r}: the loss became {value} at iteration {iteration}"
+        if math.isfinite(best):
+            tail = f"training stopped and the best weights (loss {best:.4g}) were kept."
+        else:
+            tail = "training stopped and the starting weights were kept."
+        if failure is None:
+            return f"{head}; {tail} {advice()}"
+        why = explained(failure)
+        return f"{head} because the solver gave up ({why.reason}); {tail} {advice(why.method)}"
+
     def run(
         self, stage: str, params: list, loss_fn: Callable[[], torch.Tensor], iterations: int, lr: float, lbfgs: int = 0
     ) -> bool:
@@ -145,19 +160,22 @@ class TrainingLoop:
                     self.resume = None
                 next_it = it0  # first iteration of this phase not completed yet
                 last_loss = [math.nan]
+                failure: list = [None]  # the solver's give-up in this iteration, if any
 
-                def closure(opt=opt, last_loss=last_loss):
+                def closure(opt=opt, last_loss=last_loss, failure=failure):
                     opt.zero_grad(set_to_none=True)
                     try:
                         loss = loss_fn()
+                        if torch.isfinite(loss):
+                            loss.backward()  # an adjoint's backward solve can give up too
                     except AssertionError as exc:
                         if not solver_gave_up(exc):
                             raise
                         # the solver gave up at these weights: an infinite loss makes L-BFGS's line
                         # search step back, and stops Adam with the best weights kept
+                        opt.zero_grad(set_to_none=True)
+                        failure[0] = exc
                         loss = torch.tensor(math.inf)
-                    if torch.isfinite(loss):
-                        loss.backward()
                     last_loss[0] = float(loss.detach())
                     return loss
 
@@ -166,6 +184,7 @@ class TrainingLoop:
                     # weights, so the best weights kept are the ones that produced the best loss (not the
                     # ones one update later, which may be the very update that made the loss non-finite)
                     last_loss[0] = math.nan
+                    failure[0] = None
                     before = None
                     if phase == "adam":
                         closure()
@@ -182,11 +201,7 @@ class TrainingLoop:
                     if not math.isfinite(value):
                         self.restore(best[1])
                         self.status = "nonfinite"
-                        self.message = (
-                            f"stage {stage!r}: the loss became {value} at iteration {it_global + it}; training "
-                            f"stopped and the best weights (loss {best[0]:.4g}) were kept. Try a smaller learning "
-                            "rate, a stiffer-capable solver, or shorter shooting segments."
-                        )
+                        self.message = self.stop_message(stage, value, it_global + it, best[0], failure[0])
                         warnings.warn(self.message, TrainingWarning, stacklevel=3)
                         return True
                     converged = phase == "lbfgs" and abs(best[0] - value) <= 1e-10 * abs(value) + 1e-300
