@@ -208,9 +208,10 @@ KNOWN_BUGS = {
         ),
         KnownBug(
             "complex-constant",
-            "a complex constant without I, e.g. (-1)**(1/3), passes check_supported; the field raises "
-            "TypeError 'Cannot convert complex to float' (constant right-hand side) or drops the imaginary part",
-            _message_has(TypeError, "complex"),
+            "a complex constant without I, e.g. (-1)**(1/3), passes check_supported; the field raises TypeError "
+            "'Cannot convert complex to float' (constant right-hand side), torch's RuntimeError/NotImplementedError "
+            "for complex tensors (inside Min/Max or a Piecewise condition), or drops the imaginary part",
+            lambda err: isinstance(err, (TypeError, RuntimeError)) and "omplex" in str(err),
         ),
         KnownBug(
             "time-dtype",
@@ -231,8 +232,13 @@ KNOWN_BUGS = {
         ),
         KnownBug(
             "duplicate-columns",
-            "Dataset.from_frame: a frame with two columns named like the time column raises AttributeError",
-            lambda err: isinstance(err, AttributeError),
+            "Dataset.from_frame with two columns of one name: as the time column it raises AttributeError "
+            "('DataFrame' object has no attribute 'dtype'), as the trajectory column ValueError ('The truth value "
+            "of a Series is ambiguous'), as one of two state columns numpy's ValueError ('all input arrays must "
+            "have the same shape')",
+            lambda err: isinstance(err, AttributeError)
+            or _message_has(ValueError, "truth value of a")(err)
+            or _message_has(ValueError, "same shape")(err),
         ),
         KnownBug(
             "empty-states",

@@ -275,12 +275,22 @@ def test_known_unhashable_trajectory_ids():
 
 @pytest.mark.xfail(
     strict=True,
-    raises=AttributeError,
-    reason="duplicate-columns: two columns named like the time column make df[time] a DataFrame: "
-    "AttributeError 'DataFrame' object has no attribute 'dtype'; expected a DataError about the duplicate name",
+    raises=(AttributeError, ValueError),
+    reason="duplicate-columns: two columns of one name make df[name] a DataFrame: as the time column "
+    "AttributeError 'DataFrame' object has no attribute 'dtype', as the trajectory column ValueError 'The truth "
+    "value of a Series is ambiguous', as one of two states numpy's ValueError 'all input arrays must have the "
+    "same shape' (the last two found by the thorough profile); expected a DataError about the duplicate name",
 )
-def test_known_duplicate_time_column():
-    from_frame(pd.DataFrame([[0.0, 0.0, 1.0], [1.0, 1.0, 2.0]], columns=["t", "t", "x"]))
+@pytest.mark.parametrize("role", ["time", "trajectory", "state"])
+def test_known_duplicate_column_names(role):
+    if role == "time":
+        from_frame(pd.DataFrame([[0.0, 0.0, 1.0], [1.0, 1.0, 2.0]], columns=["t", "t", "x"]))
+        return
+    df = pd.DataFrame([[0.0, 1.0, 1.0, 0.0], [1.0, 1.0, 2.0, 0.0]], columns=["t", "x", "x", "u"])
+    if role == "trajectory":
+        from_frame(df, trajectory="x")
+    else:
+        from_frame(df, states=["x", "t"])
 
 
 @pytest.mark.xfail(

@@ -86,7 +86,15 @@ def realize(value):
         with warnings.catch_warnings():
             warnings.simplefilter("error", SymPyDeprecationWarning)  # e.g. Mul of a boolean
             return BUILDERS[value.op](*args)
-    except (TypeError, ValueError, ArithmeticError, AttributeError, RecursionError, SymPyDeprecationWarning):
+    except (
+        TypeError,
+        ValueError,
+        ArithmeticError,
+        AttributeError,
+        RecursionError,
+        NotImplementedError,
+        SymPyDeprecationWarning,
+    ):
         return sp.Integer(0)
 
 
@@ -288,13 +296,24 @@ def test_known_unknown_with_assumptions():
 
 @pytest.mark.xfail(
     strict=True,
-    raises=TypeError,
+    raises=(TypeError, RuntimeError),
     reason="complex-constant: (-1)**(1/3) is complex but has no I atom, so check_supported lets it through; "
-    "model.module(t, y) raises TypeError 'Cannot convert complex to float' for a constant right-hand side "
-    "(times a state the imaginary part is dropped with only a UserWarning); expected a ModelError",
+    "model.module(t, y) raises TypeError 'Cannot convert complex to float' for a constant right-hand side, "
+    "torch's RuntimeError 'minimum not implemented for complex tensors' inside Min, NotImplementedError "
+    "'gt_cpu not implemented for ComplexDouble' in a Piecewise condition (times a state the imaginary part is "
+    "dropped with only a UserWarning); expected a ModelError",
 )
-def test_known_complex_constant_without_i():
-    contract({x: (-1) ** sp.Rational(1, 3)})
+@pytest.mark.parametrize(
+    "rhs",
+    [
+        (-1) ** sp.Rational(1, 3),
+        sp.Min(x, x + (-1) ** sp.Rational(1, 3)),
+        sp.Piecewise((0, x > x + (-1) ** sp.Rational(1, 3)), (x, True)),
+    ],
+    ids=["constant", "Min", "Piecewise"],
+)
+def test_known_complex_constant_without_i(rhs):
+    contract({x: rhs})
 
 
 @pytest.mark.xfail(
