@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -18,3 +20,33 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+# hypothesis profiles of the fuzz suite (tests/fuzz): "default" runs a modest, derandomized number of
+# examples per property (CI is deterministic); "thorough" runs thousands (the slow copies of the
+# properties, `pytest -m slow tests/fuzz`, select it themselves).  HYPOTHESIS_PROFILE picks the loaded one.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # hypothesis is in the dev extra; without it the fuzz modules skip themselves
+    pass
+else:
+    _QUIET_CHECKS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
+    settings.register_profile(
+        "default",
+        max_examples=50,
+        deadline=2000,
+        derandomize=True,
+        database=None,
+        print_blob=False,
+        suppress_health_check=_QUIET_CHECKS,
+    )
+    settings.register_profile(
+        "thorough",
+        max_examples=2000,
+        deadline=5000,
+        derandomize=False,
+        database=None,
+        print_blob=True,
+        suppress_health_check=_QUIET_CHECKS,
+    )
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
