@@ -58,7 +58,7 @@ def as_real_array(values, where: str) -> np.ndarray:
             raise DataError(f"{where}: expected numbers, received {v!r} at position {i}.")
         try:
             out[i] = np.nan if isinstance(v, str) and not v.strip() else float(v)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise DataError(f"{where}: expected numbers, received {v!r} at position {i}.") from None
     return out.reshape(arr.shape)
 
@@ -172,7 +172,12 @@ class Dataset:
         interpolation: str = "linear",
     ):
         # a list of arrays is one array per trajectory; a plain list of numbers is one trajectory's times
-        several = isinstance(t, (list, tuple)) and len(t) > 0 and all(np.ndim(tk) >= 1 for tk in t)
+        try:
+            several = isinstance(t, (list, tuple)) and len(t) > 0 and all(np.ndim(tk) >= 1 for tk in t)
+        except ValueError:  # numpy refuses ragged nested lists
+            raise DataError(
+                f"t: expected an array of times or a list of such arrays, received {describe(t)}."
+            ) from None
         ts = list(t) if several else [t]
         ys = list(y) if several and isinstance(y, (list, tuple)) else [y]
         if len(ts) != len(ys):
@@ -290,14 +295,39 @@ class Dataset:
             complex numbers; or a trajectory id is missing (NaN) — nothing is
             dropped or converted silently.
         """
+        import pandas as pd
+
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(f"df: expected a pandas DataFrame, received {describe(df)}.")
+        for name, value in (("time", time), ("trajectory", trajectory), ("time_unit", time_unit)):
+            if value is not None and not isinstance(value, str):
+                raise DataError(f"{name}: expected a column name (str), received {describe(value)}.")
+        for name, value in (("states", states), ("inputs", inputs)):
+            if not isinstance(value, str) and (
+                not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value)
+            ):
+                raise DataError(f"{name}: expected a column name or a list of them, received {describe(value)}.")
         states = [states] if isinstance(states, str) else list(states)
         inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+        if not states:
+            raise DataError("states: expected at least one state column, received none.")
+        duplicated = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
+        if duplicated:
+            raise DataError(f"df: column names must be unique, received duplicates {duplicated}; rename or drop them.")
         cols = [time, *states, *inputs] + ([trajectory] if trajectory else [])
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise DataError(f"from_frame: unknown column(s) {missing}; the frame has columns {list(df.columns)}.")
         if time_unit is not None and time_unit not in TIME_UNITS:
             raise DataError(f"time_unit: expected one of {sorted(TIME_UNITS)}, received {time_unit!r}.")
+        if trajectory is not None:
+            try:
+                pd.unique(df[trajectory])
+            except TypeError:
+                raise DataError(
+                    f"column {trajectory!r} (trajectory): ids must be hashable values (numbers or strings), received "
+                    f"{describe(df[trajectory].iloc[0])}."
+                ) from None
         if trajectory is not None and df[trajectory].isna().any():
             rows = [int(i) for i in np.flatnonzero(df[trajectory].isna().to_numpy())[:5]]
             raise DataError(
@@ -306,7 +336,7 @@ class Dataset:
             )
         times = df[time]
         origin = None
-        if np.issubdtype(times.dtype, np.datetime64) or str(times.dtype).startswith("datetime64"):
+        if pd.api.types.is_datetime64_any_dtype(times.dtype):
             if time_unit is None:
                 raise DataError(
                     f"column {time!r}: holds datetimes; pass time_unit='h' (or 's', 'min', 'd') to measure time as "

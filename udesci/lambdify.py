@@ -9,6 +9,7 @@ what known physics terms may use.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 
 import sympy as sp
@@ -113,6 +114,9 @@ SUPPORTED_FUNCTIONS: tuple[type, ...] = (
 )  # fmt: skip
 
 
+FLOAT_MAX = sys.float_info.max
+INT64_MAX = 2**63 - 1
+
 # node types a right-hand side may be built of, besides numbers, symbols and supported functions
 _STRUCTURE = (
     sp.Add, sp.Mul, sp.Pow, sp.NumberSymbol, sp.core.function.AppliedUndef, ExprCondPair,
@@ -147,9 +151,31 @@ def check_supported(expr: sp.Expr, where: str) -> None:
         )
     names = None
     for node in sp.preorder_traversal(expr):
+        if node.is_number and not node.is_Atom and node.is_extended_real is False:
+            raise ModelError(
+                f"{where}: constant {str(node)[:60]} is not real (a complex value); right-hand sides are real."
+            )
         if isinstance(node, sp.Number) or (node.is_Atom and node.is_number and not isinstance(node, sp.NumberSymbol)):
             if node is sp.I:
                 raise ModelError(f"{where}: the imaginary unit I is not allowed; right-hand sides are real.")
+            too_big = isinstance(node, sp.Integer) and abs(int(node)) > INT64_MAX
+            if too_big or (node.is_finite and node.is_real and abs(node) > FLOAT_MAX):
+                digits = (
+                    len(str(abs(int(node))))
+                    if isinstance(node, sp.Integer) and int(node).bit_length() < 13_000
+                    else None
+                )
+                size = (
+                    f"with {digits} digits"
+                    if digits
+                    else "of more than 4000 digits"
+                    if isinstance(node, sp.Integer)
+                    else ""
+                )
+                raise ModelError(
+                    f"{where}: a constant {size} is beyond what torch computes with (integers up to 2**63, "
+                    f"floats up to {FLOAT_MAX:.3g}); rescale the model."
+                )
             if not (node.is_finite and node.is_real):
                 raise ModelError(
                     f"{where}: constant {node} is not a finite real number; expected finite real constants "

@@ -253,6 +253,10 @@ class HybridModel:
                     )
             self.states = declared
             eqs = {s: eqs[s] for s in declared}
+        if inputs is None:
+            inputs = ()
+        if isinstance(inputs, (str, sp.Symbol)) or not isinstance(inputs, Iterable):
+            raise ModelError(f"inputs: expected a list of symbols or names, received {describe(inputs)}.")
         self.inputs: tuple[sp.Symbol, ...] = tuple(_as_symbol(u, "inputs entry") for u in inputs)
 
         self.params: dict[sp.Symbol, float] = {}
@@ -267,7 +271,7 @@ class HybridModel:
                     if isinstance(value, (bool, np.bool_, str, bytes)):
                         raise TypeError
                     number = float(value)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     raise ConfigError(
                         f"params[{sym}]: expected a number or ud.Learnable(value), received {describe(value)}."
                     ) from None
@@ -286,6 +290,11 @@ class HybridModel:
         for state, rhs in self.equations.items():
             for app in sorted(rhs.atoms(AppliedUndef), key=str):
                 name = type(app).__name__
+                if getattr(type(app), "_kwargs", None):
+                    raise ModelError(
+                        f"equation for {state}: unknown {app} was declared with assumptions "
+                        f"({sorted(type(app)._kwargs)}); declare it plainly, sp.Function({name!r})."
+                    )
                 if not name.isidentifier() or name.startswith("_"):
                     raise ModelError(
                         f"equation for {state}: unknown function name {name!r} is not allowed; expected an "

@@ -112,8 +112,9 @@ class MLP(nn.Module):
         for name, value in (("n_in", n_in), ("n_out", n_out), ("width", width), ("depth", depth)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"MLP {name}: expected a positive int, received {value!r}.")
-        if activation not in ACTIVATIONS:
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ConfigError(f"MLP activation: expected one of {sorted(ACTIVATIONS)}, received {activation!r}.")
+        check_size(n_in, n_out, width, depth, "MLP")  # a typo such as width=10**12 must not reach the allocator
         layers: list[nn.Module] = []
         size = n_in
         for _ in range(depth):

@@ -230,13 +230,6 @@ def from_frame(df, **kwargs):
         check_dataset(outcome.value, len(df))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="time-dtype: from_frame checks np.issubdtype(times.dtype, np.datetime64), which raises TypeError "
-    "'Cannot interpret ... as a data type' for pandas extension dtypes of the time column: str (the pandas 3 "
-    "default for text), Int64, Float64, tz-aware datetimes, periods; expected a DataError (or the conversion)",
-)
 @pytest.mark.parametrize(
     "times",
     [
@@ -252,35 +245,15 @@ def test_known_time_column_of_an_extension_dtype(times):
     from_frame(pd.DataFrame({"t": times, "x": [1.0, 2.0]}), time_unit="h")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="float-overflow: an object column holding an int beyond the float range (10**400) raises "
-    "OverflowError from float(v) in as_real_array (it catches TypeError and ValueError only); expected a DataError",
-)
 def test_known_huge_int_cell():
     from_frame(pd.DataFrame({"t": [0.0, 1.0], "x": pd.Series([10**400, 1], dtype=object)}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="unhashable-ids: a trajectory column of lists or dicts raises TypeError 'unhashable type' from "
-    "pandas (isna/groupby); expected a DataError naming the trajectory column",
-)
 def test_known_unhashable_trajectory_ids():
     df = pd.DataFrame({"t": [0.0, 1.0, 0.0, 1.0], "x": [1.0, 2.0, 3.0, 4.0], "r": [[1], [1], [2], [2]]})
     from_frame(df, trajectory="r")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AttributeError, ValueError),
-    reason="duplicate-columns: two columns of one name make df[name] a DataFrame: as the time column "
-    "AttributeError 'DataFrame' object has no attribute 'dtype', as the trajectory column ValueError 'The truth "
-    "value of a Series is ambiguous', as one of two states numpy's ValueError 'all input arrays must have the "
-    "same shape' (the last two found by the thorough profile); expected a DataError about the duplicate name",
-)
 @pytest.mark.parametrize("role", ["time", "trajectory", "state"])
 def test_known_duplicate_column_names(role):
     if role == "time":
@@ -293,33 +266,14 @@ def test_known_duplicate_column_names(role):
         from_frame(df, states=["x", "t"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="empty-states: from_frame(df, 't', states=[]) raises numpy's ValueError 'need at least one array "
-    "to stack'; expected a DataError asking for at least one state column",
-)
 def test_known_no_state_columns():
     from_frame(pd.DataFrame({"t": [0.0, 1.0], "x": [1.0, 2.0]}), states=[])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="ragged-arrays: Dataset([[[], [0.0]]], [np.array([1.0, 2.0])]) raises numpy's ValueError "
-    "'inhomogeneous shape' from np.ndim while telling one trajectory from several; expected a DataError",
-)
 def test_known_ragged_time_list():
     run_contract(ud.Dataset, [[[], [0.0]]], [np.array([1.0, 2.0])], limit=10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(TypeError, AttributeError),
-    reason="from_frame does not check its argument types: df a dict or None (AttributeError .columns), "
-    "time=['t'] or time_unit=['h'] (TypeError unhashable), states=None (TypeError not iterable); expected a "
-    "DataError naming the argument",
-)
 @pytest.mark.parametrize(
     "call",
     [
