@@ -25,29 +25,49 @@ def solver_gave_up(exc: BaseException) -> bool:
 
 
 class Progress:
-    """Minimal progress display on stderr (a bar on terminals, periodic lines otherwise)."""
+    """A labelled tqdm bar per training stage on stderr (``stage [####----] it/total, loss``).
+
+    In a terminal or a notebook the bar redraws in place; in a log (no terminal) tqdm writes a line
+    at most every few seconds.  ``enabled=False`` shows nothing.
+    """
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
-        self.tty = enabled and sys.stderr.isatty()
-        self.last = 0.0
+        self.bar = None
+        self.stage = None
 
     def update(self, stage: str, it: int, total: int, loss: float, start: float, force: bool = False):
-        """Show iteration ``it`` of ``total`` of ``stage`` (throttled unless ``force``)."""
+        """Show iteration ``it`` of ``total`` of ``stage``; ``force`` marks the stage finished.
+
+        ``start`` (the stage's start time) is kept for callers; tqdm measures the elapsed time itself.
+        """
         if not self.enabled:
             return
-        now = time.perf_counter()
-        if not force and now - self.last < (0.2 if self.tty else 5.0):
-            return
-        self.last = now
-        frac = it / max(total, 1)
-        bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
-        line = f"{stage:>15} [{bar}] {it}/{total} loss={loss:.4g} {now - start:.1f}s"
-        if self.tty:
-            sys.stderr.write("\r" + line + ("\n" if force else ""))
+        if self.bar is None or self.stage != stage:
+            self.close()
+            from tqdm.auto import tqdm
+
+            tty = sys.stderr.isatty() or "ipykernel" in sys.modules
+            self.bar = tqdm(
+                total=total, desc=f"fit: {stage}", unit="it", file=sys.stderr, leave=True,
+                mininterval=0.2 if tty else 5.0, dynamic_ncols=True,
+            )  # fmt: skip
+            self.stage = stage
+        self.bar.total = total
+        self.bar.n = min(it, total)
+        self.bar.set_postfix_str(f"loss={loss:.4g}", refresh=False)
+        if force:
+            self.bar.refresh()
+            self.close()
         else:
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+            self.bar.update(0)  # redraws when mininterval has passed
+
+    def close(self) -> None:
+        """Finish the current bar (if any)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+            self.stage = None
 
 
 class TrainingLoop:
@@ -125,6 +145,12 @@ class TrainingLoop:
         self, stage: str, params: list, loss_fn: Callable[[], torch.Tensor], iterations: int, lr: float, lbfgs: int = 0
     ) -> bool:
         """Adam for ``iterations`` then L-BFGS for ``lbfgs`` steps on ``loss_fn``; False if skipped."""
+        try:
+            return self._run_stage(stage, params, loss_fn, iterations, lr, lbfgs)
+        finally:
+            self.progress.close()  # however the stage ended (done, non-finite, interrupted)
+
+    def _run_stage(self, stage, params, loss_fn, iterations, lr, lbfgs) -> bool:
         if self.status != "ok" or stage in self.done:
             return False
         params = [p for p in params if p.requires_grad]
