@@ -130,24 +130,11 @@ def test_random_argument_lists(profile, tmp_path, stubbed):
 # ----------------------------------------------------------------------------------------------
 # known bugs found by the property above (strict xfail: the lead flips them when fixed)
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="seed-range: check_common accepts any --seed >= 0; 'udesci run pipeline.toml --seed 18446744073709551616' "
-    "gets as far as torch.manual_seed, which raises ValueError 'Overflow when unpacking long long', and main "
-    "prints a traceback instead of 'udesci: error: --seed ...' with exit code 2",
-)
 def test_known_seed_beyond_64_bits(tmp_path, stubbed):
     valid = tmp_path / "valid.toml"
     valid.write_text(EXAMPLE_TOML.read_text(encoding="utf-8").replace("../data/", str(ROOT / "data") + "/"))
     assert run_contract(call_main, ["run", str(valid), "--seed", str(2**64)], limit=30).value == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OSError,
-    reason="long-path: 'udesci run <a 5000-character path>' raises OSError ENAMETOOLONG from Path.is_file in "
-    "load_config; main catches UdesciError and FileNotFoundError only, so it prints a traceback instead of exit 2",
-)
 def test_known_config_path_too_long(stubbed):
     assert run_contract(call_main, ["run", "a" * 5000 + ".toml"], limit=30).value == 2
