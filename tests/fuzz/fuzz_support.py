@@ -236,9 +236,11 @@ KNOWN_BUGS = {
             "('DataFrame' object has no attribute 'dtype'), as the trajectory column ValueError ('The truth value "
             "of a Series is ambiguous'), as one of two state columns numpy's ValueError ('all input arrays must "
             "have the same shape')",
-            lambda err: isinstance(err, AttributeError)
-            or _message_has(ValueError, "truth value of a")(err)
-            or _message_has(ValueError, "same shape")(err),
+            lambda err: (
+                isinstance(err, AttributeError)
+                or _message_has(ValueError, "truth value of a")(err)
+                or _message_has(ValueError, "same shape")(err)
+            ),
         ),
         KnownBug(
             "empty-states",
