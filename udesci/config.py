@@ -606,6 +606,14 @@ class PipelineConfig:
         }
 
 
+def _is_file(path: Path, where: str) -> bool:
+    """``path.is_file()``, with an unusable path (a name too long, ...) reported as a ConfigError."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot use the path {str(path)[:80]!r}... ({exc.strerror}).") from None
+
+
 def load_config(path, *, fast: bool = False, seed: int | None = None) -> PipelineConfig:
     """Read and validate a pipeline TOML file.
 
@@ -634,7 +642,7 @@ def load_config(path, *, fast: bool = False, seed: int | None = None) -> Pipelin
 
     name = os.fspath(path)
     p = Path(path)
-    if not p.is_file():
+    if not _is_file(p, name):
         raise ConfigError(f"{name}: config file not found.")
     try:
         text = limits.read_text(p, name)
@@ -674,7 +682,7 @@ def load_frame(cfg: PipelineConfig):
     d = cfg.data
     w = cfg.where.sub("data")
     file = cfg.resolve(d["file"])
-    if not file.is_file():
+    if not _is_file(file, w.prefix("file")):
         raise ConfigError(
             f"{w.prefix('file')}: data file {os.fspath(file)!r} not found (paths are relative to the config file)."
         )

@@ -219,9 +219,10 @@ class FullTrajectory:
         Adam learning rate.
     lbfgs : int, default 0
         L-BFGS iterations after Adam.
-    solver : Solver, default ``Solver("dopri5", adjoint=True)``
+    solver : Solver, default ``Solver("dopri5", rtol=1e-6, atol=1e-6, adjoint=True, max_seconds=300)``
         The adjoint method by default; ``adjoint=False`` backpropagates
-        through the solver instead.
+        through the solver instead.  A solve running longer than ``max_seconds``
+        stops training with a message naming stiffness and ``Solver("rodas4")``.
     learn_initial : bool, default True
         Train each trajectory's initial state (else it stays at its start value).
 
@@ -234,7 +235,11 @@ class FullTrajectory:
     iterations: int = 200
     lr: float = 1e-3
     lbfgs: int = 0
-    solver: Solver = field(default_factory=lambda: Solver("dopri5", rtol=1e-6, atol=1e-6, adjoint=True))
+    # a wall-clock cap per solve: a stiff model must stop with guidance, not spin (it is far above the
+    # seconds a well-posed solve of this stage takes, so results do not depend on the machine's speed)
+    solver: Solver = field(
+        default_factory=lambda: Solver("dopri5", rtol=1e-6, atol=1e-6, adjoint=True, max_seconds=300.0)
+    )
     learn_initial: bool = True
 
     def __post_init__(self):
