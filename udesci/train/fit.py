@@ -125,22 +125,26 @@ def check_checkpoint_matches(state: dict, model: HybridModel, extras: dict, path
             f"resume: {path!r} was written for another model (tensors {extra[:4]} are not in this model, "
             f"{missing[:4]} are missing); resume with the model that wrote it."
         )
-    for name, value in mine.items():
-        if tuple(stored[name].shape) != tuple(value.shape):
-            raise ConfigError(
-                f"resume: {path!r} was written for another model: {name} has shape {tuple(stored[name].shape)} "
-                f"there and {tuple(value.shape)} here."
-            )
+    _check_shapes(stored, mine, f"resume: {path!r} was written for another model", "")
     if set(extra_stored) != set(extras):
         raise ConfigError(
             f"resume: {path!r} was written with other training stages (it holds {sorted(extra_stored)}, this run "
             f"trains {sorted(extras)}); resume with the same options."
         )
-    for name, value in extras.items():
-        if tuple(extra_stored[name].shape) != tuple(value.shape):
+    _check_shapes(
+        extra_stored,
+        extras,
+        f"resume: {path!r} was written for other data",
+        " (trajectories, segments or states differ)",
+    )
+
+
+def _check_shapes(stored: dict, mine: dict, head: str, tail: str) -> None:
+    """Raise ``head: <name> has shape A there and B here<tail>.`` for the first tensor whose shape differs."""
+    for name, value in mine.items():
+        if tuple(stored[name].shape) != tuple(value.shape):
             raise ConfigError(
-                f"resume: {path!r} was written for other data: {name} has shape {tuple(extra_stored[name].shape)} "
-                f"there and {tuple(value.shape)} here (trajectories, segments or states differ)."
+                f"{head}: {name} has shape {tuple(stored[name].shape)} there and {tuple(value.shape)} here{tail}."
             )
 
 
