@@ -11,15 +11,16 @@ Two settings:
   equation is skipped (and counted).
 * ``full``: every right-hand side is an unknown function of all states.
 
-Each run is ``udesci.fit`` + ``udesci.discover`` with udesci's defaults (``--fast`` shortens the two
-training stages uniformly, for smoke runs), then the discovered closed-form model is simulated from both
-initial states and scored against the noise-free truth by R² pooled over the states (ODEFormer's
-``r2_score(..., multioutput="variance_weighted")``, ``1 − Σ SSE / Σ SST``); a model that blows up or cannot
-be solved scores −inf.  Exact structure: every unknown's expanded closed form has the same terms as the
-truth's unknown part and each coefficient is within 10 % of the true one.  Beside it, in the same task,
-PySINDy alone on the same noisy data (:func:`udesci.study.sindy_baseline`: smoothed finite differences,
-polynomials of udesci's default library degree, STLSQ with the threshold chosen by BIC) is simulated
-and scored the same way (its structure against the whole right-hand side).
+Each run is ``udesci.fit`` + ``udesci.discover`` with udesci's defaults (``--fast``, for smoke runs only,
+shortens the two training stages and lightens discovery, the same for every system).  The discovered
+closed-form model is simulated from both initial states and scored against the noise-free truth by R²
+pooled over the states (ODEFormer's ``r2_score(..., multioutput="variance_weighted")``,
+``1 − Σ SSE / Σ SST``); a model that blows up or cannot be solved scores −inf.  Exact structure: every
+unknown's expanded closed form has the same terms as the truth's unknown part and each coefficient is
+within 10 % of the true one.  Beside it, in the same task, PySINDy alone on the same noisy data
+(:func:`udesci.study.sindy_baseline`: smoothed finite differences, polynomials of udesci's default library
+degree, STLSQ with the threshold chosen by BIC) is simulated and scored the same way (its structure
+against the whole right-hand side).
 
     .venv/bin/python bench/bench_odebench.py --systems 24-33 --noise 0.01 --setting ude --workers 1
 
@@ -483,6 +484,27 @@ def fit_stages(fast: bool) -> dict:
     return {"warm_start": WarmStart(iterations=FAST_ITERATIONS), "shooting": Shooting(iterations=FAST_ITERATIONS)}
 
 
+def discover_options(fast: bool) -> dict:
+    """Keyword arguments of ``udesci.discover``: the defaults, or ``--fast``'s lighter search (smoke runs only).
+
+    Parameters
+    ----------
+    fast : bool
+
+    Returns
+    -------
+    dict
+        Empty (defaults), or a ``Selection`` without the bootstrap ensemble, one sweep, 8 shortlisted and 4
+        rescored candidates and 5 refine iterations, and no final refit (``refit=False``).
+    """
+    if not fast:
+        return {}
+    from udesci import Selection
+
+    selection = Selection(bootstrap=0, sweeps=1, shortlist=8, rescore=4, refine_iterations=5)
+    return {"selection": selection, "refit": False}
+
+
 def run_udesci(system: System, truth: Truth, setting: str, fast: bool, seed: int) -> dict:
     """``udesci.fit`` + ``udesci.discover`` (defaults) on the noisy training series, scored.
 
@@ -516,7 +538,7 @@ def run_udesci(system: System, truth: Truth, setting: str, fast: bool, seed: int
     fitted = ud.fit(model, data, seed=seed, progress=False, **fit_stages(fast))
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    found = ud.discover(fitted, seed=seed, progress=False)
+    found = ud.discover(fitted, seed=seed, progress=False, **discover_options(fast))
     discover_seconds = time.perf_counter() - start
     values = found.model.parameter_values()
     rhs = [found.model.equations[s].xreplace(values) for s in system.states]
@@ -788,6 +810,11 @@ def _num(v, fmt: str = ".3g") -> str:
     return "−∞" if v == -math.inf else format(v, fmt)
 
 
+def _r2_text(result: dict, key: str) -> str:
+    """R² of a finished result as text; JSON null there is a model that blew up or could not be solved (−∞)."""
+    return _num(_r2(result, key), ".4f") if key in (result or {}) else "–"
+
+
 def _yes(v) -> str:
     return "–" if v is None else ("yes" if v else "no")
 
@@ -816,14 +843,14 @@ def system_table(records: Sequence[dict]) -> str:
                 "setting": r["setting"],
                 "noise": f"{r['noise']:g}",
                 "status": status,
-                "R² rec": _num(u.get("r2_reconstruction"), ".4f") if u else "–",
-                "R² gen": _num(u.get("r2_generalization"), ".4f") if u else "–",
+                "R² rec": _r2_text(u, "r2_reconstruction"),
+                "R² gen": _r2_text(u, "r2_generalization"),
                 "exact": _yes(u.get("exact")),
                 "adequate": _yes(u.get("adequate")),
                 "fit s": _num(u.get("fit_seconds"), ".0f"),
                 "discover s": _num(u.get("discover_seconds"), ".0f"),
-                "SINDy R² rec": _num(s.get("r2_reconstruction"), ".4f") if "seconds" in s else "–",
-                "SINDy R² gen": _num(s.get("r2_generalization"), ".4f") if "seconds" in s else "–",
+                "SINDy R² rec": _r2_text(s, "r2_reconstruction"),
+                "SINDy R² gen": _r2_text(s, "r2_generalization"),
                 "SINDy exact": _yes(s.get("exact")),
                 "SINDy s": _num(s.get("seconds"), ".1f"),
             }
@@ -931,7 +958,7 @@ def run_benchmark(
     out : path
         Output directory (created).
     fast : bool
-        Shorter training stages (:func:`fit_stages`).
+        Shorter training and a lighter discovery (:func:`fit_stages`, :func:`discover_options`), for smoke runs.
     seed : int
     workers, backend, address, timeout
         As :func:`udesci.study.run_tasks` (``timeout``: seconds per task; a task past it is a timeout).
@@ -1036,9 +1063,9 @@ def _describe(rec: dict) -> str:
         return f"{head}: {rec['status'].upper()} {rec.get('error') or ''}".rstrip()
     u, s = rec["udesci"], rec.get("sindy") or {}
     return (
-        f"{head}: R² rec {_num(u['r2_reconstruction'], '.4f')} gen {_num(u['r2_generalization'], '.4f')}, exact "
+        f"{head}: R² rec {_r2_text(u, 'r2_reconstruction')} gen {_r2_text(u, 'r2_generalization')}, exact "
         f"{_yes(u['exact'])}, adequate {_yes(u['adequate'])}, {u['seconds']:.0f} s; SINDy rec "
-        f"{_num(s.get('r2_reconstruction'), '.4f')} gen {_num(s.get('r2_generalization'), '.4f')}"
+        f"{_r2_text(s, 'r2_reconstruction')} gen {_r2_text(s, 'r2_generalization')}"
     )
 
 
@@ -1062,7 +1089,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per task, then a timeout (%(default)s)"
     )
-    parser.add_argument("--fast", action="store_true", help=f"{FAST_ITERATIONS} warm-start and shooting iterations")
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help=f"smoke run: {FAST_ITERATIONS} warm-start and shooting iterations, lighter discovery",
+    )
     parser.add_argument("--seed", type=int, default=0, help="noise, network and discovery seed (default %(default)s)")
     parser.add_argument("--retry-failed", action="store_true", help="run failed and timed-out tasks again")
     parser.add_argument("--out", default="bench/results/odebench", help="output directory (default %(default)s)")
