@@ -228,7 +228,17 @@ def split_rhs(rhs: Sequence[sp.Expr], states: Sequence[sp.Symbol]) -> Split:
 
 
 def unknown_name(i: int) -> str:
-    """Name of the unknown in equation ``i``: ``U_i``."""
+    """Name of the unknown in the right-hand side of state ``i``.
+
+    Parameters
+    ----------
+    i : int
+
+    Returns
+    -------
+    str
+        ``"U_i"``.
+    """
     return f"U_{i}"
 
 
@@ -997,6 +1007,8 @@ def run_benchmark(
             raise ConfigError(f"--setting: expected ude, full or both, received {s!r}.")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"--seed: expected an int >= 0, received {seed!r}.")
+    # the engine checks its options (and Ray's presence) on an empty task list: refused before anything is written
+    run_tasks(task_fn, [], backend=backend, workers=workers, address=address, timeout=timeout)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     records = records_file(out)

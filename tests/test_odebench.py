@@ -269,6 +269,9 @@ def test_bad_options_are_refused(tmp_path):
         ob.run_benchmark([3], [0.01], ["both"], out=tmp_path, backend="serial", task_fn=_fake_task)
     with pytest.raises(ob.ConfigError, match="systems"):
         ob.run_benchmark([64], [0.01], ["ude"], out=tmp_path, backend="serial", task_fn=_fake_task)
+    with pytest.raises(ob.ConfigError, match="workers"):  # the engine's own check, before anything is written
+        ob.run_benchmark([1], [0.01], ["ude"], out=tmp_path / "never", workers=0, task_fn=_fake_task)
+    assert not (tmp_path / "never").exists()
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "bench_odebench.py"), "--systems", "70", "--out", str(tmp_path)],
         capture_output=True,
