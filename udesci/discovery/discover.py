@@ -35,17 +35,16 @@ from ..train import (
     Segments,
     Shooting,
     TrainingWarning,
-    collocation_loss,
     fit,
     make_segments,
     segment_starts,
 )
-from .batch_lm import Layout, point_blocks, refit_candidates, whole_trajectories
+from .batch_lm import Layout, point_blocks, refit_candidates, refit_on_derivatives, whole_trajectories
 from .criteria import information_criterion, parsimonious
 from .joint import joint_choice
 from .library import Library
 from .proposal import UnknownWork, closed_form, lstsq_on, propose, sample_states, supports
-from .refit import SCORING_SOLVER, data_misfit, refit_coefficients, refit_whole, with_params
+from .refit import SCORING_SOLVER, data_misfit, refit_whole, with_params
 from .results import Adequacy, Candidate, Discovery, UnknownDiscovery
 from .selection import Selection
 from .uncertainty import (
@@ -86,10 +85,8 @@ class DiscoveryState:
         Observations of each state.
     y0 : torch.Tensor of shape (K, n)
         Initial states of the trajectories (from the fit, later from the refit).
-    collocation : callable
-        The derivative-matching loss of the current field.
     n_collocation : float
-        Points behind it.
+        Points behind the derivative-matching loss (interior points times observed states).
     segments : Segments
     segment_starts : torch.Tensor of shape (S, n)
         Fixed starts of the scoring segments (the smoothed data).
@@ -120,7 +117,6 @@ class DiscoveryState:
     n_observations: float
     n_per_state: np.ndarray
     y0: torch.Tensor
-    collocation: object
     n_collocation: float
     segments: Segments
     segment_starts: torch.Tensor
@@ -175,7 +171,6 @@ def prepare(fitted, data, model, libraries, selection, samples, seed) -> Discove
         n_observations=float(prep.mask.sum()),
         n_per_state=prep.mask.sum(dim=(0, 1)).numpy(),
         y0=y0,
-        collocation=collocation_loss(model, prep),
         n_collocation=float(sum(m - 2 for m in prep.lengths) * len(prep.observed)),
         segments=seg,
         # segment starts stay at the smoothed data: the same for every candidate, and few free parameters
@@ -198,27 +193,23 @@ def propose_all(state: DiscoveryState) -> None:
 
 
 def rank_by_derivatives(state: DiscoveryState, work: UnknownWork) -> list[Candidate]:
-    """Every candidate support, coefficients refit by derivative matching, ranked by its criterion."""
+    """Every candidate support, coefficients refit by derivative matching (all candidates in one
+    batched Levenberg–Marquardt refit from their least-squares fit to the network samples), ranked
+    by its criterion."""
     dtype = state.model.module.dtype
-    module, terms, theta, target, selection = work.module, work.terms, work.theta, work.target, state.selection
-    p = len(terms)
+    terms, theta, target, selection = work.terms, work.theta, work.target, state.selection
+    sups = supports(len(terms), selection.exhaustive, work.swept)
+    start = torch.as_tensor(np.stack([lstsq_on(theta, target, sup) for sup in sups]), dtype=dtype)
+    with torch.no_grad():
+        work.module.mask.fill_(1.0)  # row coefficients are zero off each support
+    refit = refit_on_derivatives(state.model.module, state.batch, work.spec.name, start, sups)
     cands = []
-    for sup in supports(p, selection.exhaustive, work.swept):
-        coef = lstsq_on(theta, target, sup)
-        mask = np.zeros(p)
-        mask[list(sup)] = 1.0
-        with torch.no_grad():
-            module.coef.copy_(torch.as_tensor(coef, dtype=dtype))
-            module.mask.copy_(torch.as_tensor(mask, dtype=dtype))
-        if sup:
-            refit_coefficients(module, state.collocation)
-        coef = (module.coef.detach() * module.mask).numpy().copy()
+    for sup, coef, loss in zip(sups, refit.theta.numpy(), refit.loss.tolist(), strict=True):
+        coef = coef.copy()
         rmse = float(np.sqrt(np.mean((theta @ coef - target) ** 2)))
         cand = Candidate(sup, coef, closed_form(terms, coef), work.swept.get(sup, math.nan), rmse)
-        with torch.no_grad():
-            cand.score = information_criterion(
-                float(state.collocation()) * state.n_collocation, state.n_collocation, len(sup), selection.criterion
-            )
+        n_col = state.n_collocation
+        cand.score = information_criterion(loss * n_col, n_col, len(sup), selection.criterion)
         cands.append(cand)
     cands.sort(key=lambda c: (c.score, len(c.support)))
     return cands
