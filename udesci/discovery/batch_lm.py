@@ -25,6 +25,9 @@ from ..networks import TermSum
 from ..solve import Solver, integrate
 from ..train import PaddedBatch, Segments
 
+# iterations before ``give_up`` applies in :func:`levenberg_marquardt`
+GIVE_UP_AFTER = 3
+
 # the most field evaluations (rows) one batched derivative-matching refit evaluates at once
 ROW_BUDGET = 1 << 18
 
@@ -129,6 +132,7 @@ def refit_candidates(
     weights: torch.Tensor | None = None,
     free_starts: bool = False,
     tol: float = 1e-7,
+    give_up: float | None = None,
 ) -> LMResult:
     """Levenberg–Marquardt refit of ``C`` parameter vectors on shooting segments, all in one batch.
 
@@ -169,6 +173,9 @@ def refit_candidates(
     tol : float
         A candidate stops once an accepted step lowers its loss by less than this
         fraction.
+    give_up : float, optional
+        Candidates whose loss is this many times the best one's stop early (see
+        :func:`levenberg_marquardt`).
 
     Returns
     -------
@@ -224,7 +231,7 @@ def refit_candidates(
         r = torch.where(bad.unsqueeze(-1), torch.zeros_like(r), r)
         return ResidualRows(r, torch.where(bad[:, None, None, None], math.inf, sse), bad)
 
-    return levenberg_marquardt(residuals, theta, active, iterations, tol)
+    return levenberg_marquardt(residuals, theta, active, iterations, tol, give_up)
 
 
 class ResidualRows(NamedTuple):
@@ -264,7 +271,14 @@ class LMResult(NamedTuple):
     extra: torch.Tensor
 
 
-def levenberg_marquardt(residuals, theta: torch.Tensor, active: list, iterations: int, tol: float = 1e-7) -> LMResult:
+def levenberg_marquardt(
+    residuals,
+    theta: torch.Tensor,
+    active: list,
+    iterations: int,
+    tol: float = 1e-7,
+    give_up: float | None = None,
+) -> LMResult:
     """Levenberg–Marquardt on ``C`` least-squares problems at once, each with its own free entries.
 
     The Jacobian of each row's residuals with respect to its free entries comes from forward
@@ -284,7 +298,12 @@ def levenberg_marquardt(residuals, theta: torch.Tensor, active: list, iterations
     iterations : int
         Iterations (each one residual call of ``C × (P + 1)`` rows, ``P`` the most free entries).
     tol : float
-        A candidate stops once an accepted step lowers its loss by less than this fraction.
+        A candidate stops once an accepted step lowers its loss by less than this fraction, or
+        once its linearised model predicts that a nearly undamped step cannot.
+    give_up : float, optional
+        From the fourth iteration on, a candidate whose loss is more than ``give_up`` times the
+        best candidate's stops where it is (its loss is still returned): in a comparison of
+        candidates it has lost, and such candidates are the ones that converge slowest.
 
     Returns
     -------
@@ -317,7 +336,9 @@ def levenberg_marquardt(residuals, theta: torch.Tensor, active: list, iterations
     r, J, extra, loss = with_jacobian(theta)
     lam = torch.full((C,), 1e-3, dtype=theta.dtype)
     done = ~torch.isfinite(loss) | ~valid.any(1)
-    for _ in range(iterations):
+    for iteration in range(iterations):
+        if give_up is not None and iteration >= GIVE_UP_AFTER:
+            done = done | (loss > give_up * loss.min())
         if bool(done.all()):
             break
         g = (J @ r.unsqueeze(-1)).squeeze(-1)
@@ -325,7 +346,13 @@ def levenberg_marquardt(residuals, theta: torch.Tensor, active: list, iterations
         diag = H.diagonal(dim1=1, dim2=2).clamp(min=1e-12)
         A = H + torch.diag_embed(lam.unsqueeze(-1) * diag + (~valid).to(H.dtype))
         step = -torch.linalg.solve(A, g.unsqueeze(-1)).squeeze(-1) * valid
+        # a nearly undamped step that the linearised model says cannot lower the loss by the fraction
+        # ``tol``: converged (rejected trials would only raise the damping until it gives up)
+        predicted = -(2 * (step * g).sum(-1) + (step.unsqueeze(1) @ H @ step.unsqueeze(-1)).reshape(C))
+        done = done | ((predicted <= tol * loss) & (lam <= 1.0))
         step = torch.where(done.unsqueeze(-1), torch.zeros_like(step), step)
+        if bool(done.all()):
+            break
         trial = theta.scatter_add(1, idx, step)
         rt, Jt, extra_t, lt = with_jacobian(trial)
         better = (lt < loss) & ~done

@@ -16,7 +16,9 @@ The entry point runs a sequence of stage functions on one :class:`DiscoveryState
 from __future__ import annotations
 
 import math
+import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,6 +61,9 @@ from .uncertainty import (
 SEGMENT_SOLVER = Solver("rk4", substeps=1)
 SEGMENT_LENGTH = 5  # observation intervals per scoring segment and per bootstrap block
 SEGMENT_CONTINUITY = 10.0
+# a candidate whose refit loss is this many times the best one's after a few iterations stops refitting:
+# with n observations its criterion is at least n·log(100) ≈ 4.6 n worse
+GIVE_UP = 100.0
 
 
 @dataclass
@@ -102,6 +107,8 @@ class DiscoveryState:
     work : dict name -> UnknownWork
     details : dict name -> UnknownDiscovery
     refit : FitResult or None
+    seconds : dict stage -> float
+        Wall-clock seconds spent in each stage so far (see :meth:`timed`).
     """
 
     fitted: FitResult
@@ -128,6 +135,16 @@ class DiscoveryState:
     work: dict = field(default_factory=dict)
     details: dict = field(default_factory=dict)
     refit: FitResult | None = None
+    seconds: dict = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, stage: str):
+        """Add the wall-clock seconds of the block to ``seconds[stage]``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
 
 
 def scoring_batch(fitted: FitResult, data: Dataset, model: HybridModel) -> PaddedBatch:
@@ -245,6 +262,7 @@ def score_on_segments(state: DiscoveryState, name: str, shortlist: list[Candidat
         torch.stack(thetas),
         actives,
         state.selection.refine_iterations,
+        give_up=GIVE_UP,
     )
     for cand, th, s_ in zip(shortlist, theta, sse, strict=True):
         cand.coefficients = th[cur].numpy().copy()
@@ -288,6 +306,7 @@ def rescore_on_trajectories(state: DiscoveryState, name: str, shortlist: list, a
         [actives[i] for i in ranked],
         state.selection.refine_iterations,
         free_starts=True,
+        give_up=GIVE_UP,
     )
     blocks = per_block(sse_t, state.blocks, state.n_blocks)
     for i, th, s_, pb in zip(ranked, theta_t, sse_t, blocks, strict=True):
@@ -333,13 +352,16 @@ def decide(state: DiscoveryState, name: str) -> None:
     work = state.work[name]
     selection = state.selection
     field_.set_network(name, work.module)
-    cands = rank_by_derivatives(state, work)
+    with state.timed("rank by derivatives"):
+        cands = rank_by_derivatives(state, work)
     shortlist = cands[: selection.shortlist]
     # the field's closed-form coefficients and learnable parameters, in Layout order: the chosen
     # candidate's refit values are written back into them
     values = [m.coef for m in field_.nets.values() if isinstance(m, TermSum)] + list(field_.learnable.values())
-    actives = score_on_segments(state, name, shortlist)
-    rescore_on_trajectories(state, name, shortlist, actives)
+    with state.timed("score on segments"):
+        actives = score_on_segments(state, name, shortlist)
+    with state.timed("rescore on trajectories"):
+        rescore_on_trajectories(state, name, shortlist, actives)
     for cand in cands[selection.shortlist :]:
         cand.score = math.inf  # ranked out by derivative matching; stage-1 order kept below
     shortlist.sort(key=lambda c: (c.score, len(c.support)))
@@ -350,7 +372,8 @@ def decide(state: DiscoveryState, name: str) -> None:
             prm.copy_(v)
         work.module.mask.zero_()
         work.module.mask[list(best.support)] = 1.0
-    inclusion = inclusion_probabilities(state, work, shortlist, cands, best)
+    with state.timed("inclusion"):
+        inclusion = inclusion_probabilities(state, work, shortlist, cands, best)
     state.details[name] = UnknownDiscovery(name, work.spec.args, work.terms, cands, best.expression, inclusion, {})
 
 
@@ -470,6 +493,21 @@ def assess(state: DiscoveryState, sse: float) -> Adequacy:
     return Adequacy(r2, ratio)
 
 
+def context_of(field_, name: str) -> tuple:
+    """What deciding unknown ``name`` depends on besides its own work: the other unknowns (network,
+    or closed form with its coefficients) and the learnable parameters' values, as a comparable tuple."""
+    out = []
+    for other, net in field_.nets.items():
+        if other == name:
+            continue
+        if isinstance(net, TermSum):
+            out.append((other, (net.coef.detach() * net.mask).numpy().tobytes()))
+        else:
+            out.append((other, id(net)))
+    out += [(k, v.detach().numpy().tobytes()) for k, v in field_.learnable.items()]
+    return tuple(out)
+
+
 def stage_progress(enabled: bool | None, total: int):
     """A labelled tqdm bar over discovery's stages on stderr (``None``: on in a terminal or notebook)."""
     import sys
@@ -491,24 +529,36 @@ def run_stages(fitted, data, libraries, selection, refit, refit_iterations, samp
             bar.set_postfix_str(label, refresh=False)
             bar.update(1)
 
+        start = time.perf_counter()
         state = prepare(fitted, data, fitted.model.copy(), libraries, selection, samples, seed)
+        state.seconds["prepare"] = time.perf_counter() - start
         step("networks sampled")
-        propose_all(state)
+        with state.timed("propose"):
+            propose_all(state)
         step("candidates proposed")
         # unknowns are decided one after another; later sweeps re-decide each with the others in closed form
+        decided_in: dict = {}
         for sweep in range(selection.sweeps):
             for name in state.work:
-                decide(state, name)
+                # deciding again in the same surroundings gives the same answer: skip it
+                surroundings = context_of(state.model.module, name)
+                if decided_in.get(name) != surroundings:
+                    decide(state, name)
+                    decided_in[name] = surroundings
                 step(f"{name} decided (sweep {sweep + 1}/{selection.sweeps})")
-        choose_jointly(state)
+        with state.timed("joint choice"):
+            choose_jointly(state)
         for prm in state.model.module.parameters():
             prm.requires_grad_(True)
         if refit:
             # the refit's own fallback training runs silently: its bars would look like training restarting
-            refit_final(state, refit_iterations, False)
+            with state.timed("final refit"):
+                refit_final(state, refit_iterations, False)
             step("refit")
-        found = assemble(state)
+        with state.timed("assemble"):
+            found = assemble(state)
         step("uncertainty")
+        found.seconds = dict(state.seconds)
         return found
 
 
