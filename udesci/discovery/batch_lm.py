@@ -25,7 +25,16 @@ from ..networks import TermSum
 from ..solve import Solver, integrate
 from ..train import PaddedBatch, Segments
 
-__all__ = ["Layout", "NetSlice", "ParamSlot", "point_blocks", "refit_candidates", "whole_trajectories"]
+# iterations before ``give_up`` applies in :func:`levenberg_marquardt`
+GIVE_UP_AFTER = 3
+
+# the most field evaluations (rows) one batched derivative-matching refit evaluates at once
+ROW_BUDGET = 1 << 18
+
+__all__ = [
+    "LMResult", "Layout", "NetSlice", "ParamSlot", "ResidualRows", "levenberg_marquardt", "point_blocks",
+    "refit_candidates", "refit_on_derivatives", "whole_trajectories",
+]  # fmt: skip
 
 
 class NetSlice(NamedTuple):
@@ -123,7 +132,8 @@ def refit_candidates(
     weights: torch.Tensor | None = None,
     free_starts: bool = False,
     tol: float = 1e-7,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    give_up: float | None = None,
+) -> LMResult:
     """Levenberg–Marquardt refit of ``C`` parameter vectors on shooting segments, all in one batch.
 
     The objective of each candidate is the multiple-shooting loss of
@@ -163,16 +173,17 @@ def refit_candidates(
     tol : float
         A candidate stops once an accepted step lowers its loss by less than this
         fraction.
+    give_up : float, optional
+        Candidates whose loss is this many times the best one's stop early (see
+        :func:`levenberg_marquardt`).
 
     Returns
     -------
-    theta : torch.Tensor, shaped like the input
-        Refit vectors.
-    loss : torch.Tensor of shape (C,)
-        Shooting loss at the refit vectors (``inf`` where the model blew up).
-    data_sse : torch.Tensor of shape (C, S, L + 1, n)
-        Unweighted scaled squared data misfit of each observation at the refit
-        vectors (0 where not observed, ``inf`` where the model blew up).
+    LMResult
+        ``theta`` shaped like the input (the refit vectors); ``loss`` (C,), the shooting loss
+        at them (``inf`` where the model blew up); ``extra`` (C, S, L + 1, n), the unweighted
+        scaled squared data misfit of each observation at them (0 where not observed, ``inf``
+        where the model blew up).
 
     Raises
     ------
@@ -197,10 +208,10 @@ def refit_candidates(
     w_data = (mask / mask.sum().clamp(min=1.0)).sqrt()
     seg_w = torch.ones(C, S, dtype=theta.dtype) if weights is None else weights.to(theta.dtype)
     w_gap = math.sqrt(continuity / max(links.numel() * n, 1))
-    eps = torch.finfo(theta.dtype).eps
 
-    def residuals(th: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def residuals(th: torch.Tensor, owner: torch.Tensor) -> ResidualRows:
         M = th.shape[0]
+        w = seg_w[owner]
         st = th[:, D:].reshape(M, S, n) if free_starts else starts.expand(M, S, n)
         coefficients = {name: th[:, sl].repeat_interleave(S, dim=0) for name, sl in layout.nets}
         params = {name: th[:, at].repeat_interleave(S) for name, at in layout.params}
@@ -218,8 +229,88 @@ def refit_candidates(
         r = torch.cat(parts, dim=1)
         bad = ~torch.isfinite(r).all(dim=1)
         r = torch.where(bad.unsqueeze(-1), torch.zeros_like(r), r)
-        return r, torch.where(bad[:, None, None, None], math.inf, sse), bad
+        return ResidualRows(r, torch.where(bad[:, None, None, None], math.inf, sse), bad)
 
+    return levenberg_marquardt(residuals, theta, active, iterations, tol, give_up)
+
+
+class ResidualRows(NamedTuple):
+    """Residuals of a batch of parameter vectors, as a residual function of
+    :func:`levenberg_marquardt` returns them.
+
+    Attributes
+    ----------
+    r : torch.Tensor of shape (M, R)
+        Residuals of each row (0 where ``bad``); each row's loss is ``r.pow(2).sum()``.
+    extra : torch.Tensor of shape (M, ...)
+        Anything the caller wants back at the solution (e.g. the misfit of each observation).
+    bad : torch.Tensor of shape (M,)
+        Rows whose model could not be evaluated (blew up).
+    """
+
+    r: torch.Tensor
+    extra: torch.Tensor
+    bad: torch.Tensor
+
+
+class LMResult(NamedTuple):
+    """The outcome of :func:`levenberg_marquardt` (and :func:`refit_candidates`).
+
+    Attributes
+    ----------
+    theta : torch.Tensor of shape (C, W)
+        Refit vectors.
+    loss : torch.Tensor of shape (C,)
+        Sum of squared residuals at ``theta`` (``inf`` where the model blew up).
+    extra : torch.Tensor of shape (C, ...)
+        The residual function's ``extra`` at ``theta``.
+    """
+
+    theta: torch.Tensor
+    loss: torch.Tensor
+    extra: torch.Tensor
+
+
+def levenberg_marquardt(
+    residuals,
+    theta: torch.Tensor,
+    active: list,
+    iterations: int,
+    tol: float = 1e-7,
+    give_up: float | None = None,
+) -> LMResult:
+    """Levenberg–Marquardt on ``C`` least-squares problems at once, each with its own free entries.
+
+    The Jacobian of each row's residuals with respect to its free entries comes from forward
+    differences, evaluated as extra rows of the same batched residual call: one call per
+    iteration evaluates every candidate's trial point together with its ``P`` probes (used next
+    iteration if the trial is accepted, discarded otherwise).  Each candidate has its own damping
+    and stops on its own.
+
+    Parameters
+    ----------
+    residuals : callable (theta_rows (M, W), owner (M,) long) -> ResidualRows
+        Residuals of parameter rows; ``owner`` says which candidate each row belongs to.
+    theta : torch.Tensor of shape (C, W)
+        Starting vectors.
+    active : list of C lists of int
+        Free entries of each vector (the others stay as given).
+    iterations : int
+        Iterations (each one residual call of ``C × (P + 1)`` rows, ``P`` the most free entries).
+    tol : float
+        A candidate stops once an accepted step lowers its loss by less than this fraction, or
+        once its linearised model predicts that a nearly undamped step cannot.
+    give_up : float, optional
+        From the fourth iteration on, a candidate whose loss is more than ``give_up`` times the
+        best candidate's stops where it is (its loss is still returned): in a comparison of
+        candidates it has lost, and such candidates are the ones that converge slowest.
+
+    Returns
+    -------
+    LMResult
+    """
+    C = theta.shape[0]
+    eps = torch.finfo(theta.dtype).eps
     P = max([len(a) for a in active] + [1])
     idx = torch.zeros(C, P, dtype=torch.long)
     valid = torch.zeros(C, P, dtype=torch.bool)
@@ -227,27 +318,27 @@ def refit_candidates(
         idx[c, : len(a)] = torch.as_tensor(a, dtype=torch.long)
         valid[c, : len(a)] = True
     theta = theta.clone()
-    w_all = torch.cat([seg_w.unsqueeze(1), seg_w.unsqueeze(1).expand(C, P, S)], dim=1).reshape(C * (P + 1), S)
+    owner = torch.arange(C).repeat_interleave(P + 1)
 
     def with_jacobian(th: torch.Tensor):
-        """Residuals at ``th`` and their forward-difference Jacobian, from one batched solve."""
+        """Residuals at ``th`` and their forward-difference Jacobian, from one batched call."""
         h = math.sqrt(eps) * th.gather(1, idx).abs().clamp(min=1e-3) * valid
         probe = th.unsqueeze(1).repeat(1, P + 1, 1)
         probe[:, 1:].scatter_add_(2, idx.unsqueeze(-1), h.unsqueeze(-1))
-        rp, sse_p, bad_p = residuals(probe.reshape(C * (P + 1), -1), w_all)
-        rp, bad_p = rp.reshape(C, P + 1, -1), bad_p.reshape(C, P + 1)
+        rows = residuals(probe.reshape(C * (P + 1), -1), owner)
+        rp, bad_p = rows.r.reshape(C, P + 1, -1), rows.bad.reshape(C, P + 1)
         r0 = rp[:, 0]
         J = (rp[:, 1:] - r0.unsqueeze(1)) / torch.where(valid, h, 1.0).unsqueeze(-1)
         J = J * (valid & ~bad_p[:, 1:]).unsqueeze(-1)
-        sse0 = sse_p.reshape(C, P + 1, *sse_p.shape[1:])[:, 0]
-        return r0, J, sse0, torch.where(bad_p[:, 0], math.inf, r0.pow(2).sum(1))
+        extra0 = rows.extra.reshape(C, P + 1, *rows.extra.shape[1:])[:, 0]
+        return r0, J, extra0, torch.where(bad_p[:, 0], math.inf, r0.pow(2).sum(1))
 
-    # each iteration is one batched solve: the trial point together with its Jacobian probes
-    # (used next iteration if the trial is accepted, discarded otherwise)
-    r, J, sse, loss = with_jacobian(theta)
+    r, J, extra, loss = with_jacobian(theta)
     lam = torch.full((C,), 1e-3, dtype=theta.dtype)
     done = ~torch.isfinite(loss) | ~valid.any(1)
-    for _ in range(iterations):
+    for iteration in range(iterations):
+        if give_up is not None and iteration >= GIVE_UP_AFTER:
+            done = done | (loss > give_up * loss.min())
         if bool(done.all()):
             break
         g = (J @ r.unsqueeze(-1)).squeeze(-1)
@@ -255,19 +346,26 @@ def refit_candidates(
         diag = H.diagonal(dim1=1, dim2=2).clamp(min=1e-12)
         A = H + torch.diag_embed(lam.unsqueeze(-1) * diag + (~valid).to(H.dtype))
         step = -torch.linalg.solve(A, g.unsqueeze(-1)).squeeze(-1) * valid
+        # a nearly undamped step that the linearised model says cannot lower the loss by the fraction
+        # ``tol``: converged (rejected trials would only raise the damping until it gives up)
+        predicted = -(2 * (step * g).sum(-1) + (step.unsqueeze(1) @ H @ step.unsqueeze(-1)).reshape(C))
+        done = done | ((predicted <= tol * loss) & (lam <= 1.0))
         step = torch.where(done.unsqueeze(-1), torch.zeros_like(step), step)
+        if bool(done.all()):
+            break
         trial = theta.scatter_add(1, idx, step)
-        rt, Jt, sset, lt = with_jacobian(trial)
+        rt, Jt, extra_t, lt = with_jacobian(trial)
         better = (lt < loss) & ~done
         gain = torch.where(better, (loss - lt) / loss.clamp(min=1e-300), torch.zeros_like(loss))
         theta = torch.where(better.unsqueeze(-1), trial, theta)
         r = torch.where(better.unsqueeze(-1), rt, r)
         J = torch.where(better[:, None, None], Jt, J)
-        sse = torch.where(better[:, None, None, None], sset, sse)
+        keep = better.reshape(C, *([1] * (extra.dim() - 1)))
+        extra = torch.where(keep, extra_t, extra)
         loss = torch.where(better, lt, loss)
         lam = torch.where(better, lam / 3, lam * 4).clamp(1e-12, 1e12)
         done = done | (better & (gain < tol)) | (lam >= 1e12)
-    return theta, loss, sse
+    return LMResult(theta, loss, extra)
 
 
 def whole_trajectories(prep: PaddedBatch) -> Segments:
@@ -296,3 +394,83 @@ def point_blocks(prep: PaddedBatch, length: int) -> tuple[torch.Tensor, int]:
         out[k] = at + (torch.arange(T) // length).clamp(max=nseg - 1)
         at += nseg
     return out, at
+
+
+def refit_on_derivatives(
+    field_, prep: PaddedBatch, name: str, coefficients: torch.Tensor, supports: list, iterations: int = 5
+) -> LMResult:
+    """Refit ``C`` candidate supports of one closed-form unknown by derivative matching, all at once.
+
+    The objective of each candidate is :func:`udesci.train.collocation_loss` — the field at the
+    smoothed states against the smoothed derivatives — as a function of the unknown's
+    coefficients on the candidate's support (everything else in the field as it stands).  Where
+    the field is affine in the unknown (the usual ``known + U``), one Levenberg–Marquardt step
+    solves it exactly; the others polish a field that is not.
+
+    Parameters
+    ----------
+    field_ : VectorField
+        ``name`` must be backed by a :class:`~udesci.networks.TermSum` (its coefficients are
+        replaced, row by row, while this runs).
+    prep : PaddedBatch
+    name : str
+    coefficients : torch.Tensor of shape (C, p)
+        Starting coefficients (zero off each support).
+    supports : list of C sequences of int
+        Each candidate's free terms.
+    iterations : int, default 5
+
+    Returns
+    -------
+    LMResult
+        ``theta`` (C, p) the refit coefficients; ``loss`` (C,) the collocation loss at them
+        (``inf`` where the field cannot be evaluated); ``extra`` the same loss.
+
+    Raises
+    ------
+    ConfigError
+        If ``coefficients`` is not ``(C, p)`` with one support per row.
+    """
+    from ..train import collocation_points
+
+    if name not in field_.nets or not isinstance(field_.nets[name], TermSum):
+        raise ConfigError(f"name: {name!r} is not an unknown backed by a TermSum.")
+    p = field_.nets[name].coef.numel()
+    if coefficients.dim() != 2 or coefficients.shape[1] != p or coefficients.shape[0] != len(supports):
+        raise ConfigError(f"coefficients: expected shape ({len(supports)}, {p}), received {tuple(coefficients.shape)}.")
+    pts = collocation_points(prep)
+    N, n = pts.y.shape
+    scale = (pts.weight / (N * n)).sqrt()
+    learnable = {k: v.detach().reshape(()) for k, v in field_.learnable.items()}
+
+    def residuals(th: torch.Tensor, owner: torch.Tensor) -> ResidualRows:
+        M = th.shape[0]
+        params = {k: v.expand(M * N) for k, v in learnable.items()}
+        with torch.no_grad(), field_.bound_inputs(prep.interp, pts.trajectory.repeat(M)):
+            with field_.row_values({name: th.repeat_interleave(N, dim=0)}, params):
+                out = field_(pts.t.repeat(M), pts.y.repeat(M, 1))
+        r = ((out.reshape(M, N, n) - pts.dy) * scale).reshape(M, -1)
+        bad = ~torch.isfinite(r).all(dim=1)
+        r = torch.where(bad.unsqueeze(-1), torch.zeros_like(r), r)
+        loss = torch.where(bad, math.inf, r.pow(2).sum(1))
+        return ResidualRows(r, loss, bad)
+
+    # candidates in chunks of similar support size, so that a few large supports do not make every
+    # candidate carry as many Jacobian probes, and no batch holds more than ROW_BUDGET field rows
+    coefficients = coefficients.to(field_.dtype)
+    order = sorted(range(len(supports)), key=lambda c: len(supports[c]))
+    theta, loss = coefficients.clone(), torch.full((len(supports),), math.inf, dtype=field_.dtype)
+    at = 0
+    while at < len(order):
+        P = len(supports[order[at]]) + 1
+        chunk = [order[at]]
+        while at + len(chunk) < len(order):
+            nxt = order[at + len(chunk)]
+            P = max(P, len(supports[nxt]) + 1)
+            if (len(chunk) + 1) * P * N > ROW_BUDGET:
+                break
+            chunk.append(nxt)
+        at += len(chunk)
+        done = levenberg_marquardt(residuals, coefficients[chunk], [list(supports[c]) for c in chunk], iterations)
+        theta[chunk], loss[chunk] = done.theta, done.loss
+    return LMResult(theta, loss, loss)

@@ -16,7 +16,9 @@ The entry point runs a sequence of stage functions on one :class:`DiscoveryState
 from __future__ import annotations
 
 import math
+import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,17 +37,16 @@ from ..train import (
     Segments,
     Shooting,
     TrainingWarning,
-    collocation_loss,
     fit,
     make_segments,
     segment_starts,
 )
-from .batch_lm import Layout, point_blocks, refit_candidates, whole_trajectories
+from .batch_lm import Layout, point_blocks, refit_candidates, refit_on_derivatives, whole_trajectories
 from .criteria import information_criterion, parsimonious
 from .joint import joint_choice
 from .library import Library
 from .proposal import UnknownWork, closed_form, lstsq_on, propose, sample_states, supports
-from .refit import SCORING_SOLVER, data_misfit, refit_coefficients, refit_whole, with_params
+from .refit import SCORING_SOLVER, data_misfit, refit_whole, with_params
 from .results import Adequacy, Candidate, Discovery, UnknownDiscovery
 from .selection import Selection
 from .uncertainty import (
@@ -60,6 +61,9 @@ from .uncertainty import (
 SEGMENT_SOLVER = Solver("rk4", substeps=1)
 SEGMENT_LENGTH = 5  # observation intervals per scoring segment and per bootstrap block
 SEGMENT_CONTINUITY = 10.0
+# a candidate whose refit loss is this many times the best one's after a few iterations stops refitting:
+# with n observations its criterion is at least n·log(100) ≈ 4.6 n worse
+GIVE_UP = 100.0
 
 
 @dataclass
@@ -86,10 +90,8 @@ class DiscoveryState:
         Observations of each state.
     y0 : torch.Tensor of shape (K, n)
         Initial states of the trajectories (from the fit, later from the refit).
-    collocation : callable
-        The derivative-matching loss of the current field.
     n_collocation : float
-        Points behind it.
+        Points behind the derivative-matching loss (interior points times observed states).
     segments : Segments
     segment_starts : torch.Tensor of shape (S, n)
         Fixed starts of the scoring segments (the smoothed data).
@@ -105,6 +107,8 @@ class DiscoveryState:
     work : dict name -> UnknownWork
     details : dict name -> UnknownDiscovery
     refit : FitResult or None
+    seconds : dict stage -> float
+        Wall-clock seconds spent in each stage so far (see :meth:`timed`).
     """
 
     fitted: FitResult
@@ -120,7 +124,6 @@ class DiscoveryState:
     n_observations: float
     n_per_state: np.ndarray
     y0: torch.Tensor
-    collocation: object
     n_collocation: float
     segments: Segments
     segment_starts: torch.Tensor
@@ -132,6 +135,16 @@ class DiscoveryState:
     work: dict = field(default_factory=dict)
     details: dict = field(default_factory=dict)
     refit: FitResult | None = None
+    seconds: dict = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, stage: str):
+        """Add the wall-clock seconds of the block to ``seconds[stage]``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
 
 
 def scoring_batch(fitted: FitResult, data: Dataset, model: HybridModel) -> PaddedBatch:
@@ -175,7 +188,6 @@ def prepare(fitted, data, model, libraries, selection, samples, seed) -> Discove
         n_observations=float(prep.mask.sum()),
         n_per_state=prep.mask.sum(dim=(0, 1)).numpy(),
         y0=y0,
-        collocation=collocation_loss(model, prep),
         n_collocation=float(sum(m - 2 for m in prep.lengths) * len(prep.observed)),
         segments=seg,
         # segment starts stay at the smoothed data: the same for every candidate, and few free parameters
@@ -198,27 +210,23 @@ def propose_all(state: DiscoveryState) -> None:
 
 
 def rank_by_derivatives(state: DiscoveryState, work: UnknownWork) -> list[Candidate]:
-    """Every candidate support, coefficients refit by derivative matching, ranked by its criterion."""
+    """Every candidate support, coefficients refit by derivative matching (all candidates in one
+    batched Levenberg–Marquardt refit from their least-squares fit to the network samples), ranked
+    by its criterion."""
     dtype = state.model.module.dtype
-    module, terms, theta, target, selection = work.module, work.terms, work.theta, work.target, state.selection
-    p = len(terms)
+    terms, theta, target, selection = work.terms, work.theta, work.target, state.selection
+    sups = supports(len(terms), selection.exhaustive, work.swept)
+    start = torch.as_tensor(np.stack([lstsq_on(theta, target, sup) for sup in sups]), dtype=dtype)
+    with torch.no_grad():
+        work.module.mask.fill_(1.0)  # row coefficients are zero off each support
+    refit = refit_on_derivatives(state.model.module, state.batch, work.spec.name, start, sups)
     cands = []
-    for sup in supports(p, selection.exhaustive, work.swept):
-        coef = lstsq_on(theta, target, sup)
-        mask = np.zeros(p)
-        mask[list(sup)] = 1.0
-        with torch.no_grad():
-            module.coef.copy_(torch.as_tensor(coef, dtype=dtype))
-            module.mask.copy_(torch.as_tensor(mask, dtype=dtype))
-        if sup:
-            refit_coefficients(module, state.collocation)
-        coef = (module.coef.detach() * module.mask).numpy().copy()
+    for sup, coef, loss in zip(sups, refit.theta.numpy(), refit.loss.tolist(), strict=True):
+        coef = coef.copy()
         rmse = float(np.sqrt(np.mean((theta @ coef - target) ** 2)))
         cand = Candidate(sup, coef, closed_form(terms, coef), work.swept.get(sup, math.nan), rmse)
-        with torch.no_grad():
-            cand.score = information_criterion(
-                float(state.collocation()) * state.n_collocation, state.n_collocation, len(sup), selection.criterion
-            )
+        n_col = state.n_collocation
+        cand.score = information_criterion(loss * n_col, n_col, len(sup), selection.criterion)
         cands.append(cand)
     cands.sort(key=lambda c: (c.score, len(c.support)))
     return cands
@@ -254,6 +262,7 @@ def score_on_segments(state: DiscoveryState, name: str, shortlist: list[Candidat
         torch.stack(thetas),
         actives,
         state.selection.refine_iterations,
+        give_up=GIVE_UP,
     )
     for cand, th, s_ in zip(shortlist, theta, sse, strict=True):
         cand.coefficients = th[cur].numpy().copy()
@@ -297,6 +306,7 @@ def rescore_on_trajectories(state: DiscoveryState, name: str, shortlist: list, a
         [actives[i] for i in ranked],
         state.selection.refine_iterations,
         free_starts=True,
+        give_up=GIVE_UP,
     )
     blocks = per_block(sse_t, state.blocks, state.n_blocks)
     for i, th, s_, pb in zip(ranked, theta_t, sse_t, blocks, strict=True):
@@ -342,13 +352,16 @@ def decide(state: DiscoveryState, name: str) -> None:
     work = state.work[name]
     selection = state.selection
     field_.set_network(name, work.module)
-    cands = rank_by_derivatives(state, work)
+    with state.timed("rank by derivatives"):
+        cands = rank_by_derivatives(state, work)
     shortlist = cands[: selection.shortlist]
     # the field's closed-form coefficients and learnable parameters, in Layout order: the chosen
     # candidate's refit values are written back into them
     values = [m.coef for m in field_.nets.values() if isinstance(m, TermSum)] + list(field_.learnable.values())
-    actives = score_on_segments(state, name, shortlist)
-    rescore_on_trajectories(state, name, shortlist, actives)
+    with state.timed("score on segments"):
+        actives = score_on_segments(state, name, shortlist)
+    with state.timed("rescore on trajectories"):
+        rescore_on_trajectories(state, name, shortlist, actives)
     for cand in cands[selection.shortlist :]:
         cand.score = math.inf  # ranked out by derivative matching; stage-1 order kept below
     shortlist.sort(key=lambda c: (c.score, len(c.support)))
@@ -359,7 +372,8 @@ def decide(state: DiscoveryState, name: str) -> None:
             prm.copy_(v)
         work.module.mask.zero_()
         work.module.mask[list(best.support)] = 1.0
-    inclusion = inclusion_probabilities(state, work, shortlist, cands, best)
+    with state.timed("inclusion"):
+        inclusion = inclusion_probabilities(state, work, shortlist, cands, best)
     state.details[name] = UnknownDiscovery(name, work.spec.args, work.terms, cands, best.expression, inclusion, {})
 
 
@@ -479,6 +493,21 @@ def assess(state: DiscoveryState, sse: float) -> Adequacy:
     return Adequacy(r2, ratio)
 
 
+def context_of(field_, name: str) -> tuple:
+    """What deciding unknown ``name`` depends on besides its own work: the other unknowns (network,
+    or closed form with its coefficients) and the learnable parameters' values, as a comparable tuple."""
+    out = []
+    for other, net in field_.nets.items():
+        if other == name:
+            continue
+        if isinstance(net, TermSum):
+            out.append((other, (net.coef.detach() * net.mask).numpy().tobytes()))
+        else:
+            out.append((other, id(net)))
+    out += [(k, v.detach().numpy().tobytes()) for k, v in field_.learnable.items()]
+    return tuple(out)
+
+
 def stage_progress(enabled: bool | None, total: int):
     """A labelled tqdm bar over discovery's stages on stderr (``None``: on in a terminal or notebook)."""
     import sys
@@ -500,24 +529,36 @@ def run_stages(fitted, data, libraries, selection, refit, refit_iterations, samp
             bar.set_postfix_str(label, refresh=False)
             bar.update(1)
 
+        start = time.perf_counter()
         state = prepare(fitted, data, fitted.model.copy(), libraries, selection, samples, seed)
+        state.seconds["prepare"] = time.perf_counter() - start
         step("networks sampled")
-        propose_all(state)
+        with state.timed("propose"):
+            propose_all(state)
         step("candidates proposed")
         # unknowns are decided one after another; later sweeps re-decide each with the others in closed form
+        decided_in: dict = {}
         for sweep in range(selection.sweeps):
             for name in state.work:
-                decide(state, name)
+                # deciding again in the same surroundings gives the same answer: skip it
+                surroundings = context_of(state.model.module, name)
+                if decided_in.get(name) != surroundings:
+                    decide(state, name)
+                    decided_in[name] = surroundings
                 step(f"{name} decided (sweep {sweep + 1}/{selection.sweeps})")
-        choose_jointly(state)
+        with state.timed("joint choice"):
+            choose_jointly(state)
         for prm in state.model.module.parameters():
             prm.requires_grad_(True)
         if refit:
             # the refit's own fallback training runs silently: its bars would look like training restarting
-            refit_final(state, refit_iterations, False)
+            with state.timed("final refit"):
+                refit_final(state, refit_iterations, False)
             step("refit")
-        found = assemble(state)
+        with state.timed("assemble"):
+            found = assemble(state)
         step("uncertainty")
+        found.seconds = dict(state.seconds)
         return found
 
 

@@ -9,7 +9,6 @@ import warnings
 import torch
 
 from ..model import HybridModel, Learnable
-from ..networks import TermSum
 from ..solve import Solver, integrate
 from ..train import FitResult, PaddedBatch
 from .batch_lm import Layout, refit_candidates
@@ -34,11 +33,6 @@ def data_misfit(field_, y0: torch.Tensor, prep: PaddedBatch) -> float:
     r = ((pred - prep.y) / prep.scale).pow(2) * prep.mask
     sse = float(r.sum())
     return sse if math.isfinite(sse) else math.inf
-
-
-def refit_coefficients(module: TermSum, loss_fn, iterations: int = 20) -> None:
-    """L-BFGS on the coefficients of ``module`` only, on ``loss_fn`` (the derivative-matching loss)."""
-    lbfgs([module.coef], loss_fn, iterations)
 
 
 def lbfgs(params, loss_fn, iterations: int) -> None:

@@ -179,6 +179,10 @@ class Discovery(Predictable):
     adequacy : Adequacy or None
         How well the closed form reproduces the networks and the data relative to the UDE; also
         in ``metrics["adequacy"]``, ``print(found)``, the JSON and the reports.
+    seconds : dict stage -> float
+        Wall-clock seconds of each discovery stage (prepare, propose, rank by derivatives, score on
+        segments, rescore on trajectories, inclusion, joint choice, final refit, assemble); not
+        exported, so that exports of the same run are identical.
     """
 
     unknowns: dict
@@ -193,6 +197,7 @@ class Discovery(Predictable):
     initial_states: np.ndarray | None = field(default=None, repr=False)
     data: object = field(default=None, repr=False)
     adequacy: Adequacy | None = field(default=None, repr=False)
+    seconds: dict = field(default_factory=dict, repr=False)
 
     def summary(self, digits: int = 4, substitute: bool = True) -> str:
         """Readable account: equations, candidates and uncertainty.

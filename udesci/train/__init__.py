@@ -21,8 +21,10 @@ from .batch import PaddedBatch, set_network_scaling, smooth_series
 from .fit import FitResult, fit
 from .loop import Progress, TrainingLoop, TrainingWarning, solver_gave_up
 from .objectives import (
+    CollocationPoints,
     Segments,
     collocation_loss,
+    collocation_points,
     full_trajectory_objective,
     make_segments,
     masked_mse,
@@ -32,8 +34,9 @@ from .objectives import (
 from .stages import FullTrajectory, Shooting, Stage, TrainingContext, WarmStart, check_int, check_positive
 
 __all__ = [
-    "FitResult", "FullTrajectory", "PaddedBatch", "Progress", "Segments", "Shooting", "Stage", "TrainingContext",
-    "TrainingLoop", "TrainingWarning", "WarmStart", "check_int", "check_positive", "collocation_loss", "fit",
+    "CollocationPoints", "FitResult", "FullTrajectory", "PaddedBatch", "Progress", "Segments", "Shooting", "Stage",
+    "TrainingContext", "TrainingLoop", "TrainingWarning", "WarmStart", "check_int", "check_positive",
+    "collocation_loss", "collocation_points", "fit",
     "full_trajectory_objective", "make_segments", "masked_mse", "segment_starts", "set_network_scaling",
     "shooting_objective", "smooth_series", "solver_gave_up",
 ]  # fmt: skip

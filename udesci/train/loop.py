@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 
 from ..budget import advice, explained, gave_up
+from .adam import Adam
 
 
 class TrainingWarning(UserWarning):
@@ -172,7 +173,7 @@ class TrainingLoop:
                 if count == 0:
                     continue
                 if phase == "adam":
-                    opt = torch.optim.Adam(params, lr=lr)
+                    opt = Adam(params, lr=lr)
                 else:
                     opt = torch.optim.LBFGS(params, lr=1.0, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
                 it0 = 0

@@ -12,29 +12,56 @@ from ..solve import Solver, integrate
 from .batch import PaddedBatch
 
 
+class CollocationPoints(NamedTuple):
+    """The points derivative matching compares the field at: every interior point of every
+    trajectory (spline derivatives are least reliable at the ends).
+
+    Attributes
+    ----------
+    t : torch.Tensor of shape (N,)
+    y : torch.Tensor of shape (N, n)
+        Smoothed states.
+    dy : torch.Tensor of shape (N, n)
+        Smoothed derivatives.
+    trajectory : torch.Tensor of shape (N,)
+        Trajectory of each point (for the input series).
+    weight : torch.Tensor of shape (n,)
+        ``1 / scale**2`` of each state.
+    """
+
+    t: torch.Tensor
+    y: torch.Tensor
+    dy: torch.Tensor
+    trajectory: torch.Tensor
+    weight: torch.Tensor
+
+
+def collocation_points(prep: PaddedBatch) -> CollocationPoints:
+    """The interior points of ``prep``'s trajectories with their smoothed states and derivatives."""
+    K, T, n = prep.y.shape
+    keep = prep.valid.clone()
+    for k, m in enumerate(prep.lengths):
+        keep[k, 0] = keep[k, m - 1] = False
+    index = torch.arange(K).unsqueeze(-1).expand(K, T)[keep]
+    return CollocationPoints(prep.knots[keep], prep.smooth[keep], prep.dsmooth[keep], index, 1.0 / prep.scale**2)
+
+
 def collocation_loss(model: HybridModel, prep: PaddedBatch) -> Callable[[], torch.Tensor]:
     """Derivative-matching loss: mean squared (scaled) gap between the field at the smoothed
-    states and the smoothed derivatives, over all interior points of all trajectories.
+    states and the smoothed derivatives, over the :func:`collocation_points`.
 
     Returns
     -------
     callable () -> torch.Tensor of shape ()
     """
     field_ = model.module
-    K, T, n = prep.y.shape
-    keep = prep.valid.clone()
-    for k, m in enumerate(prep.lengths):  # spline derivatives are least reliable at the ends
-        keep[k, 0] = keep[k, m - 1] = False
-    t = prep.knots[keep]
-    ys = prep.smooth[keep]
-    dys = prep.dsmooth[keep]
-    index = torch.arange(K).unsqueeze(-1).expand(K, T)[keep]
-    w = 1.0 / prep.scale**2
+    n = prep.y.shape[-1]
+    pts = collocation_points(prep)
 
     def loss():
-        with field_.bound_inputs(prep.interp, index):
-            r = field_(t, ys) - dys
-        return (r.pow(2) * w).sum(-1).mean() / n
+        with field_.bound_inputs(prep.interp, pts.trajectory):
+            r = field_(pts.t, pts.y) - pts.dy
+        return (r.pow(2) * pts.weight).sum(-1).mean() / n
 
     return loss
 
