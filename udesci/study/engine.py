@@ -53,8 +53,12 @@ class TaskFailed:
     traceback: str = ""
 
 
-class TaskTimeout(Exception):
-    """A task ran past its time limit (raised inside the worker by a timer signal)."""
+class TaskTimeout(BaseException):
+    """A task ran past its time limit (raised inside the worker by a timer signal).
+
+    A ``BaseException`` (like ``KeyboardInterrupt``), so that the broad ``except Exception``
+    fallbacks inside a task (a solver failure retried another way) cannot swallow the time limit.
+    """
 
 
 def _single_thread() -> None:
