@@ -293,21 +293,32 @@ def rescore_on_trajectories(state: DiscoveryState, name: str, shortlist: list, a
         cand.score = math.inf
     if not ranked:
         return
-    y0 = state.y0
-    theta_t, _, sse_t = refit_candidates(
-        field_,
-        state.batch,
-        state.whole,
-        y0,
-        0.0,
-        SEGMENT_SOLVER,
-        layout,
-        torch.stack([torch.cat([shortlist[i].theta, y0.reshape(-1)]) for i in ranked]),
-        [actives[i] for i in ranked],
-        state.selection.refine_iterations,
-        free_starts=True,
-        give_up=GIVE_UP,
-    )
+
+    def refit_from(y0: torch.Tensor, which: list):
+        return refit_candidates(
+            field_,
+            state.batch,
+            state.whole,
+            y0,
+            0.0,
+            SEGMENT_SOLVER,
+            layout,
+            torch.stack([torch.cat([shortlist[i].theta, y0.reshape(-1)]) for i in which]),
+            [actives[i] for i in which],
+            state.selection.refine_iterations,
+            free_starts=True,
+            give_up=GIVE_UP,
+        )
+
+    theta_t, _, sse_t = refit_from(state.y0, ranked)
+    # a candidate whose simulation blew up from the fitted initial states gets a second chance from
+    # the data's own (smoothed, inside the states' declared domain): a wrong start must not lose it
+    failed = [j for j, s_ in enumerate(sse_t) if not bool(torch.isfinite(s_.sum()))]
+    if failed:
+        again = refit_from(data_starts(state), [ranked[j] for j in failed])
+        for j, th, s_ in zip(failed, again.theta, again.extra, strict=True):
+            if bool(torch.isfinite(s_.sum())):
+                theta_t[j], sse_t[j] = th, s_
     blocks = per_block(sse_t, state.blocks, state.n_blocks)
     for i, th, s_, pb in zip(ranked, theta_t, sse_t, blocks, strict=True):
         cand = shortlist[i]
@@ -319,6 +330,25 @@ def rescore_on_trajectories(state: DiscoveryState, name: str, shortlist: list, a
         cand.score = float(
             information_criterion(pb.sum(0), state.n_per_state, len(cand.support), state.selection.criterion)
         )
+        if not math.isfinite(cand.data_sse):
+            cand.problem = (
+                "its model cannot be simulated over the data's span (it blows up) from the fitted initial "
+                "states nor from the data's"
+            )
+
+
+def data_starts(state: DiscoveryState) -> torch.Tensor:
+    """Initial states from the data: the smoothed first observation of each observed state (the
+    fitted start for states never observed), moved inside each state's declared domain (SymPy
+    ``nonnegative=True``/``positive=True`` state symbols). Shape ``(K, n)``."""
+    smooth = state.batch.smooth[:, 0]
+    y0 = torch.where(torch.isfinite(smooth), smooth, state.y0)
+    for j, sym in enumerate(state.model.states):
+        if sym.is_positive:
+            y0[:, j] = y0[:, j].clamp(min=1e-6 * float(state.batch.scale[j]))
+        elif sym.is_nonnegative:
+            y0[:, j] = y0[:, j].clamp(min=0.0)
+    return y0
 
 
 def inclusion_probabilities(state: DiscoveryState, work: UnknownWork, shortlist: list, cands: list, best) -> dict:

@@ -42,6 +42,8 @@ class Candidate:
         Scaled squared misfit per point block and state of its whole-trajectory refit.
     theta : torch.Tensor or None
         Its refit parameter vector (Layout order).
+    problem : str
+        Why it could not be scored (empty when it was), e.g. its model blows up from every start.
     """
 
     support: tuple
@@ -54,6 +56,7 @@ class Candidate:
     values: list = field(default_factory=list, repr=False)
     segment_sse: np.ndarray | None = field(default=None, repr=False)
     theta: torch.Tensor | None = field(default=None, repr=False)
+    problem: str = ""
 
 
 @dataclass
@@ -234,6 +237,8 @@ class Discovery(Predictable):
                 lines.append(
                     f"   {mark} candidate {rounded(c.expression, digits)}  {self.selection.criterion}={c.score:.1f}"
                 )
+            for c in [c for c in det.candidates if c.problem][:3]:
+                lines.append(f"   ✗ candidate {rounded(c.expression, digits)}  not scored: {c.problem}")
         if self.adequacy is not None:
             lines.append(f"adequacy: {self.adequacy.summary()}")
         for k, v in self.metrics.items():
