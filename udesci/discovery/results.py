@@ -71,9 +71,20 @@ class UnknownDiscovery:
     expression : sympy.Expr
         The chosen expression (after refit, if any).
     inclusion : dict str -> float
-        Per-term inclusion probability over the bootstrap ensemble.
+        Per-term inclusion probability: with a bootstrap, the share of the bootstrap replicates
+        whose selection contains the term (see ``inclusion_basis``).
     intervals : dict str -> (float, float)
-        95% bootstrap interval of each selected term's coefficient.
+        95 % interval of a term's coefficient, for the chosen terms and every term some replicate
+        selects: with a bootstrap, the 2.5 % and 97.5 % percentiles of the coefficient over the
+        *same* replicates as ``inclusion`` (0 in a replicate that did not select the term), so an
+        interval excludes 0 only if more than 97.5 % of the replicates select the term with one
+        sign (see ``interval_basis``).
+    replicates : int
+        Bootstrap replicates behind ``inclusion`` and ``intervals`` (0: no bootstrap).
+    inclusion_basis, interval_basis : str
+        What the numbers are, in words (which resamples, how many, of what).
+    replicate_supports : list of tuple of int
+        Each bootstrap replicate's selected support (indices into ``terms``).
     """
 
     name: str
@@ -83,6 +94,10 @@ class UnknownDiscovery:
     expression: sp.Expr
     inclusion: dict = field(default_factory=dict)
     intervals: dict = field(default_factory=dict)
+    replicates: int = 0
+    inclusion_basis: str = ""
+    interval_basis: str = ""
+    replicate_supports: list = field(default_factory=list, repr=False)
 
     @property
     def chosen(self) -> Candidate:
