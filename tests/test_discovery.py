@@ -147,3 +147,27 @@ def test_discovery_exports_round_trip(tmp_path):
     # scipy DOP853 at 1e-10 vs torch dopri5 at 1e-8: both within ~1e-7 of the exact solution
     np.testing.assert_allclose(standalone, ud.simulate(found.model, U0, t), atol=1e-6)
     assert "udesci" not in out.stderr
+
+
+def test_a_plain_list_of_sympy_terms_is_a_library():
+    from udesci.discovery.library import as_library
+
+    terms = [x, y, x * y, x**2 * y]
+    assert as_library(terms, [x, y]).terms([x, y]) == terms
+    assert as_library([1, "x*y"], [x, y]).terms([x, y]) == [1, x * y]  # numbers are constants, strings parsed
+    fitted, _ = exact_fit()
+    fast = ud.Selection(shortlist=8, rescore=8, sweeps=1)
+    found = ud.discover(fitted, library=terms, selection=fast, progress=False)
+    assert found.details["U"].terms == terms and assess(found)["correct_structure"], found.summary()
+    # per unknown: a dict of lists (an unknown left out gets the default library)
+    found = ud.discover(fitted, library={"U": terms}, selection=fast, progress=False)
+    assert found.details["U"].terms == terms and found.details["V"].terms == ud.Library().terms([x, y])
+    z = sp.Symbol("z")
+    with pytest.raises(ud.ConfigError, match=r"library\['V'\]\[1\]: expected a SymPy expression.*NoneType"):
+        ud.discover(fitted, library={"V": [x, None]})
+    with pytest.raises(ud.ConfigError, match=r"library\['U'\]: .*x\*z.*uses \['z'\].*\['x', 'y'\]"):
+        ud.discover(fitted, library={"U": [x, x * z]})
+    with pytest.raises(ud.ConfigError, match="empty list"):
+        ud.discover(fitted, library=[])
+    with pytest.raises(ud.ConfigError, match="list of SymPy terms"):
+        ud.discover(fitted, library="x*y")

@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
+from test_discovery import Exact, exact_fit
 
 import udesci as ud
 from udesci.discovery.uncertainty import Ensemble, choose_per_replicate
 from udesci.pipelines.lotka_volterra import BETA, GAMMA
-
-from test_discovery import Exact, exact_fit
 
 # small shortlists and one sweep: the uncertainty stage is the same, discovery takes a few seconds
 FAST = ud.Selection(shortlist=12, rescore=12, sweeps=1)

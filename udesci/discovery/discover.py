@@ -44,7 +44,7 @@ from ..train import (
 from .batch_lm import Layout, point_blocks, refit_candidates, whole_trajectories
 from .criteria import information_criterion, parsimonious
 from .joint import joint_choice
-from .library import Library
+from .library import Library, as_library
 from .proposal import UnknownWork, closed_form, lstsq_on, propose, sample_states, supports
 from .refit import SCORING_SOLVER, data_misfit, refit_coefficients, refit_whole, with_params
 from .results import Adequacy, Candidate, Discovery, UnknownDiscovery
@@ -633,8 +633,9 @@ def discover(
         Output of :func:`~udesci.fit`.
     data : Dataset, optional
         Data for scoring and refitting (default: the data ``fitted`` was trained on).
-    library : Library or dict name -> Library, optional
-        Candidate terms (one library for all unknowns, or one per unknown name).
+    library : Library, list of sympy.Expr, or dict name -> either, optional
+        Candidate terms: one library for all unknowns, or one per unknown name.  A plain list such
+        as ``[x, y, x*y, x**2*y]`` is exactly those terms (:func:`~udesci.discovery.library.as_library`).
     selection : Selection, optional
     refit : bool, default True
         Refit all discovered coefficients, learnable parameters and initial
@@ -658,8 +659,10 @@ def discover(
     Raises
     ------
     ConfigError
-        If ``fitted`` is not a FitResult, the model has no unknowns, or a
-        library is given for a name that is not an unknown.
+        If ``fitted`` is not a FitResult, the model has no unknowns, a
+        library is given for a name that is not an unknown, a list of terms holds
+        something that is not a SymPy term, or a term uses symbols that are not
+        the unknown's arguments.
     TrainingError
         If the trained model cannot be simulated over the data's span (the
         solver gives up), so there are no network samples to regress.
@@ -698,21 +701,21 @@ def discover(
 
 
 def resolve_libraries(library, model) -> dict:
-    """One :class:`Library` per unknown from ``library`` (None, a Library, or a dict by name).
+    """One :class:`Library` per unknown from ``library`` (see :func:`~udesci.discovery.library.as_library`):
+    None, a Library or a list of terms for every unknown, or a dict by name of those.
 
     Raises
     ------
     ConfigError
-        For names that are not unknowns or entries that are not Libraries.
+        For names that are not unknowns, entries that are neither Libraries nor lists of SymPy terms,
+        or terms in symbols that are not the unknown's arguments.
     """
-    if library is None or isinstance(library, Library):
-        return {name: library or Library() for name in model.unknowns}
     if isinstance(library, dict):
         bad = [n for n in library if n not in model.unknowns]
         if bad:
             raise ConfigError(f"library: names {bad} are not unknowns of the model ({sorted(model.unknowns)}).")
-        for n, lib in library.items():
-            if not isinstance(lib, Library):
-                raise ConfigError(f"library[{n!r}]: expected a udesci.Library, received {describe(lib)}.")
-        return {name: library.get(name, Library()) for name in model.unknowns}
-    raise ConfigError(f"library: expected a udesci.Library or dict of them, received {describe(library)}.")
+        return {
+            name: as_library(library.get(name), spec.args, f"library[{name!r}]")
+            for name, spec in model.unknowns.items()
+        }
+    return {name: as_library(library, spec.args) for name, spec in model.unknowns.items()}
