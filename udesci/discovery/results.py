@@ -133,21 +133,21 @@ class Adequacy:
     -----
     ``adequate`` is False when ``data_ratio > MAX_DATA_RATIO`` (2): the closed-form model then leaves
     more than 4 times the UDE's squared misfit to the data.  If the closed form were right, its
-    residuals would be the noise: ``SSE ≈ σ²(N - k)`` for ``k`` fitted numbers, while the UDE's can
-    fall below that only by the noise its networks absorb, ``SSE ≈ σ²(N - p)`` for ``p`` effective
-    degrees of freedom.  A ratio of 2 needs ``p ≥ 3N/4``: more than a UDE fitting a quarter of the
-    noise could explain.  Measured: Lotka–Volterra (the pipeline, correct x*y forms) gives ratios 1.17
-    at noise 0.005 (seed 0) and 1.37, 1.07, 1.07 at noise 0.05 (seeds 0, 1, 2); Van der Pol (``U = (1 - x²) y``) with ``Library(degree=1)``
-    gives 16, with a library holding ``x²y`` 0.98.
+    residuals would be the noise, ``SSE ≈ σ²(N - k)`` for ``N`` observations and ``k`` fitted numbers,
+    and the UDE's could fall below that only by the noise its networks absorb, ``SSE ≈ σ²(N - p)`` for
+    ``p`` effective degrees of freedom: a ratio of 2 would need ``p ≥ 3N/4``, networks fitting three
+    quarters of the noise.  Measured on the Lotka–Volterra pipeline (correct x*y forms): ratio 1.17 at
+    noise 0.005 (seed 0); 1.37, 1.07, 1.07 at noise 0.05 (seeds 0, 1, 2).  Van der Pol
+    (``U = (1 - x²) y``, exact network, 1 % noise): 40 with ``Library(degree=1)``, 0.99 with a library
+    holding ``x²y``.
 
     The network R² is reported but does not label by itself: it measures the closed form against a
-    network that carries the data's noise.  On the same Lotka–Volterra runs, the correct x*y form
-    reproduces the networks (U / V) with R² 0.994 / 0.921 at noise 0.005 and 0.896 / 0.804, 0.876 / 0.920,
-    0.827 / 0.879 at noise 0.05: a fixed R² bound of 0.9 would call every one of these correct results
-    at 5 % noise inadequate.  Below ``MIN_NETWORK_R2``
-    the summary says the closed form departs from its network while the data do not tell them apart
-    (the network's extra structure is not supported by the data); with a ratio above 2 the unknowns
-    below it are named as the ones at fault.
+    network that carries the data's noise.  On the same Lotka–Volterra runs, the correct form
+    reproduces the networks (U / V) with R² 0.994 / 0.921 at noise 0.005 and 0.896 / 0.804,
+    0.876 / 0.920, 0.827 / 0.879 at noise 0.05: a fixed bound of 0.9 would call every one of the
+    correct results at 5 % noise inadequate.  Below ``MIN_NETWORK_R2`` the summary says the closed form
+    departs from its network while the data do not tell them apart (structure of the network the data
+    do not support); with a ratio above 2, the unknowns below it are named as the ones at fault.
     """
 
     network_r2: dict
