@@ -620,12 +620,16 @@ def discover(
     likelihood with its own variance per state).  The sparsest candidate
     within ``selection.parsimony`` of the best wins.  Unknowns are decided one
     after another (``selection.sweeps`` passes), then jointly.  With
-    ``selection.bootstrap > 0`` the inclusion probability of a term is the
-    share of bootstrap replicates (resampled point blocks) whose selection
-    contains it, and a coefficient's 95% interval comes from the percentiles
-    of its refits on the replicates; with ``bootstrap=0`` inclusion comes
-    from criterion weights ``exp(-delta/2)`` and intervals are Gauss–Newton
-    intervals at the final refit.
+    ``selection.bootstrap > 0`` (``B`` replicates of resampled point blocks),
+    each replicate chooses its supports and refits their coefficients on its
+    own resample (a linearised whole-trajectory refit at the final fit); the
+    inclusion probability of a term is the share of the replicates selecting
+    it and its 95% interval the 2.5–97.5 percentiles of its coefficient over
+    the same replicates (0 where not selected), so an interval excludes 0
+    only if more than 97.5% of them select the term with one sign.  With
+    ``bootstrap=0`` inclusion comes from criterion weights ``exp(-delta/2)``
+    and intervals are Gauss–Newton intervals at the final fit.  What each
+    number is stands in ``UnknownDiscovery.inclusion_basis``/``interval_basis``.
 
     Parameters
     ----------

@@ -1,5 +1,13 @@
-"""Uncertainty of a discovery: bootstrap inclusion probabilities and coefficient intervals
-(percentiles of refits on resampled point blocks), and Gauss–Newton intervals without a bootstrap."""
+"""Uncertainty of a discovery: inclusion probabilities and 95 % intervals from one bootstrap ensemble.
+
+The bootstrap resamples point blocks (consecutive runs of observation intervals, the units of
+``discover.prepare``) with replacement.  Each replicate chooses its supports and refits their
+coefficients on its own resample (:func:`bootstrap_ensemble`, a linearised whole-trajectory refit),
+so a term's inclusion probability (the share of replicates selecting it) and its interval (the
+percentiles of its coefficient over the same replicates, 0 where not selected) are two views of one
+computation: an interval excludes 0 only if more than 97.5 % of the replicates select the term with
+one sign.  :func:`bootstrap_inclusion` (the per-unknown selections of ``decide``, which propose the
+supports) and :func:`gauss_newton_intervals` (without a bootstrap) complete it."""
 
 from __future__ import annotations
 
@@ -47,7 +55,11 @@ def bootstrap_basis(replicates: int, block_length: int) -> tuple[str, str]:
 
 
 def bootstrap_inclusion(cands, seg_sse, seg_n, counts, p, criterion, parsimony) -> tuple[np.ndarray, np.ndarray]:
-    """Selection repeated on bootstrap resamples of the segments.
+    """Selection repeated on bootstrap resamples of the point blocks, each candidate at its full-data refit.
+
+    The candidates' misfits are not refit per replicate (their per-block misfits are reweighted), so
+    this is the cheap proposal of each replicate's support; the final inclusion probabilities and
+    intervals come from :func:`bootstrap_ensemble`, which refits every replicate.
 
     Parameters
     ----------
