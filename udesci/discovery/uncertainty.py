@@ -17,11 +17,16 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from scipy import sparse
 
 from ..solve import integrate
 from .batch_lm import Layout
 from .criteria import information_criterion
 from .refit import SCORING_SOLVER
+
+# the bootstrap ensemble keeps (blocks + replicates) Gram matrices of all P coefficients, learnable parameters and
+# initial states: beyond this many numbers (240 MB) it is not computed (Gauss–Newton intervals instead, noted)
+MAX_ENSEMBLE_ENTRIES = 30_000_000
 
 # what each uncertainty number is, in words: shown next to the numbers in summaries, JSON and reports
 WEIGHT_BASIS = "criterion weight exp(-Δ/2) of the scored candidates containing the term (no bootstrap)"
@@ -215,7 +220,8 @@ def bootstrap_ensemble(
     -------
     Ensemble or None
         None when fewer than ``max(10, B // 2)`` replicates give a finite refit (the simulation
-        blew up, or no replicates).
+        blew up, or no replicates), or when ``(S + B + 1) P²`` exceeds ``MAX_ENSEMBLE_ENTRIES``
+        (``P`` coefficients, learnable parameters and initial states).
     """
     layout = Layout.of(field_)
     B = counts.shape[0]
@@ -228,22 +234,25 @@ def bootstrap_ensemble(
     if not (np.isfinite(r0).all() and np.isfinite(J).all()):
         return None
     P = J.shape[-1]
-    # per block and state: Gram matrix, gradient and misfit of the linearised residuals
-    Jp, rp = J.reshape(-1, n, P), r0.reshape(-1, n)
+    if (n_blocks + B + 1) * P * P > MAX_ENSEMBLE_ENTRIES:
+        return None
+    # per block: Gram matrix and gradient of the linearised residuals, pooled over the states
+    Jp, rp = J.reshape(-1, n, P), r0.reshape(-1, n)  # (points, n, P), (points, n)
     idx = blocks.reshape(-1).numpy()
     order = np.argsort(idx, kind="stable")
     bounds = np.searchsorted(idx[order], np.arange(n_blocks + 1))
-    G, g, e = np.zeros((n_blocks, n, P, P)), np.zeros((n_blocks, n, P)), np.zeros((n_blocks, n))
+    G, g = np.zeros((n_blocks, P, P)), np.zeros((n_blocks, P))
     for s in range(n_blocks):
         pts = order[bounds[s] : bounds[s + 1]]
-        G[s] = np.einsum("mip,miq->ipq", Jp[pts], Jp[pts])
-        g[s] = np.einsum("mip,mi->ip", Jp[pts], rp[pts])
-        e[s] = (rp[pts] ** 2).sum(0)
-    H = (counts @ G.reshape(n_blocks, -1)).reshape(B, n, P, P)
-    gb, eb = (counts @ g.reshape(n_blocks, -1)).reshape(B, n, P), counts @ e
+        Js = Jp[pts].reshape(-1, P)
+        G[s], g[s] = Js.T @ Js, Js.T @ rp[pts].reshape(-1)
+    # the replicates, then the full data as one more row (every block once)
+    weights = np.concatenate([counts, np.ones((1, n_blocks))])
+    H_all = (weights @ G.reshape(n_blocks, -1)).reshape(B + 1, P, P)
+    g_all = weights @ g
+    member = sparse.csr_matrix((np.ones(idx.size), (idx, np.arange(idx.size))), shape=(n_blocks, idx.size))
     nb = counts @ block_n  # (B, n) observations per replicate and state
-    H_tot, g_tot = H.sum(1), gb.sum(1)
-    full = G.sum((0, 1)).diagonal()
+    full = G.sum(0).diagonal()
     ridge = 1e-10 * full + 1e-14 * max(float(full.max()), 1e-300)
     theta = base.numpy()
     slices = dict(layout.nets)
@@ -252,39 +261,32 @@ def bootstrap_ensemble(
     combos = list(product(*(candidates[name] for name in names)))
     combos = sorted(combos, key=lambda c: sum(candidates[nm].index(sup) for nm, sup in zip(names, c, strict=True)))[:64]
     scores = np.full((B, len(combos)), np.inf)
-    steps = np.zeros((B, len(combos), P))
-    # the full data as one more replicate (every block once): its step is checked by a real simulation
-    H_tot = np.concatenate([H_tot, G.sum((0, 1))[None]])
-    g_tot = np.concatenate([g_tot, g.sum((0, 1))[None]])
-    full_steps, usable = np.zeros((len(combos), P)), np.zeros(len(combos), dtype=bool)
+    steps = np.zeros((B + 1, len(combos), P))
+    lin = np.full((B + 1, len(combos), n), np.inf)  # linearised misfit per replicate (and the full data), state
     for c, combo in enumerate(combos):
         free = [slices[nm].start + i for nm, sup in zip(names, combo, strict=True) for i in sup] + others
         fixed = [at for at in coef_at if at not in free and theta[at] != 0]
         d = np.zeros((B + 1, P))
         d[:, fixed] = -theta[fixed]
-        A = H_tot[:, free][:, :, free] + np.diag(ridge[free])
-        rhs = g_tot[:, free] + np.einsum("bij,bj->bi", H_tot[:, free][:, :, fixed], d[:, fixed])
+        A = H_all[:, free][:, :, free] + np.diag(ridge[free])
+        rhs = g_all[:, free] + np.einsum("bij,bj->bi", H_all[:, free][:, :, fixed], d[:, fixed])
         try:
             d[:, free] = -np.linalg.solve(A, rhs[..., None])[..., 0]
         except np.linalg.LinAlgError:
             continue
-        steps[:, c], full_steps[c], usable[c] = d[:B], d[B], True
+        steps[:, c] = d
+        # each row's residuals r + J d at every point and state, summed per block, weighted by the row's draws
+        sq = (rp[:, :, None] + np.einsum("xip,bp->xib", Jp, d)) ** 2
+        per_block = (member @ sq.reshape(idx.size, -1)).reshape(n_blocks, n, B + 1)
+        lin[:, c] = np.einsum("bs,sib->bi", weights, per_block)
     # a combination far from the final fit is poorly linearised: shift its replicate misfits, per state,
     # by the gap between its actual misfit (simulated at its full-data step) and the linearised one
-    lin_full = (
-        e.sum(0)
-        + 2 * np.einsum("ip,cp->ci", g.sum(0), full_steps)
-        + np.einsum("cp,ipq,cq->ci", full_steps, G.sum(0), full_steps)
-    )
-    actual = scaled_residuals(field_, prep, layout, torch.as_tensor(theta + full_steps, dtype=base.dtype))
+    actual = scaled_residuals(field_, prep, layout, torch.as_tensor(theta + steps[B], dtype=base.dtype))
     actual = actual.pow(2).sum(dim=(1, 2)).numpy()  # (C, n)
-    gap = np.where(np.isfinite(actual), actual - lin_full, np.inf)
+    gap = np.where(np.isfinite(actual), actual - lin[B], np.inf)
     share = nb / np.maximum(block_n.sum(0), 1.0)  # (B, n)
     for c, combo in enumerate(combos):
-        if not usable[c]:
-            continue
-        d = steps[:, c]
-        sse = eb + 2 * np.einsum("bip,bp->bi", gb, d) + np.einsum("bp,bipq,bq->bi", d, H, d) + share * gap[c]
+        sse = lin[:B, c] + share * gap[c]
         k = sum(len(sup) for sup in combo)
         with np.errstate(invalid="ignore"):
             scores[:, c] = information_criterion(np.maximum(sse, 1e-300), nb, k, criterion)
@@ -293,7 +295,7 @@ def bootstrap_ensemble(
     if int(ok.sum()) < max(10, B // 2):
         return None
     chosen = choose_per_replicate(scores[ok], sizes, parsimony)
-    new = theta[None, :] + steps[ok][np.arange(len(chosen)), chosen]
+    new = theta[None, :] + steps[:B][ok][np.arange(len(chosen)), chosen]
     return Ensemble(
         {name: new[:, slices[name]] for name in names},
         {name: [combos[c][u] for c in chosen] for u, name in enumerate(names)},
