@@ -85,3 +85,22 @@ def test_inclusion_of_095_or_more_means_an_interval_that_excludes_zero(key):
             if term in det.intervals and _excludes_zero(det.intervals[term]):
                 assert p > 0.975  # the converse holds by construction
     assert checked >= 1
+
+
+def test_without_a_bootstrap_or_when_it_is_too_large_the_intervals_are_gauss_newton(monkeypatch):
+    import udesci.discovery.uncertainty as unc
+
+    fitted, _ = exact_fit()
+    plain = ud.discover(fitted, progress=False, selection=ud.Selection(shortlist=12, rescore=12, sweeps=1, bootstrap=0))
+    det = plain.details["U"]
+    assert (
+        det.replicates == 0 and det.interval_basis.startswith("Gauss–Newton") and "no bootstrap" in det.inclusion_basis
+    )
+    lo, hi = det.intervals["x*y"]
+    assert lo - 0.02 < -BETA < hi + 0.02 and hi - lo < 0.05  # ± 1.96 standard errors at 0.5 % noise
+    # a problem too large for the ensemble's Gram matrices: the same Gauss–Newton intervals, and a note says so
+    monkeypatch.setattr(unc, "MAX_ENSEMBLE_ENTRIES", 0)
+    capped = ud.discover(fitted, progress=False, selection=FAST)
+    assert capped.details["U"].interval_basis.startswith("Gauss–Newton") and capped.details["U"].replicates == 0
+    assert any("Gauss–Newton" in note for note in capped.notes)
+    assert "bootstrap replicates" in capped.details["U"].inclusion_basis  # the selections' replicates remain
