@@ -96,6 +96,29 @@ def test_exit_0_ok_and_1_check_failed(tmp_path, monkeypatch, passed, code):
 
 
 @pytest.mark.parametrize(
+    ("adequacy", "expect", "code"),
+    [
+        ({"adequate": True}, True, EXIT_OK),
+        ({"adequate": False}, True, EXIT_CHECK),
+        ({"adequate": False}, False, EXIT_OK),
+    ],
+)
+def test_example_expect_fails_on_an_inadequate_closed_form(tmp_path, monkeypatch, adequacy, expect, code):
+    # the right terms recovered, but the closed form labelled inadequate: --expect must not pass it
+    import udesci.pipelines.lotka_volterra as lv
+
+    monkeypatch.setattr(lv, "run_pipeline", lambda **kw: {"correct_structure": True, "adequacy": adequacy})
+    argv = ["example", "lotka-volterra", "--out", str(tmp_path / "o"), "--quiet"] + (["--expect"] if expect else [])
+    assert cli.main(argv) == code
+
+
+def test_run_exits_1_on_an_inadequate_discovery_even_without_a_check_table(tmp_path, monkeypatch):
+    result = {"check": {"passed": True}, "adequacy": {"adequate": False}}
+    monkeypatch.setattr(udesci.runner, "run_config", _fake_run(result))
+    assert cli.main(["run", str(_pipeline(tmp_path)), "--quiet"]) == EXIT_CHECK
+
+
+@pytest.mark.parametrize(
     "error",
     [DataError("data: bad"), ModelError("model: bad"), TrainingError("loss: nan"), FileNotFoundError(2, "gone")],
     ids=["DataError", "ModelError", "TrainingError", "OSError"],

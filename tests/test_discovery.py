@@ -28,7 +28,7 @@ class Exact(nn.Module):
         return (self.c * z[..., 0] * z[..., 1] + self.bias).unsqueeze(-1)
 
 
-def _exact_fit(noise=0.005, seed=0, u_net=None, v_net=None):
+def exact_fit(noise=0.005, seed=0, u_net=None, v_net=None):
     t, clean, noisy = make_data(noise, seed)
     data = ud.Dataset(t, noisy, states=["x", "y"])
     model = ud.HybridModel(
@@ -76,14 +76,14 @@ def test_discover_rejects_wrong_inputs():
     fr = ud.FitResult(plain, [], np.array([U0]), data=ud.Dataset(t, noisy, states=["x", "y"]))
     with pytest.raises(ud.ConfigError, match="no unknown"):
         ud.discover(fr)
-    fitted, _ = _exact_fit()
+    fitted, _ = exact_fit()
     with pytest.raises(ud.ConfigError, match="W"):
         ud.discover(fitted, library={"W": ud.Library()})
 
 
 def test_a_model_that_blows_up_on_the_data_span_is_a_training_error():
     # networks with runaway feedback: the solver gives up before t=3; discover says so, naming the argument
-    fitted, _ = _exact_fit(u_net=Exact(50.0), v_net=Exact(50.0))
+    fitted, _ = exact_fit(u_net=Exact(50.0), v_net=Exact(50.0))
     with pytest.raises(ud.TrainingError, match="fitted: the trained model cannot be simulated"):
         ud.discover(fitted, seed=0, progress=False)
 
@@ -91,7 +91,7 @@ def test_a_model_that_blows_up_on_the_data_span_is_a_training_error():
 def test_exact_networks_give_exactly_the_xy_terms():
     # the 'networks' are the truth, so discovery must return exactly x*y in each unknown; after the
     # refit on data with 0.5% noise the coefficients are within 2% (the data's noise limits them)
-    fitted, _ = _exact_fit()
+    fitted, _ = exact_fit()
     found = ud.discover(fitted, seed=0)
     res = assess(found)
     assert res["correct_structure"], found.summary()
@@ -111,7 +111,7 @@ def test_exact_networks_give_exactly_the_xy_terms():
 
 def test_spurious_constant_in_the_network_is_not_kept_when_data_contradict_it():
     # V's 'network' carries a bias the data cannot support: the data-scored selection drops it
-    fitted, _ = _exact_fit(v_net=Exact(GAMMA, bias=0.05))
+    fitted, _ = exact_fit(v_net=Exact(GAMMA, bias=0.05))
     found = ud.discover(fitted, seed=0)
     assert assess(found)["correct_structure"], found.summary()
     # AIC's lighter penalty also drops V's constant (it may keep a weak extra term in U)
@@ -120,7 +120,7 @@ def test_spurious_constant_in_the_network_is_not_kept_when_data_contradict_it():
 
 
 def test_discovery_exports_round_trip(tmp_path):
-    fitted, _ = _exact_fit()
+    fitted, _ = exact_fit()
     found = ud.discover(fitted, seed=0)
     found.to_json(tmp_path / "eq.json")
     doc = json.loads((tmp_path / "eq.json").read_text())
@@ -147,3 +147,27 @@ def test_discovery_exports_round_trip(tmp_path):
     # scipy DOP853 at 1e-10 vs torch dopri5 at 1e-8: both within ~1e-7 of the exact solution
     np.testing.assert_allclose(standalone, ud.simulate(found.model, U0, t), atol=1e-6)
     assert "udesci" not in out.stderr
+
+
+def test_a_plain_list_of_sympy_terms_is_a_library():
+    from udesci.discovery.library import as_library
+
+    terms = [x, y, x * y, x**2 * y]
+    assert as_library(terms, [x, y]).terms([x, y]) == terms
+    assert as_library([1, "x*y"], [x, y]).terms([x, y]) == [1, x * y]  # numbers are constants, strings parsed
+    fitted, _ = exact_fit()
+    fast = ud.Selection(shortlist=8, rescore=8, sweeps=1)
+    found = ud.discover(fitted, library=terms, selection=fast, progress=False)
+    assert found.details["U"].terms == terms and assess(found)["correct_structure"], found.summary()
+    # per unknown: a dict of lists (an unknown left out gets the default library)
+    found = ud.discover(fitted, library={"U": terms}, selection=fast, progress=False)
+    assert found.details["U"].terms == terms and found.details["V"].terms == ud.Library().terms([x, y])
+    z = sp.Symbol("z")
+    with pytest.raises(ud.ConfigError, match=r"library\['V'\]\[1\]: expected a SymPy expression.*NoneType"):
+        ud.discover(fitted, library={"V": [x, None]})
+    with pytest.raises(ud.ConfigError, match=r"library\['U'\]: .*x\*z.*uses \['z'\].*\['x', 'y'\]"):
+        ud.discover(fitted, library={"U": [x, x * z]})
+    with pytest.raises(ud.ConfigError, match="empty list"):
+        ud.discover(fitted, library=[])
+    with pytest.raises(ud.ConfigError, match="list of SymPy terms"):
+        ud.discover(fitted, library="x*y")

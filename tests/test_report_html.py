@@ -151,3 +151,15 @@ def test_html_report_renders_in_headless_chromium(report, tmp_path):
     assert pixels.std() > 0.05  # not one flat colour
     dark = (pixels.mean(axis=2) < 0.5).mean()
     assert 0.005 < dark < 0.5  # text and plot lines, on a light page
+
+
+def test_an_alert_opens_the_page_above_the_contents_and_is_escaped(tmp_path):
+    from udesci.markup import Alert, Heading, Text, markdown
+
+    blocks = [Alert("INADEQUATE closed form for <U>", ("ratio 3.1×", "R² 0.2 & more")), Heading("Data"), Text("x")]
+    md = markdown(blocks, tmp_path)
+    # escape_text writes markup characters as entities: nothing from input becomes Markdown or HTML
+    assert md.startswith("> **⚠ INADEQUATE closed form for &lt;U&gt;**\n>\n> - ratio 3.1×\n> - R² 0.2 &amp; more\n")
+    page = html_document("t", blocks)
+    at = page.index('<div class="alert" role="alert"><strong>⚠ INADEQUATE closed form for &lt;U&gt;</strong>')
+    assert page.index("<h1>t</h1>") < at < page.index("<nav>") and "<li>R² 0.2 &amp; more</li>" in page

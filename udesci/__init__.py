@@ -17,7 +17,7 @@ from .errors import ConfigError, DataError, ModelError, TrainingError, UdesciErr
 _SOURCES = {
     "Dataset": "data", "InputInterpolator": "data", "Trajectory": "data",
     "Candidate": "discovery", "Discovery": "discovery", "Library": "discovery", "Selection": "discovery",
-    "UnknownDiscovery": "discovery", "discover": "discovery",
+    "UnknownDiscovery": "discovery", "as_library": "discovery", "discover": "discovery",
     "load_json": "export", "parse_expression": "export", "save_json": "export", "to_latex": "export",
     "to_python": "export",
     "FUNCTION_TABLE": "lambdify", "torch_function": "lambdify",
@@ -77,6 +77,7 @@ __all__ = [
     "integrate",
     "Learnable",
     "Library",
+    "as_library",
     "load_json",
     "MLP",
     "ModelError",

@@ -9,7 +9,8 @@ The subcommands are registered by :func:`udesci.cli_pipelines.register`
 Exit codes:
 
 * 0 — success;
-* 1 — the run finished but its check failed (``--expect``, a ``[check]`` table);
+* 1 — the run finished but its check failed (``--expect``, a ``[check]`` table, or a discovered closed form
+  labelled inadequate);
 * 2 — bad usage, config or data: argparse's errors, any udesci error
   (:class:`~udesci.errors.ConfigError`, :class:`~udesci.errors.DataError`,
   :class:`~udesci.errors.ModelError`, :class:`~udesci.errors.TrainingError`) and

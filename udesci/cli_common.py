@@ -11,7 +11,8 @@ same way everywhere:
 * ``--fast`` (smoke runs), ``--quiet`` (no progress or printed results),
   ``--json`` (a machine-readable summary on stdout, nothing else there),
   ``--debug`` (the traceback of an error, also accepted before the subcommand);
-* ``--expect`` (exit :data:`EXIT_CHECK` unless the run's check passed).
+* ``--expect`` (exit :data:`EXIT_CHECK` unless the run's check passed; a discovery labelled
+  inadequate never passes, see :func:`adequate`).
 
 A value that is not a number is rejected by argparse (exit 2, with the usage); a
 value out of range raises :class:`~udesci.errors.ConfigError` naming the flag,
@@ -154,13 +155,30 @@ def emit_json(args: argparse.Namespace, result) -> None:
         print(json.dumps(jsonable(result)))
 
 
+def adequate(result: dict) -> bool:
+    """False when a run's result says its discovery was labelled inadequate (``result["adequacy"]["adequate"]``).
+
+    Parameters
+    ----------
+    result : dict
+        A pipeline's result; without an ``adequacy`` entry (nothing discovered) the run counts as adequate.
+
+    Returns
+    -------
+    bool
+    """
+    record = result.get("adequacy") if isinstance(result, dict) else None
+    return not (isinstance(record, dict) and record.get("adequate") is False)
+
+
 def exit_code(passed: bool, required: bool = True) -> int:
     """:data:`EXIT_OK`, or :data:`EXIT_CHECK` when a ``required`` check did not pass."""
     return EXIT_OK if (passed or not required) else EXIT_CHECK
 
 
 __all__ = [
-    "DEBUG_HELP", "EXIT_CHECK", "EXIT_INTERNAL", "EXIT_INTERRUPT", "EXIT_OK", "EXIT_USAGE", "add_debug", "add_expect",
+    "DEBUG_HELP", "EXIT_CHECK", "EXIT_INTERNAL", "EXIT_INTERRUPT", "EXIT_OK", "EXIT_USAGE", "adequate", "add_debug",
+    "add_expect",
     "add_noise", "add_out", "add_run_flags", "add_seed", "check_common", "emit_json", "exit_code", "noise_level",
     "noise_list", "quiet",
 ]  # fmt: skip

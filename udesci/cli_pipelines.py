@@ -4,14 +4,24 @@ Registered into :mod:`udesci.cli` by :func:`register`.  Every command takes
 ``--out``, ``--seed``, ``--fast``, ``--quiet`` and ``--json`` (see
 :mod:`udesci.cli_common`) and returns the exit code: 0 success, 1 the run
 finished but its check failed (``--expect`` for the examples, a ``[check]``
-table for ``run``), 2 bad usage, config or data (raised as
+table for ``run``; a discovery labelled inadequate fails both), 2 bad usage, config or data (raised as
 :class:`~udesci.errors.ConfigError` / :class:`~udesci.errors.DataError` and
 mapped by :func:`udesci.cli.main`).
 """
 
 from __future__ import annotations
 
-from .cli_common import add_expect, add_noise, add_out, add_run_flags, add_seed, emit_json, exit_code, quiet
+from .cli_common import (
+    add_expect,
+    add_noise,
+    add_out,
+    add_run_flags,
+    add_seed,
+    adequate,
+    emit_json,
+    exit_code,
+    quiet,
+)
 from .errors import ConfigError
 
 
@@ -32,7 +42,7 @@ def _lotka_volterra(args) -> int:
 
     res = run_pipeline(noise=args.noise, seed=args.seed, out=args.out, quiet=quiet(args), fast=args.fast)
     emit_json(args, res)
-    return exit_code(res["correct_structure"], args.expect)
+    return exit_code(res["correct_structure"] and adequate(res), args.expect)
 
 
 def _weather(args) -> int:
@@ -64,7 +74,7 @@ def _lynx_hare(args) -> int:
         holdout=args.holdout,
     )
     emit_json(args, res)
-    return exit_code(res["interaction_found"], args.expect)
+    return exit_code(res["interaction_found"] and adequate(res), args.expect)
 
 
 def _run(args) -> int:
@@ -75,7 +85,7 @@ def _run(args) -> int:
 
     res = run_config(cfg, out=args.out, quiet=quiet(args))
     emit_json(args, res)
-    return exit_code(res["check"]["passed"])
+    return exit_code(res["check"]["passed"] and adequate(res))
 
 
 FAST_HELP = "few training iterations: a smoke run for tests (< 1 min)"
@@ -105,7 +115,7 @@ def register(sub, exs) -> None:
     add_noise(lv, 0.05, "noise as a fraction of each state's mean (default: %(default)s)")
     add_seed(lv, 0)
     add_run_flags(lv)
-    add_expect(lv, "exit 1 unless exactly the x*y terms are recovered")
+    add_expect(lv, "exit 1 unless exactly the x*y terms are recovered by an adequate closed form")
     lv.set_defaults(func=_lotka_volterra)
 
     w = _real_data_example(
@@ -133,14 +143,17 @@ def register(sub, exs) -> None:
         "intervals, compare with a fitted Lotka–Volterra model and write a report.",
     )
     lh.add_argument("--holdout", type=int, default=0, help="hold out the last N years (default: %(default)s)")
-    add_expect(lh, "exit 1 unless U and V both contain the H*L term with predator–prey signs")
+    add_expect(
+        lh, "exit 1 unless U and V both contain the H*L term with predator–prey signs, in an adequate closed form"
+    )
     lh.set_defaults(func=_lynx_hare)
 
     r = sub.add_parser(
         "run",
         help="run a whole pipeline described by a TOML file",
         description="Run data → fit → discover → evaluate → export → report as described by a pipeline TOML file "
-        "(see udesci.config for the schema; examples/*.toml).  Exit 1 if the file's [check] fails.",
+        "(see udesci.config for the schema; examples/*.toml).  Exit 1 if the file's [check] fails or the "
+        "discovered closed form is labelled inadequate.",
     )
     r.add_argument("config", help="pipeline TOML file")
     add_out(r, None, "output directory (default: [output] dir of the file, else out/<file name>)")

@@ -270,15 +270,30 @@ def discovery_repr(found) -> str:
     forms = "; ".join(f"{name} = {rounded(expr)}" for name, expr in found.unknowns.items())
     rmse = found.metrics.get("data_rmse_scaled")
     tail = f", data_rmse_scaled={format_number(rmse)}" if rmse is not None else ""
+    adequacy = getattr(found, "adequacy", None)
+    if adequacy is not None and not adequacy.adequate:
+        tail += ", INADEQUATE"
     return clip(f"Discovery({forms}{tail})")
 
 
 def discovery_html(found, digits: int = DIGITS, candidates: int = 5) -> str:
     """Equations, each unknown's terms with intervals and inclusion, and its best candidates."""
-    parts = ["<b>Discovery</b>", _math(equations_latex(found.model, digits, extra=unknown_forms(found, latex=True)))]
+    parts = []
+    adequacy = getattr(found, "adequacy", None)
+    if adequacy is not None and not adequacy.adequate:
+        items = "".join(f"<li>{html.escape(p)}</li>" for p in adequacy.problems())
+        parts.append(
+            '<div role="alert" style="border:3px solid #c53030;background:#fff5f5;padding:6px 10px">'
+            f"<b>⚠ Inadequate closed form: {html.escape(', '.join(adequacy.inadequate_unknowns()))}</b>"
+            f"<ul>{items}</ul></div>"
+        )
+    parts += ["<b>Discovery</b>", _math(equations_latex(found.model, digits, extra=unknown_forms(found, latex=True)))]
     for name, det in found.details.items():
         parts.append(f"<p><b>{html.escape(name)}</b>: chosen terms</p>")
         parts.append(_table(["term", "coefficient", "95% interval", "inclusion"], term_rows(det, digits)))
+        bases = [(k, v) for k, v in (("inclusion", det.inclusion_basis), ("95% interval", det.interval_basis)) if v]
+        if bases:
+            parts.append("<p><small>" + "; ".join(f"{k}: {html.escape(v)}" for k, v in bases) + "</small></p>")
         cand_rows = [
             [f"{mark} {text}".strip(), score] for mark, text, score, _ in candidate_rows(det, candidates, digits)
         ]

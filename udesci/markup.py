@@ -237,6 +237,19 @@ class Definitions:
     items: tuple = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class Alert:
+    """A warning the reader must not miss: a title and its points (plain text).
+
+    Markdown: a block quote opening with the bold title; HTML: a red-bordered box with
+    ``role="alert"``.  Alerts at the start of a document's blocks are shown directly under its title,
+    before the table of contents.
+    """
+
+    title: str
+    items: tuple = field(default_factory=tuple)
+
+
 def _rel(path, out_dir: Path) -> str:
     p = Path(path)
     try:
@@ -282,6 +295,9 @@ def markdown(blocks: Sequence, out_dir) -> str:
             parts.append(math_block(b.latex))
         elif isinstance(b, Definitions):
             parts.append("\n".join(f"- **{escape_text(term)}**: {escape_text(text)}" for term, text in b.items) + "\n")
+        elif isinstance(b, Alert):
+            lines = [f"> **⚠ {escape_text(b.title)}**"] + ([">"] if b.items else [])
+            parts.append("\n".join(lines + [f"> - {escape_text(item)}" for item in b.items]) + "\n")
         else:
             raise ConfigError(f"blocks: expected report blocks or Markdown strings, received {describe(b)}.")
     return "\n".join(parts)
@@ -360,6 +376,8 @@ dt{font-weight:600;margin-top:6px}
 dd{margin-left:18px}
 nav ul{columns:2;font-size:.9em}
 details summary{cursor:pointer;color:#2b6cb0;font-size:.9em}
+.alert{border:3px solid #c53030;background:#fff5f5;color:#742a2a;padding:10px 14px;margin:12px 0 20px}
+.alert ul{margin:6px 0 0}
 """.strip()
 
 
@@ -401,6 +419,13 @@ def html_blocks(blocks: Sequence) -> str:
         elif isinstance(b, Definitions):
             items = "".join(f"<dt>{html.escape(t)}</dt><dd>{html.escape(d)}</dd>" for t, d in b.items)
             parts.append(f"<dl>{items}</dl>")
+        elif isinstance(b, Alert):
+            items = "".join(f"<li>{html.escape(item)}</li>" for item in b.items)
+            parts.append(
+                f'<div class="alert" role="alert"><strong>⚠ {html.escape(b.title)}</strong>'
+                + (f"<ul>{items}</ul>" if items else "")
+                + "</div>"
+            )
         else:
             raise ConfigError(f"blocks: expected report blocks or Markdown strings, received {describe(b)}.")
     return "\n".join(parts)
@@ -431,6 +456,9 @@ def html_document(title: str, blocks: Sequence) -> str:
     str
     """
     toc = "".join(f'<li><a href="#{_anchor(h)}">{html.escape(h)}</a></li>' for h in _headings(blocks))
+    lead = 0
+    while lead < len(blocks) and isinstance(blocks[lead], Alert):
+        lead += 1
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
@@ -438,7 +466,8 @@ def html_document(title: str, blocks: Sequence) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{html.escape(title)}</title>\n<style>\n{_STYLE}\n</style>\n</head>\n<body>\n<main>\n"
         f"<h1>{html.escape(title)}</h1>\n"
+        + (html_blocks(blocks[:lead]) + "\n" if lead else "")
         + (f"<nav><ul>{toc}</ul></nav>\n" if toc else "")
-        + html_blocks(blocks)
+        + html_blocks(blocks[lead:])
         + "\n</main>\n</body>\n</html>\n"
     )

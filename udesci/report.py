@@ -8,8 +8,10 @@ references by relative path (so the folder can be moved or zipped as a whole), a
 * a data summary (trajectories, points, missing values, time span, train/test split),
 * the metrics with their definitions and units,
 * the equations with the fitted values substituted (4 significant digits) and a parameter table,
-* for a discovery: each unknown's chosen terms with intervals and inclusion, its candidates
-  sorted by score with the chosen one marked, and how well the closed form reproduces the data,
+* for a discovery: each unknown's chosen terms with intervals and inclusion (and what those numbers
+  are), its candidates sorted by score with the chosen one marked, and how well the closed form
+  reproduces the networks and the data; a discovery labelled inadequate opens the report with a
+  boxed warning naming the unknowns and the numbers,
 * the plots of :mod:`udesci.plots`: every trajectory's fit (or a stated selection), each
   unknown's network against its closed form, a phase portrait for two-state systems, the loss,
 * what is needed to reproduce the run (command, seed, package versions, configuration).
@@ -45,6 +47,7 @@ from .display import (
 from .errors import ConfigError, describe
 from .evaluate import jsonable, write_text_atomic
 from .markup import (  # noqa: F401 (escape_text, fenced_block, markdown_table, math_block: re-exported)
+    Alert,
     Code,
     Definitions,
     Heading,
@@ -88,7 +91,10 @@ DISCOVERY_METRIC_DEFINITIONS = {
         "a state's spread)"
     ),
     "samples": "network samples the closed forms were fitted to",
-    "adequacy": "how well the closed form reproduces the data, as assessed by discovery",
+    "adequacy": (
+        "how well the closed form reproduces the trained networks (R² on the sampled states) and the data "
+        "(scaled RMSE relative to the trained UDE's), and the rule that labels it inadequate"
+    ),
 }
 """What the entries of ``Discovery.metrics`` mean."""
 
@@ -190,6 +196,27 @@ def adequacy_text(found) -> str:
     return f"Adequacy: {shown}."
 
 
+def adequacy_alert(found) -> Alert | None:
+    """The banner of a discovery labelled inadequate: the unknowns at fault and the numbers (None if adequate).
+
+    Returns
+    -------
+    Alert or None
+    """
+    adequacy = getattr(found, "adequacy", None)
+    if adequacy is None or adequacy.adequate:
+        return None
+    names = ", ".join(adequacy.inadequate_unknowns())
+    return Alert(
+        f"INADEQUATE closed form for {names}: do not read these equations as the law",
+        (
+            *adequacy.problems(),
+            "The closed form misses structure the trained networks learned: a richer library (or more data) "
+            "may be needed.  The discovered equations, intervals and plots below describe that inadequate form.",
+        ),
+    )
+
+
 def discovery_blocks(found, *, candidates: int = 8) -> list:
     """Blocks: chosen terms with intervals, candidates sorted by score, and the closed form's fit to the data.
 
@@ -207,6 +234,14 @@ def discovery_blocks(found, *, candidates: int = 8) -> list:
     out = [Heading("Discovered terms", 3)]
     body = _dashed([[name, *row] for name, det in found.details.items() for row in term_rows(det)])
     out.append(Table(header=["unknown", "term", "coefficient", "95% interval", "inclusion probability"], body=body))
+    bases = []
+    for name, det in found.details.items():
+        if det.inclusion_basis:
+            bases.append((f"inclusion probability ({name})", det.inclusion_basis))
+        if det.interval_basis:
+            bases.append((f"95% interval ({name})", det.interval_basis))
+    if bases:
+        out.append(Definitions(tuple(bases)))
     out.append(
         Heading(f"Candidates, sorted by {crit.upper()} (lower is better; → marks the chosen one)", 3),
     )
@@ -560,6 +595,9 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     blocks: list = []
+    alert = adequacy_alert(found) if found is not None else None
+    if alert is not None:
+        blocks.append(alert)  # at the very top, above the introduction (HTML: above the contents)
     if intro:
         blocks.append(Text(intro))
     source = fitted if fitted is not None else found

@@ -12,7 +12,7 @@ earlier ones returned:
    :class:`Outcome` objects;
 4. :func:`evaluate` — train/test RMSE per state of the fitted and of the final
    model, the held-out observations and the report's curves (:class:`Evaluation`);
-5. :func:`check` — the ``[check]`` table's failures;
+5. :func:`check` — a discovery labelled inadequate, then the ``[check]`` table's failures;
 6. :func:`export` — the final model as JSON, LaTeX and Python, and the config;
 7. :func:`report` — ``report.md`` with its plots;
 8. :func:`summarise` — the summary dict (also written as ``summary.json``).
@@ -502,15 +502,25 @@ def evaluate(setup: Setup, trained: Trained) -> Evaluation:
 
 
 def check(setup: Setup, trained: Trained, evaluation: Evaluation) -> list[str]:
-    """Failures of the ``[check]`` table (empty: passed, or no table).
+    """Failures of the run: a discovery labelled inadequate (always checked), then the ``[check]`` table's.
+
+    A discovered closed form that :class:`~udesci.discovery.Adequacy` labels inadequate fails the run
+    with or without a ``[check]`` table (``udesci run`` exits 1): its equations must not be read as the law.
 
     Returns
     -------
     list of str
-        One line per failed bound or structure.
+        One line per failure (empty: passed).
     """
     c = setup.config.check
     failures = []
+    adequacy = getattr(trained.found, "adequacy", None)
+    if adequacy is not None and not adequacy.adequate:
+        failures.append(
+            f"adequacy: the closed form of {', '.join(adequacy.inadequate_unknowns())} is inadequate ("
+            + "; ".join(adequacy.problems())
+            + ")"
+        )
     if c is None:
         return failures
     for key, metric in (("max_train_rmse", "train_rmse"), ("max_test_rmse", "test_rmse")):
@@ -589,7 +599,7 @@ def report_intro(cfg: PipelineConfig, notes: list, failures: list) -> str:
     )
     if notes:
         intro += "\n\nNotes: " + escape_text("; ".join(notes))
-    if cfg.check is not None:
+    if cfg.check is not None:  # an inadequate discovery without a [check] table: the banner above says so
         intro += "\n\nCheck: " + ("passed" if not failures else "FAILED: " + escape_text("; ".join(failures)))
     return intro
 
@@ -649,6 +659,7 @@ def summarise(setup: Setup, trained: Trained, evaluation: Evaluation, failures: 
         "metrics": evaluation.metrics,
         "fit_status": trained.fitted.status,
         "check": {"passed": not failures, "failures": failures, "configured": cfg.check is not None},
+        "adequacy": None if getattr(trained.found, "adequacy", None) is None else trained.found.adequacy.as_dict(),
         "notes": trained.notes,
     }
 
@@ -657,8 +668,8 @@ def _print_results(cfg: PipelineConfig, final: Outcome, result: dict) -> None:
     print(final.summary())
     for key, vals in result["metrics"].items():
         print(f"{key}: " + ", ".join(f"{k} = {v:.4g}" for k, v in vals.items()))
-    if cfg.check is not None:
-        failures = result["check"]["failures"]
+    failures = result["check"]["failures"]
+    if cfg.check is not None or failures:
         print("check: " + ("passed" if not failures else "FAILED: " + "; ".join(failures)))
     print(f"outputs in {result['out']} ({result['seconds']:.1f} s)")
 
@@ -689,8 +700,10 @@ def run_config(path, *, out=None, seed: int | None = None, fast: bool = False, q
         ``parameters`` (fitted values), ``unknowns`` (discovered expressions, if discovery
         ran), ``equations``, ``metrics`` (``train_rmse``/``test_rmse`` per state, of the
         discovered model if any, else the fitted one; also ``fitted_*`` for the network
-        model), ``fit_status``, ``check`` (``passed``, ``failures``, ``configured``),
-        ``notes``, ``seconds``.  Also written to ``summary.json`` in the output folder.
+        model), ``fit_status``, ``check`` (``passed``, ``failures``, ``configured``; a discovery
+        labelled inadequate is a failure with or without a ``[check]`` table), ``adequacy`` (the
+        discovery's :meth:`~udesci.discovery.Adequacy.as_dict`, None without discovery), ``notes``,
+        ``seconds``.  Also written to ``summary.json`` in the output folder.
 
     Raises
     ------

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -44,15 +45,18 @@ from ..train import (
 from .batch_lm import Layout, point_blocks, refit_candidates, refit_on_derivatives, whole_trajectories
 from .criteria import information_criterion, parsimonious
 from .joint import joint_choice
-from .library import Library
+from .library import Library, as_library
 from .proposal import UnknownWork, closed_form, lstsq_on, propose, sample_states, supports
 from .refit import SCORING_SOLVER, data_misfit, refit_whole, with_params
 from .results import Adequacy, Candidate, Discovery, UnknownDiscovery
 from .selection import Selection
 from .uncertainty import (
+    GAUSS_NEWTON_BASIS,
+    WEIGHT_BASIS,
     block_counts,
+    bootstrap_basis,
+    bootstrap_ensemble,
     bootstrap_inclusion,
-    bootstrap_intervals,
     gauss_newton_intervals,
     per_block,
 )
@@ -351,13 +355,25 @@ def data_starts(state: DiscoveryState) -> torch.Tensor:
     return y0
 
 
-def inclusion_probabilities(state: DiscoveryState, work: UnknownWork, shortlist: list, cands: list, best) -> dict:
-    """Per-term inclusion probability: the share of bootstrap replicates whose selection contains
-    the term, or (``bootstrap=0``) the criterion weights of the scored candidates containing it."""
+def inclusion_probabilities(state: DiscoveryState, work: UnknownWork, shortlist: list, cands: list, best):
+    """Per-term inclusion probability and each bootstrap replicate's selected support.
+
+    With a bootstrap: the share of replicates (resampled point blocks) whose selection among the
+    scored shortlist (same criterion and parsimony rule on the resampled blocks' misfits) contains
+    the term, and those selections (``assemble`` recomputes both with each replicate's coefficients);
+    with ``bootstrap=0``: the criterion weights ``exp(-delta/2)`` of the candidates containing it, and
+    no replicates.
+
+    Returns
+    -------
+    inclusion : dict str -> float
+    replicate_supports : list of tuple of int
+        One support per replicate (empty without a bootstrap).
+    """
     selection, terms = state.selection, work.terms
     scored = [c for c in shortlist if c.segment_sse is not None and math.isfinite(c.score)]
     if selection.bootstrap and scored:
-        inc, _ = bootstrap_inclusion(
+        inc, chosen = bootstrap_inclusion(
             scored,
             np.stack([c.segment_sse for c in scored]),
             state.block_counts,
@@ -366,14 +382,15 @@ def inclusion_probabilities(state: DiscoveryState, work: UnknownWork, shortlist:
             selection.criterion,
             selection.parsimony,
         )
-        return {str(term): float(inc[i]) for i, term in enumerate(terms)}
+        return {str(term): float(inc[i]) for i, term in enumerate(terms)}, [scored[c].support for c in chosen]
     finite = [c for c in cands if math.isfinite(c.score)]
     weights = np.array([math.exp(-(c.score - best.score) / 2) for c in finite])
     weights /= max(weights.sum(), 1e-300)
-    return {
+    inclusion = {
         str(term): float(sum(w for w, c in zip(weights, finite, strict=True) if i in c.support))
         for i, term in enumerate(terms)
     }
+    return inclusion, []
 
 
 def decide(state: DiscoveryState, name: str) -> None:
@@ -403,8 +420,10 @@ def decide(state: DiscoveryState, name: str) -> None:
         work.module.mask.zero_()
         work.module.mask[list(best.support)] = 1.0
     with state.timed("inclusion"):
-        inclusion = inclusion_probabilities(state, work, shortlist, cands, best)
-    state.details[name] = UnknownDiscovery(name, work.spec.args, work.terms, cands, best.expression, inclusion, {})
+        inclusion, replicates = inclusion_probabilities(state, work, shortlist, cands, best)
+    state.details[name] = UnknownDiscovery(
+        name, work.spec.args, work.terms, cands, best.expression, inclusion, {}, replicate_supports=replicates
+    )
 
 
 def choose_jointly(state: DiscoveryState) -> None:
@@ -462,19 +481,7 @@ def assemble(state: DiscoveryState) -> Discovery:
         det.expression = final[name] = closed_form(det.terms, coef)
         det.candidates[0].coefficients = coef
     sse = data_misfit(model.module, state.y0, state.batch)
-    if selection.bootstrap:
-        intervals = bootstrap_intervals(
-            model.module,
-            state.batch,
-            state.segments,
-            state.segment_starts,
-            state.resamples,
-            selection.refine_iterations,
-        )
-    else:
-        intervals = gauss_newton_intervals(model.module, state.y0, state.batch, sse, state.n_observations)
-    for name, det in state.details.items():
-        det.intervals = {str(det.terms[i]): intervals[(name, i)] for i in det.chosen.support if (name, i) in intervals}
+    notes = uncertainty(state)
     values = model.parameter_values()
     result_model = state.fitted.model.substitute(final)
     result_model = with_params(result_model, {s: values[s] for s in result_model.params})
@@ -496,7 +503,73 @@ def assemble(state: DiscoveryState) -> Discovery:
         initial_states=state.y0.numpy().copy(),
         data=state.data,
         adequacy=adequacy,
+        notes=notes,
     )
+
+
+def uncertainty(state: DiscoveryState) -> list[str]:
+    """Each unknown's inclusion probabilities and 95 % intervals, both from the same bootstrap replicates.
+
+    Replicate ``b`` chooses among combinations of the final supports and those the per-unknown
+    replicate selections of ``decide`` chose, by its own linearised refit (:func:`bootstrap_ensemble`),
+    and keeps that refit's coefficients; a term's inclusion is
+    the share of replicates selecting it and its interval the 2.5 %–97.5 % percentiles of its
+    coefficient over the replicates (0 where not selected), for every term some replicate selects and
+    every term of the final support.  Without a bootstrap (or if the ensemble cannot be computed,
+    noted) inclusion stays the criterion weights and the intervals are Gauss–Newton intervals.
+
+    Returns the notes for ``Discovery.notes``.
+    """
+    model, selection = state.model, state.selection
+    ensemble, notes = None, []
+    if selection.bootstrap:
+        # candidate supports: the final one, then those the per-unknown replicate selections chose
+        candidates = {}
+        for name, det in state.details.items():
+            tally = Counter(det.replicate_supports)
+            final = tuple(det.chosen.support)
+            candidates[name] = [final] + [sup for sup, _ in tally.most_common() if sup != final]
+        ensemble = bootstrap_ensemble(
+            model.module,
+            state.batch,
+            state.y0,
+            state.blocks,
+            state.n_blocks,
+            state.resamples,
+            state.block_counts,
+            candidates,
+            selection.criterion,
+            selection.parsimony,
+        )
+        if ensemble is None:
+            notes.append("the bootstrap coefficients could not be computed; intervals are Gauss–Newton intervals")
+    if ensemble is None:
+        intervals = gauss_newton_intervals(model.module, state.y0, state.batch)
+        for name, det in state.details.items():
+            det.intervals = {
+                str(det.terms[i]): intervals[(name, i)] for i in det.chosen.support if (name, i) in intervals
+            }
+            det.replicates, det.interval_basis = 0, GAUSS_NEWTON_BASIS
+            det.inclusion_basis = (
+                bootstrap_basis(len(det.replicate_supports), SEGMENT_LENGTH)[0]
+                if det.replicate_supports
+                else WEIGHT_BASIS
+            )
+        return notes
+    for name, det in state.details.items():
+        inc = ensemble.inclusion(name)
+        det.inclusion = {str(term): float(inc[i]) for i, term in enumerate(det.terms)}
+        shown = [i for i in range(len(det.terms)) if inc[i] > 0 or i in det.chosen.support]
+        det.intervals = {str(det.terms[i]): ensemble.interval(name, i) for i in shown}
+        det.replicates, det.replicate_supports = ensemble.replicates, ensemble.supports[name]
+        det.inclusion_basis, det.interval_basis = bootstrap_basis(ensemble.replicates, SEGMENT_LENGTH)
+        weak = [str(det.terms[i]) for i in det.chosen.support if inc[i] < 0.5]
+        if weak:
+            notes.append(
+                f"{name}: the chosen expression keeps {', '.join(weak)}, which fewer than half of the "
+                f"{ensemble.replicates} bootstrap replicates select"
+            )
+    return notes
 
 
 def assess(state: DiscoveryState, sse: float) -> Adequacy:
@@ -618,12 +691,16 @@ def discover(
     likelihood with its own variance per state).  The sparsest candidate
     within ``selection.parsimony`` of the best wins.  Unknowns are decided one
     after another (``selection.sweeps`` passes), then jointly.  With
-    ``selection.bootstrap > 0`` the inclusion probability of a term is the
-    share of bootstrap replicates (resampled point blocks) whose selection
-    contains it, and a coefficient's 95% interval comes from the percentiles
-    of its refits on the replicates; with ``bootstrap=0`` inclusion comes
-    from criterion weights ``exp(-delta/2)`` and intervals are Gauss–Newton
-    intervals at the final refit.
+    ``selection.bootstrap > 0`` (``B`` replicates of resampled point blocks),
+    each replicate chooses its supports and refits their coefficients on its
+    own resample (a linearised whole-trajectory refit at the final fit); the
+    inclusion probability of a term is the share of the replicates selecting
+    it and its 95% interval the 2.5–97.5 percentiles of its coefficient over
+    the same replicates (0 where not selected), so an interval excludes 0
+    only if more than 97.5% of them select the term with one sign.  With
+    ``bootstrap=0`` inclusion comes from criterion weights ``exp(-delta/2)``
+    and intervals are Gauss–Newton intervals at the final fit.  What each
+    number is stands in ``UnknownDiscovery.inclusion_basis``/``interval_basis``.
 
     Parameters
     ----------
@@ -631,8 +708,9 @@ def discover(
         Output of :func:`~udesci.fit`.
     data : Dataset, optional
         Data for scoring and refitting (default: the data ``fitted`` was trained on).
-    library : Library or dict name -> Library, optional
-        Candidate terms (one library for all unknowns, or one per unknown name).
+    library : Library, list of sympy.Expr, or dict name -> either, optional
+        Candidate terms: one library for all unknowns, or one per unknown name.  A plain list such
+        as ``[x, y, x*y, x**2*y]`` is exactly those terms (:func:`~udesci.discovery.library.as_library`).
     selection : Selection, optional
     refit : bool, default True
         Refit all discovered coefficients, learnable parameters and initial
@@ -656,8 +734,10 @@ def discover(
     Raises
     ------
     ConfigError
-        If ``fitted`` is not a FitResult, the model has no unknowns, or a
-        library is given for a name that is not an unknown.
+        If ``fitted`` is not a FitResult, the model has no unknowns, a
+        library is given for a name that is not an unknown, a list of terms holds
+        something that is not a SymPy term, or a term uses symbols that are not
+        the unknown's arguments.
     TrainingError
         If the trained model cannot be simulated over the data's span (the
         solver gives up), so there are no network samples to regress.
@@ -696,21 +776,21 @@ def discover(
 
 
 def resolve_libraries(library, model) -> dict:
-    """One :class:`Library` per unknown from ``library`` (None, a Library, or a dict by name).
+    """One :class:`Library` per unknown from ``library`` (see :func:`~udesci.discovery.library.as_library`):
+    None, a Library or a list of terms for every unknown, or a dict by name of those.
 
     Raises
     ------
     ConfigError
-        For names that are not unknowns or entries that are not Libraries.
+        For names that are not unknowns, entries that are neither Libraries nor lists of SymPy terms,
+        or terms in symbols that are not the unknown's arguments.
     """
-    if library is None or isinstance(library, Library):
-        return {name: library or Library() for name in model.unknowns}
     if isinstance(library, dict):
         bad = [n for n in library if n not in model.unknowns]
         if bad:
             raise ConfigError(f"library: names {bad} are not unknowns of the model ({sorted(model.unknowns)}).")
-        for n, lib in library.items():
-            if not isinstance(lib, Library):
-                raise ConfigError(f"library[{n!r}]: expected a udesci.Library, received {describe(lib)}.")
-        return {name: library.get(name, Library()) for name in model.unknowns}
-    raise ConfigError(f"library: expected a udesci.Library or dict of them, received {describe(library)}.")
+        return {
+            name: as_library(library.get(name), spec.args, f"library[{name!r}]")
+            for name, spec in model.unknowns.items()
+        }
+    return {name: as_library(library, spec.args) for name, spec in model.unknowns.items()}

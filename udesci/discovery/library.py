@@ -8,7 +8,7 @@ from itertools import combinations_with_replacement
 
 import sympy as sp
 
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError, ModelError, describe
 from ..expr import parse_expression
 from ..lambdify import as_expression
 
@@ -92,3 +92,58 @@ class Library:
                 seen.add(t)
                 unique.append(t)
         return unique
+
+
+def as_library(value, args: Sequence[sp.Symbol] | None = None, where: str = "library") -> Library:
+    """A :class:`Library` from a Library, a plain list of terms, or None (the default library).
+
+    Parameters
+    ----------
+    value : Library, list or tuple of (sympy.Expr, str or real number), or None
+        A list is taken as exactly those candidate terms (no polynomial terms, no constant unless
+        listed), e.g. ``[x, y, x*y, x**2*y]``; strings are parsed safely in the argument names,
+        numbers are constants.
+    args : sequence of sympy.Symbol, optional
+        The unknown's arguments: when given, every term is checked now to use only these.
+    where : str, default "library"
+        How the argument is named in error messages (e.g. ``"library['U']"``).
+
+    Returns
+    -------
+    Library
+
+    Raises
+    ------
+    ConfigError
+        For anything else, an empty list, an entry that is neither a SymPy expression, a string nor a
+        real number (naming its position), a term equal to 0, or (with ``args``) a term in other symbols.
+    """
+    if value is None:
+        lib = Library()
+    elif isinstance(value, Library):
+        lib = value
+    elif isinstance(value, (list, tuple)):
+        if not value:
+            raise ConfigError(
+                f"{where}: expected at least one candidate term, received an empty {type(value).__name__}."
+            )
+        for i, term in enumerate(value):
+            ok = isinstance(term, (sp.Expr, str)) or (isinstance(term, (int, float)) and not isinstance(term, bool))
+            if not ok:
+                raise ConfigError(
+                    f"{where}[{i}]: expected a SymPy expression (or a string or number), received {describe(term)}."
+                )
+            if isinstance(term, (sp.Expr, int, float)) and sp.sympify(term) == 0:
+                raise ConfigError(f"{where}[{i}]: a candidate term is 0; list only nonzero terms.")
+        lib = Library(degree=0, constant=False, extra=tuple(value))
+    else:
+        raise ConfigError(
+            f"{where}: expected a udesci.Library or a list of SymPy terms (e.g. [x, y, x*y]), "
+            f"received {describe(value)}."
+        )
+    if args is not None:
+        try:
+            lib.terms(args)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+    return lib

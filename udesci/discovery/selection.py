@@ -51,13 +51,14 @@ class Selection:
         candidates is refit together on whole trajectories and the combination
         is chosen by the criterion (1 switches this off).
     bootstrap : int, default 100
-        Bootstrap replicates over trajectory segments (resampled with
-        replacement).  Inclusion probabilities are the share of replicates
-        whose selection (same criterion and parsimony rule, on the resampled
-        segments' misfits) contains each term; coefficient intervals are
-        percentile intervals of the chosen terms' coefficients refit on each
-        replicate.  0 switches the ensemble off (inclusion from criterion
-        weights, no intervals).
+        Bootstrap replicates over point blocks (resampled with replacement).
+        Each replicate refits the candidate supports on its resampled data
+        (one linearised whole-trajectory step from the final fit) and chooses
+        one by the same criterion and parsimony rule; a term's inclusion
+        probability is the share of replicates selecting it and its 95 %
+        interval the 2.5–97.5 percentiles of its coefficient over the *same*
+        replicates (0 where not selected).  0 switches the ensemble off
+        (inclusion from criterion weights, Gauss–Newton intervals).
 
     Raises
     ------

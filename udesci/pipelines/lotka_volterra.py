@@ -229,6 +229,7 @@ def run_pipeline(
     seconds = time.perf_counter() - start
     result = {"noise": noise, "seed": seed, "seconds": seconds, "fit_seconds": sum(fitted.seconds.values())}
     result.update(assess(found))
+    result["adequacy"] = found.adequacy.as_dict() if found.adequacy is not None else None
     result["equations"] = {str(s): str(e) for s, e in found.equations.items()}
     t_long = np.linspace(0.0, 30.0, 601)
     from .. import HybridModel

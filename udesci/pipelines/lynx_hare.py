@@ -241,6 +241,7 @@ def _run(frame, out, seed, fast, quiet, holdout, width, depth, plots, started) -
         "lotka_volterra": {str(k): v for k, v in lv.model.parameter_values().items()},
         "rmse_thousands": errors,
         "notes": notes,
+        "adequacy": found.adequacy.as_dict() if found.adequacy is not None else None,
     }
     if out is not None:
         from . import write_discovery

@@ -1,0 +1,151 @@
+"""A closed form that cannot reproduce its network is labelled inadequate, loudly: in the summary, the JSON,
+the report's opening banner and the exit code of ``udesci run``."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import sympy as sp
+import torch
+from torch import nn
+
+import udesci as ud
+from udesci import cli
+from udesci.cli_common import EXIT_CHECK
+from udesci.discovery.results import MAX_DATA_RATIO, Adequacy
+
+x, y = sp.symbols("x y")
+U = sp.Function("U")
+FAST = ud.Selection(shortlist=6, rescore=6, sweeps=1, bootstrap=30)
+
+
+class VanDerPolNet(nn.Module):
+    """A 'trained network' that is exactly Van der Pol's nonlinearity (1 - x²) y (mu = 1)."""
+
+    def forward(self, z):
+        return ((1 - z[..., 0] ** 2) * z[..., 1]).unsqueeze(-1)
+
+
+@pytest.fixture(scope="module")
+def van_der_pol():
+    """x' = y, y' = U(x, y) - x with U the exact nonlinearity, on one limit-cycle trajectory with 1 % noise."""
+    truth = ud.HybridModel({x: y, y: (1 - x**2) * y - x})
+    t = np.linspace(0, 6, 31)
+    clean = ud.simulate(truth, [2.0, 0.0], t)
+    noisy = clean + 0.01 * np.random.default_rng(0).standard_normal(clean.shape)
+    model = ud.HybridModel({x: y, y: U(x, y) - x}, networks={"U": VanDerPolNet()})
+    model.module.to(torch.float64)
+    fitted = ud.FitResult(model, [], np.array([[2.0, 0.0]]), data=ud.Dataset(t, noisy, states=["x", "y"]))
+    linear = ud.discover(fitted, library=ud.Library(degree=1), selection=FAST, refit=False, progress=False)
+    right = ud.discover(fitted, library=[y, x**2 * y], selection=FAST, refit=False, progress=False)
+    return linear, right
+
+
+def test_a_library_without_the_cubic_term_is_labelled_inadequate(van_der_pol):
+    linear, right = van_der_pol
+    # degree 1 (1, x, y) cannot express (1 - x²) y: the closed form misses most of the network and the data
+    assert not linear.adequacy.adequate
+    assert linear.adequacy.data_ratio > 10 * MAX_DATA_RATIO and linear.adequacy.network_r2["U"] < 0.1
+    assert linear.adequacy.inadequate_unknowns() == ["U"]
+    # with x²y in the library the same data give the right form, as good as the 'network'
+    assert right.adequacy.adequate and right.adequacy.network_r2["U"] > 0.999
+    assert abs(right.adequacy.data_ratio - 1) < 0.05
+    coef = sp.expand(right.unknowns["U"]).as_coefficients_dict()
+    assert abs(float(coef[x**2 * y]) + 1) < 0.01 and abs(float(coef[y]) - 1) < 0.01
+
+
+def test_the_label_and_its_numbers_are_in_every_view(van_der_pol, tmp_path):
+    linear, right = van_der_pol
+    text = str(linear)
+    assert text.startswith("WARNING: the closed form of U is INADEQUATE")
+    assert f"{linear.adequacy.data_ratio:.3g}× as much as the trained UDE" in text
+    assert "INADEQUATE" in linear.summary() and "INADEQUATE" in repr(linear) and 'role="alert"' in linear._repr_html_()
+    assert "INADEQUATE" not in str(right) and "INADEQUATE" not in repr(right)
+    linear.to_json(tmp_path / "eq.json")
+    doc = json.loads((tmp_path / "eq.json").read_text())
+    assert doc["extra"]["adequacy"]["adequate"] is False and doc["extra"]["adequacy"]["inadequate_unknowns"] == ["U"]
+    assert doc["extra"]["adequacy"]["data_ratio"] == pytest.approx(linear.adequacy.data_ratio)
+    assert doc["unknowns"]["U"]["network_r2"] == pytest.approx(linear.adequacy.network_r2["U"])
+
+
+def test_the_report_opens_with_a_banner_naming_the_unknown_and_the_numbers(van_der_pol, tmp_path):
+    linear, right = van_der_pol
+    md = ud.report.write_report(tmp_path / "bad", title="VdP", found=linear, figures=False, intro="Intro.")
+    lines = md.read_text().splitlines()
+    # right under the title, before the introduction
+    assert lines[0] == "# VdP" and lines[2].startswith("> **⚠ INADEQUATE closed form for U")
+    banner = "\n".join(lines[2:8])
+    assert f"{linear.adequacy.data_ratio:.3g}×" in banner and "R²: U 0.0" in banner
+    page = md.with_suffix(".html").read_text()
+    at = page.index('<div class="alert" role="alert">')
+    assert page.index("<h1>") < at < page.index("<nav>") and "INADEQUATE closed form for U" in page[at : at + 200]
+    good = ud.report.write_report(tmp_path / "good", title="VdP", found=right, figures=False)
+    assert "⚠" not in good.read_text() and 'role="alert"' not in good.with_suffix(".html").read_text()
+    assert "Adequacy: adequate" in good.read_text()
+
+
+def test_adequacy_rule_is_the_data_ratio_and_the_network_r2_is_reported():
+    # the network R² of a correct form falls below 0.9 at 5 % noise (Lotka–Volterra, V: 0.80): reported, no label
+    noisy = Adequacy({"U": 0.90, "V": 0.80}, 1.37)
+    assert noisy.adequate and noisy.problems() == [] and noisy.departing() == ["V"]
+    assert "V departs from its network" in noisy.summary()
+    bad = Adequacy({"U": 0.99, "V": 0.95}, 2.5)
+    assert not bad.adequate and bad.inadequate_unknowns() == ["U", "V"]  # the ratio judges them together
+    assert Adequacy({"U": 0.99, "V": 0.3}, 2.5).inadequate_unknowns() == ["V"]
+    assert not Adequacy({"U": 1.0}, float("inf")).adequate  # cannot be simulated
+    assert Adequacy({"U": 1.0}, float("inf")).as_dict()["data_ratio"] is None
+
+
+CUBIC = """
+title = "cubic decay with a linear library"
+seed = 0
+
+[data]
+file = "cubic.csv"
+time = "t"
+states = ["x"]
+
+[model.equations]
+x = "U(x)"
+
+[model]
+width = 16
+
+[training.warm_start]
+iterations = 300
+
+[training.shooting]
+iterations = 100
+
+[discovery]
+degree = 1
+shortlist = 4
+rescore = 4
+sweeps = 1
+bootstrap = 20
+refit = false
+
+[output]
+export = ["json"]
+plots = false
+"""
+
+
+def test_udesci_run_exits_1_when_the_library_is_inadequate(tmp_path, capsys):
+    # x' = -x³ from x = 2: fast at first, slow later; a line a + b x cannot follow it
+    t = np.linspace(0.0, 4.0, 41)
+    x_t = 2.0 / np.sqrt(1.0 + 8.0 * t)
+    pd.DataFrame({"t": t, "x": x_t}).to_csv(tmp_path / "cubic.csv", index=False)
+    path = tmp_path / "pipeline.toml"
+    path.write_text(textwrap.dedent(CUBIC))
+    code = cli.main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == EXIT_CHECK
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["adequacy"]["adequate"] is False and summary["check"]["passed"] is False
+    assert summary["check"]["failures"][0].startswith("adequacy: the closed form of U is inadequate")
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert report.splitlines()[2].startswith("> **⚠ INADEQUATE closed form for U")
