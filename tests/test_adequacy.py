@@ -149,3 +149,25 @@ def test_udesci_run_exits_1_when_the_library_is_inadequate(tmp_path, capsys):
     assert summary["check"]["failures"][0].startswith("adequacy: the closed form of U is inadequate")
     report = (tmp_path / "out" / "report.md").read_text()
     assert report.splitlines()[2].startswith("> **⚠ INADEQUATE closed form for U")
+
+
+def test_the_automatic_library_escalates_until_the_closed_form_is_adequate(van_der_pol):
+    """Van der Pol's (1 - x²) y is cubic: the default degree-2 library is inadequate, degree 3 holds it."""
+    linear, _ = van_der_pol
+    truth_net = ud.HybridModel({x: y, y: U(x, y) - x}, networks={"U": VanDerPolNet()})
+    truth_net.module.to(torch.float64)
+    fitted = ud.FitResult(truth_net, [], np.array([[2.0, 0.0]]), data=linear.data)
+    found = ud.discover(fitted, selection=FAST, refit=False, progress=False)  # library=None: automatic
+    assert [t.library for t in found.escalation] == [
+        "polynomials up to degree 2",
+        "polynomials up to degree 3",
+    ]
+    assert not found.escalation[0].adequate and found.escalation[1].adequate
+    assert found.adequacy.adequate
+    coef = sp.expand(found.unknowns["U"]).as_coefficients_dict()
+    assert set(coef) == {y, x**2 * y}
+    assert abs(float(coef[x**2 * y]) + 1) < 0.01 and abs(float(coef[y]) - 1) < 0.01
+    assert any("automatic library escalated" in n for n in found.notes)
+    # a library the user gives is respected: checked and labelled, never replaced
+    given = ud.discover(fitted, library=ud.Library(degree=2), selection=FAST, refit=False, progress=False)
+    assert given.escalation == [] and not given.adequacy.adequate

@@ -254,6 +254,9 @@ def test_unknowns_detected_from_calls_and_options_built(tmp_path):
     text = _replace("sweeps = 1", "sweeps = 1\nbootstrap = 7\nrescore = 2\njoint = 1")
     d = discovery_options(load_config(_toml(tmp_path, text)), model)
     assert (d["selection"].bootstrap, d["selection"].rescore, d["selection"].joint) == (7, 2, 1)
+    # no library settings at all: discover's automatic library (degree 2, escalated while inadequate)
+    d = discovery_options(load_config(_toml(tmp_path, _replace("degree = 2\n", ""))), model)
+    assert d["library"] is None
 
 
 def test_fast_overrides_merge(tmp_path):

@@ -879,7 +879,9 @@ def discovery_options(cfg: PipelineConfig, model) -> dict:
             key = f"libraries.{name}" if "extra" in d["libraries"].get(name, {}) else "extra"
             raise ConfigError(f"{w.prefix(key)}: {exc}") from None
         libs[name] = lib
-    out = {"library": libs, "selection": Selection(**sel), "refit": d["refit"]}
+    # no library settings at all: discover's automatic library (degree 2, escalated while inadequate)
+    automatic = not base and not any(v is not None for spec in d["libraries"].values() for v in spec.values())
+    out = {"library": None if automatic else libs, "selection": Selection(**sel), "refit": d["refit"]}
     if d["refit_iterations"] is not None:
         out["refit_iterations"] = d["refit_iterations"]
     return out

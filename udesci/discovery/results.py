@@ -242,6 +242,9 @@ class Discovery(Predictable):
     adequacy : Adequacy or None
         How well the closed form reproduces the networks and the data relative to the UDE; also
         in ``metrics["adequacy"]``, ``print(found)``, the JSON and the reports.
+    escalation : list of LibraryTry
+        With the automatic library (``discover(library=None)``): each library tried, in order,
+        with its data ratio and label (one entry when the first was adequate).
     seconds : dict stage -> float
         Wall-clock seconds of each discovery stage (prepare, propose, rank by derivatives, score on
         segments, rescore on trajectories, inclusion, joint choice, final refit, assemble); not
@@ -261,6 +264,7 @@ class Discovery(Predictable):
     data: object = field(default=None, repr=False)
     adequacy: Adequacy | None = field(default=None, repr=False)
     seconds: dict = field(default_factory=dict, repr=False)
+    escalation: list = field(default_factory=list, repr=False)
 
     def summary(self, digits: int = 4, substitute: bool = True) -> str:
         """Readable account: equations, candidates and uncertainty.
@@ -411,6 +415,10 @@ class Discovery(Predictable):
         }
         if self.adequacy is not None:
             extra["adequacy"] = self.adequacy.as_dict()
+        if self.escalation:
+            extra["library_escalation"] = [t.as_dict() for t in self.escalation]
+        if self.notes:
+            extra["notes"] = list(self.notes)
         save_json(self.model, path, unknowns=self.export_unknowns(), extra=extra)
 
     def to_latex(self, digits: int | None = 4, substitute: bool = True) -> str:
