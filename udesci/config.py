@@ -534,6 +534,7 @@ class PipelineConfig:
         self.fast = fast
         w = _Where(name, "")
         limits.check_nesting(raw, name)
+        limits.check_numbers(raw, name)
         top = _validate(raw, w, TOP, required=("data", "model"))
         if fast:
             if top["fast"] is not None:
@@ -652,6 +653,10 @@ def load_config(path, *, fast: bool = False, seed: int | None = None) -> Pipelin
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{name}: invalid TOML ({exc}).") from None
+    except ValueError as exc:
+        if "integer string conversion" not in str(exc):
+            raise
+        raise limits.int_literal_error(text, name) from None
     except RecursionError:
         raise limits.too_large("file_depth", name, "arrays or tables nested too deeply to read") from None
     return PipelineConfig(p, raw, text, name, fast, seed)

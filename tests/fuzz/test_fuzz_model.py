@@ -38,9 +38,6 @@ import udesci as ud
 x, y, a, b, u, t = sp.symbols("x y a b u t")
 U, V, W = sp.Function("U"), sp.Function("V"), sp.Function("W")
 
-#: Bugs a random model may run into; each has a strict-xfail reproducer below.
-MODEL_BUGS = ("float-overflow", "int-digits", "unknown-assumptions", "complex-constant", "unhashable-activation")
-
 CONSTANTS = [
     sp.Integer(0), sp.Integer(1), sp.Integer(-1), sp.Integer(2), sp.Rational(1, 3), sp.Float(0.5), sp.Float(1e-300),
     sp.Float(1e300), sp.Float("1e-400"), sp.Integer(10**20), sp.Integer(10**400), sp.nan, sp.oo, -sp.oo, sp.zoo,
@@ -206,9 +203,8 @@ def build_and_evaluate(spec):
 @pytest.mark.parametrize("profile", PROFILES)
 def test_random_models(profile):
     run_property(
-        profile, "model: random HybridModel", model_specs(), lambda spec: run_contract(build_and_evaluate, spec,
-                                                                                      known=MODEL_BUGS)
-    )  # fmt: skip
+        profile, "model: random HybridModel", model_specs(), lambda spec: run_contract(build_and_evaluate, spec)
+    )
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -223,15 +219,14 @@ def test_string_models_match_sympy_models(profile):
             return parsed[0] if not parsed[0].ok else parsed[1]
         params = {a: 1.5, b: ud.Learnable(-0.5)}
         torch.manual_seed(0)
-        from_text = run_contract(ud.HybridModel, {"x": texts[0], "y": texts[1]}, params, width=3, known=MODEL_BUGS)
+        from_text = run_contract(ud.HybridModel, {"x": texts[0], "y": texts[1]}, params, width=3)
         torch.manual_seed(0)
-        from_sympy = run_contract(ud.HybridModel, {x: parsed[0].value, y: parsed[1].value}, params, width=3,
-                                  known=MODEL_BUGS)  # fmt: skip
+        from_sympy = run_contract(ud.HybridModel, {x: parsed[0].value, y: parsed[1].value}, params, width=3)
         assert (from_text.error is None) == (from_sympy.error is None), (from_text, from_sympy)
         if not from_text.ok or not from_sympy.ok:
             return from_text
-        left = run_contract(evaluate_field, from_text.value, known=MODEL_BUGS)
-        right = run_contract(evaluate_field, from_sympy.value, known=MODEL_BUGS)
+        left = run_contract(evaluate_field, from_text.value)
+        right = run_contract(evaluate_field, from_sympy.value)
         if left.ok and right.ok:
             torch.testing.assert_close(left.value, right.value, equal_nan=True)
         return left
@@ -241,7 +236,7 @@ def test_string_models_match_sympy_models(profile):
 
 
 # ----------------------------------------------------------------------------------------------
-# known bugs found by the properties above (strict xfail: the lead flips them when fixed)
+# bugs the properties above found, fixed: regression tests (the contract, no bug tolerated)
 # ----------------------------------------------------------------------------------------------
 def contract(equations, params=None, **options):
     """Build and evaluate under the contract, no bug tolerated."""
@@ -274,11 +269,15 @@ def test_known_unknown_with_assumptions():
         (-1) ** sp.Rational(1, 3),
         sp.Min(x, x + (-1) ** sp.Rational(1, 3)),
         sp.Piecewise((0, x > x + (-1) ** sp.Rational(1, 3)), (x, True)),
+        sp.Float(-1.0) ** sp.pi,  # SymPy cannot tell whether it is real: decided numerically
+        "x + (-1.0)**pi",
     ],
-    ids=["constant", "Min", "Piecewise"],
+    ids=["constant", "Min", "Piecewise", "float-power", "text"],
 )
 def test_known_complex_constant_without_i(rhs):
-    contract({x: rhs})
+    outcome = contract({x: rhs})
+    assert isinstance(outcome.error, (ud.ModelError, ud.ConfigError)), outcome
+    assert "not real" in str(outcome.error) or "complex value" in str(outcome.error)
 
 
 def test_known_activation_list():
