@@ -27,9 +27,23 @@ So ``sqrt(2)**(10**12)``, ``2**(10**12)``, ``(1 + x)**(10**9)`` or a chain of
 100000 unary signs are refused in milliseconds with a
 :class:`~udesci.errors.ConfigError` that names the limit.
 
+An expression stands for finite real values, so the parser also refuses, with
+a :class:`~udesci.errors.ConfigError` naming the part and what it evaluates
+to: the names ``oo``, ``zoo``, ``nan`` and ``I``; any part that evaluates to
+complex infinity (``1/0``, ``log(0)``), an undefined value (``atan2(0, 0)``,
+``Piecewise((x, False))``) or a complex constant (``sqrt(-1)``, ``acos(2)``,
+``(-1)**(1/3)``); floats a double cannot hold (``1e308*10``,
+``1e-300*1e-300``); and a Piecewise inside a condition (SymPy would rewrite the
+condition by solving inequalities, for seconds or minutes).
+
 The printers write SymPy expressions back as text that round-trips exactly:
 :func:`sstr` (SymPy syntax, floats printed with ``repr``) and
-:class:`CodePrinter` (NumPy/SciPy code).
+:class:`CodePrinter` (NumPy/SciPy code).  For :func:`sstr` that is exact
+equality of trees: ``parse_expression(sstr(e)) == e`` for every ``e`` the
+parser returns.  To that end a product is built as one SymPy ``Mul`` of its
+factors, as SymPy built the products it prints (``-(x + y)/x`` reads as
+``Mul(-1, x + y, 1/x)``, not as ``(-x - y)/x``), and the result is settled: a
+node SymPy left unevaluated is evaluated again from its arguments.
 """
 
 from __future__ import annotations
@@ -256,8 +270,9 @@ def _value_problem(node) -> str | None:
         if node.is_Float:
             value = float(node)
             if not math.isfinite(value) or sp.Float(value) != node:
+                shown = short(str(sp.Float(node, 6)), 40)  # str: format() of a huge exponent fails
                 return (
-                    f"the float {sp.Float(node, 6)}, outside the double-precision range (a double holds "
+                    f"the float {shown}, outside the double-precision range (a double holds "
                     f"magnitudes up to {sys.float_info.max:.3g}, and from {sys.float_info.min:.3g} down only "
                     "with fewer digits)"
                 )
@@ -762,13 +777,15 @@ def parse_expression(
 
     The string is parsed by :func:`ast.parse` (``mode="eval"``) and the tree is
     walked node by node: only numbers (int and float literals), the names in
-    ``symbols`` and :data:`CONSTANTS` (``pi``, ``E``, ``oo``), the arithmetic
+    ``symbols`` and :data:`CONSTANTS` (``pi``, ``E``), the arithmetic
     operators ``+ - * / **``, comparisons ``< <= > >=``, ``&``, ``|``, ``~``
     between conditions, and calls of :data:`FUNCTIONS` (``sin``, ``exp``,
     ``Abs``, ``Min``, ``Piecewise``, ...) or of the unknown functions in
     ``functions`` are accepted; the SymPy objects are built here.  Integer
     division stays exact (``1/2`` gives ``Rational(1, 2)``).  Symbols whose
-    name is a Python keyword (``lambda``) are accepted.
+    name is a Python keyword (``lambda``) are accepted.  The value must be
+    finite and real, and ``sstr`` of it parses back to the same tree (see the
+    module docstring).
 
     Parameters
     ----------
@@ -793,9 +810,13 @@ def parse_expression(
         outside the whitelist (other names, attribute access, subscripts,
         strings, lambdas, keywords, starred arguments, dunder names, ...) or
         is over a limit (length, nesting, exponent, number size, expanded
-        size); the message names the offending token, its column and what was
-        expected, and for a limit its name and how to raise it.  Also for
-        invalid ``symbols``/``functions`` and a malformed ``UDESCI_LIMITS``.
+        size); if a part is not a finite real value (``oo``, ``1/0``,
+        ``atan2(0, 0)``, ``sqrt(-1)``, ``acos(2)``, a float beyond the double
+        range) or a Piecewise sits inside a condition; the message names the
+        offending token or part, its column and what was expected, and for a
+        limit its name and how to raise it.  Also for invalid
+        ``symbols``/``functions`` (a mapping, or None for ``functions``) and a
+        malformed ``UDESCI_LIMITS``.
     """
     head = f"{where}: " if where else ""
     if not isinstance(text, str):
@@ -926,6 +947,7 @@ class CodePrinter(SciPyPrinter):
 
 
 __all__ = [
-    "CONSTANTS", "FUNCTIONS", "MAX_DEPTH", "MAX_EXPRESSION_LENGTH", "MAX_POWER_BITS", "CodePrinter",
-    "ExportStrPrinter", "detect_unknowns", "is_symbol_name", "listing", "parse_expression", "short", "sstr",
+    "CONSTANTS", "FUNCTIONS", "MAX_DEPTH", "MAX_EXPRESSION_LENGTH", "MAX_POWER_BITS", "NON_FINITE_NAMES", "CodePrinter",
+    "ExportStrPrinter", "detect_unknowns", "is_complex_constant", "is_symbol_name", "listing", "parse_expression",
+    "short", "sstr",
 ]  # fmt: skip

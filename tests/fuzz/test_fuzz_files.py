@@ -43,6 +43,8 @@ EXAMPLE_TOML = ROOT / "examples" / "lotka_volterra.toml"
 EXAMPLE_CSV = ROOT / "data" / "lotka_volterra_noise0.05_seed0.csv"
 
 NEST = "__fuzz_nest__"
+#: Bugs a mutated file may run into; each has a strict-xfail reproducer in test_fuzz_model.py.
+FILE_BUGS = ("fixed-parameter-complex",)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -168,7 +170,7 @@ def test_mutated_json(profile, tmp_path, model_json):
         doc, edit = example
         data = edit.apply(json.dumps(doc))
         path.write_bytes(data)
-        return run_contract(load_and_evaluate, path, marker=marker)
+        return run_contract(load_and_evaluate, path, marker=marker, known=FILE_BUGS)
 
     run_property(profile, "files: mutated model JSON", st.tuples(mutated(model_json, marker), byte_edits), check)
 
@@ -236,7 +238,7 @@ def test_mutated_toml(profile, tmp_path, pipeline_toml):
         doc, edit, fast, seed = example
         data = edit.apply(toml_dumps(doc))
         path.write_bytes(data)
-        return run_contract(load_everything, path, fast, seed, marker=marker)
+        return run_contract(load_everything, path, fast, seed, marker=marker, known=FILE_BUGS)
 
     seeds = st.one_of(st.none(), st.integers(0, 10), st.sampled_from([-1, 2**64, 10**30, True]))
     strategy = st.tuples(mutated(pipeline_toml, marker), byte_edits, st.booleans(), seeds)
