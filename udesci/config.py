@@ -472,9 +472,12 @@ def _cap(base: dict, caps: dict) -> dict:
     out = dict(base)
     for k, v in caps.items():
         if isinstance(v, dict):
-            if out.get(k) is None and k == "full":
+            current = out.get(k)
+            if current is None and k == "full":
                 continue  # a stage not configured stays off
-            out[k] = _cap(out.get(k) or {}, v)
+            if current is not None and not isinstance(current, dict):
+                continue  # not a table: the validation of the section names it
+            out[k] = _cap(current or {}, v)
         elif isinstance(v, int) and not isinstance(v, bool) and isinstance(out.get(k), int) and "iter" in k:
             out[k] = min(out[k], v)
         else:

@@ -285,3 +285,11 @@ def test_known_ragged_time_list():
 def test_known_argument_types_are_not_checked(call):
     df, kwargs = call
     run_contract(ud.Dataset.from_frame, df, limit=10, **{"time": "t", "states": ["x"], **kwargs})
+
+
+def test_input_times_of_another_count_than_the_trajectories():
+    # found by the thorough profile: input_times=[] with one trajectory raised IndexError
+    t, y = [np.array([1.0, 2.0])], [np.array([1.0, 2.0])]
+    outcome = run_contract(ud.Dataset, t, y, inputs=np.array([1.0, 2.0]), input_names=["u"], input_times=[])
+    assert isinstance(outcome.error, ud.DataError)
+    assert str(outcome.error) == "input_times: expected one array per trajectory (1), received 0."

@@ -394,3 +394,17 @@ def test_known_unbounded_sizes(where, write, model_json):
             return config.discovery_options(cfg, config.build_model(cfg))
 
         run_contract(options, limit=3)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_stage_that_is_not_a_table_is_a_config_error(fast, write):
+    # found by the thorough profile: with fast=True and no [fast] table, the fast caps were merged into
+    # [training] warm_start given as a list of tables, and dict() raised ValueError
+    text = EXAMPLE_TOML.read_text(encoding="utf-8").replace("../data/", str(EXAMPLE_CSV.parent) + "/")
+    text = text[: text.index("[fast]")].replace(
+        "[training.warm_start]\niterations = 600", "[training]\nwarm_start = [{iterations = 600}]"
+    )
+    path = write("p.toml", text.encode())
+    outcome = run_contract(config.load_config, path, fast=fast)
+    assert isinstance(outcome.error, ConfigError)
+    assert str(outcome.error) == f"{path}: [training.warm_start]: expected a table, received [{{'iterations': 600}}]."
