@@ -472,9 +472,12 @@ def _cap(base: dict, caps: dict) -> dict:
     out = dict(base)
     for k, v in caps.items():
         if isinstance(v, dict):
-            if out.get(k) is None and k == "full":
+            current = out.get(k)
+            if current is None and k == "full":
                 continue  # a stage not configured stays off
-            out[k] = _cap(out.get(k) or {}, v)
+            if current is not None and not isinstance(current, dict):
+                continue  # not a table: the validation of the section names it
+            out[k] = _cap(current or {}, v)
         elif isinstance(v, int) and not isinstance(v, bool) and isinstance(out.get(k), int) and "iter" in k:
             out[k] = min(out[k], v)
         else:
@@ -534,6 +537,7 @@ class PipelineConfig:
         self.fast = fast
         w = _Where(name, "")
         limits.check_nesting(raw, name)
+        limits.check_numbers(raw, name)
         top = _validate(raw, w, TOP, required=("data", "model"))
         if fast:
             if top["fast"] is not None:
@@ -652,6 +656,10 @@ def load_config(path, *, fast: bool = False, seed: int | None = None) -> Pipelin
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{name}: invalid TOML ({exc}).") from None
+    except ValueError as exc:
+        if "integer string conversion" not in str(exc):
+            raise
+        raise limits.int_literal_error(text, name) from None
     except RecursionError:
         raise limits.too_large("file_depth", name, "arrays or tables nested too deeply to read") from None
     return PipelineConfig(p, raw, text, name, fast, seed)

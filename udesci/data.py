@@ -195,6 +195,8 @@ class Dataset:
         uts = None
         if input_times is not None:
             uts = list(input_times) if several and isinstance(input_times, (list, tuple)) else [input_times]
+            if len(uts) != len(ts):
+                raise DataError(f"input_times: expected one array per trajectory ({len(ts)}), received {len(uts)}.")
         self.trajectories: list[Trajectory] = []
         n_obs = None
         for k, (tk, yk) in enumerate(zip(ts, ys, strict=True)):

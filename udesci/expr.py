@@ -27,9 +27,23 @@ So ``sqrt(2)**(10**12)``, ``2**(10**12)``, ``(1 + x)**(10**9)`` or a chain of
 100000 unary signs are refused in milliseconds with a
 :class:`~udesci.errors.ConfigError` that names the limit.
 
+An expression stands for finite real values, so the parser also refuses, with
+a :class:`~udesci.errors.ConfigError` naming the part and what it evaluates
+to: the names ``oo``, ``zoo``, ``nan`` and ``I``; any part that evaluates to
+complex infinity (``1/0``, ``log(0)``), an undefined value (``atan2(0, 0)``,
+``Piecewise((x, False))``) or a complex constant (``sqrt(-1)``, ``acos(2)``,
+``(-1)**(1/3)``); floats a double cannot hold (``1e308*10``,
+``1e-300*1e-300``); and a Piecewise inside a condition (SymPy would rewrite the
+condition by solving inequalities, for seconds or minutes).
+
 The printers write SymPy expressions back as text that round-trips exactly:
 :func:`sstr` (SymPy syntax, floats printed with ``repr``) and
-:class:`CodePrinter` (NumPy/SciPy code).
+:class:`CodePrinter` (NumPy/SciPy code).  For :func:`sstr` that is exact
+equality of trees: ``parse_expression(sstr(e)) == e`` for every ``e`` the
+parser returns.  To that end a product is built as one SymPy ``Mul`` of its
+factors, as SymPy built the products it prints (``-(x + y)/x`` reads as
+``Mul(-1, x + y, 1/x)``, not as ``(-x - y)/x``), and the result is settled: a
+node SymPy left unevaluated is evaluated again from its arguments.
 """
 
 from __future__ import annotations
@@ -38,12 +52,13 @@ import ast
 import keyword
 import math
 import re
+import sys
 from collections.abc import Mapping
 from typing import NamedTuple
 
 import sympy as sp
 from sympy.core.function import UndefinedFunction
-from sympy.logic.boolalg import Boolean
+from sympy.logic.boolalg import ITE, Boolean
 from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.str import StrPrinter
 
@@ -67,7 +82,14 @@ FUNCTIONS: dict[str, tuple[type, int, int | None]] = {
 }  # fmt: skip
 
 #: Names of constants :func:`parse_expression` accepts (symbols of the same name take precedence).
-CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "E": sp.E, "oo": sp.oo}
+CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "E": sp.E}
+
+#: Names of SymPy's non-finite and complex constants, refused with a reason (symbols of the same name
+#: take precedence): an expression udesci reads stands for finite real values.
+NON_FINITE_NAMES: dict[str, str] = {
+    "oo": "infinity", "zoo": "complex infinity", "nan": "an undefined value", "I": "the imaginary unit",
+    "inf": "infinity", "Infinity": "infinity", "NaN": "an undefined value",
+}  # fmt: skip
 
 _COMPARE = {ast.Gt: sp.Gt, ast.GtE: sp.Ge, ast.Lt: sp.Lt, ast.LtE: sp.Le}
 _BUILD_ERRORS = (TypeError, ValueError, ArithmeticError, AttributeError, RecursionError, MemoryError)
@@ -173,6 +195,118 @@ def _expansion(expr, caps: _Caps, seen: dict) -> tuple[int, int]:
     return out
 
 
+def is_complex_constant(node) -> bool:
+    """Whether ``node`` is a constant expression whose value is not real, e.g. ``(-1)**(1/3)`` or ``acos(2)``.
+
+    SymPy's assumptions decide where they can; where they cannot (``(-1.0)**pi``), the value is
+    computed to 15 digits and counts as complex if it has an imaginary part.
+
+    Parameters
+    ----------
+    node : sympy.Basic
+
+    Returns
+    -------
+    bool
+        False for atoms (numbers, symbols; the imaginary unit ``I`` itself is not counted here),
+        for expressions with free symbols and for constants that cannot be evaluated numerically.
+    """
+    if node.is_Atom or not getattr(node, "is_number", False):
+        return False
+    real = node.is_extended_real
+    if real is None:  # SymPy cannot tell: decide numerically
+        try:
+            approx = node.evalf(15, chop=True)
+        except _BUILD_ERRORS:
+            return False
+        return bool(approx.is_number) and approx.has(sp.I)
+    return real is False
+
+
+def _rebuilt(node, memo: dict):
+    """``node`` rebuilt bottom-up: each node evaluated again from its rebuilt arguments (``memo``: done ones)."""
+    if not node.args:
+        return node
+    if node not in memo:
+        memo[node] = node.func(*[_rebuilt(a, memo) for a in node.args])
+    return memo[node]
+
+
+def _settled(value, passes: int = 3):
+    """``value`` rebuilt (:func:`_rebuilt`) until that changes nothing, at most ``passes`` times.
+
+    SymPy's evaluation can leave a node that evaluating its own arguments again would not give
+    (``Abs(-Min(x, y - x))`` holds ``-(x - y)`` as an unevaluated product): printed, such a node
+    would read back as another tree.  The result has every node equal to ``node.func(*node.args)``,
+    so :func:`sstr` of it parses back to itself.
+    """
+    for _ in range(passes):
+        try:
+            new = _rebuilt(value, {})
+        except _BUILD_ERRORS:
+            return value
+        if new == value:
+            return value
+        value = new
+    return value
+
+
+def _value_problem(node) -> str | None:
+    """Why one node of a built expression is not a finite real value :func:`sstr` can write back, or None.
+
+    Refused: SymPy's non-finite numbers (``zoo`` from a division by zero or ``log(0)``, ``nan`` from
+    ``atan2(0, 0)`` or a Piecewise without a true case, ``oo``), the imaginary unit (``sqrt(-1)``),
+    ranges (``AccumBounds``), SymPy's rewrite of nested conditions (``ITE``) and floats outside the
+    double-precision range (``1e308*10``, ``1e-300*1e-300``: a double cannot hold them, so they would
+    not read back as themselves).
+    """
+    if node is sp.S.ComplexInfinity:  # not a Number in SymPy
+        return "complex infinity (zoo: a division by zero or a pole such as log(0))"
+    if node.is_Number:
+        if node is sp.S.NaN:
+            return "an undefined value (nan)"
+        if node.is_infinite:
+            return f"infinity ({node})"
+        if node.is_Float:
+            value = float(node)
+            if not math.isfinite(value) or sp.Float(value) != node:
+                shown = short(str(sp.Float(node, 6)), 40)  # str: format() of a huge exponent fails
+                return (
+                    f"the float {shown}, outside the double-precision range (a double holds "
+                    f"magnitudes up to {sys.float_info.max:.3g}, and from {sys.float_info.min:.3g} down only "
+                    "with fewer digits)"
+                )
+        return None
+    if node is sp.I:
+        return "the imaginary unit I (a complex value, e.g. sqrt(-1))"
+    if is_complex_constant(node):
+        return f"a complex value ({short(str(node), 40)}, not a real number)"
+    if isinstance(node, sp.AccumBounds):
+        return f"a range of values ({short(str(node), 40)})"
+    if isinstance(node, ITE):
+        return "a rewritten condition (ITE)"
+    return None
+
+
+def _first_problem(value, checked: set) -> str | None:
+    """The :func:`_value_problem` of the first offending node of ``value``, or None.
+
+    ``checked`` holds the subexpressions already found fine; they are skipped (so checking every
+    node of a tree as it is built costs one visit per new node).
+    """
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if node in checked:
+            continue
+        problem = _value_problem(node)
+        if problem is not None:
+            return problem
+        checked.add(node)
+        stack.extend(node.args)
+    return None
+
+
 def _unary_run(text: str) -> int:
     """The longest run of unary signs (``- - + ~ x``) in ``text``, found by one scan of its characters.
 
@@ -214,6 +348,7 @@ class _Builder:
         self.functions = functions
         self.aliases = aliases  # placeholder name -> original (for keyword-named symbols)
         self.caps = caps
+        self.checked: set = set()  # subexpressions found finite (see check_value)
         head = f"{where}: " if where else ""
         self.prefix = f"{head}expression {short(text)!r}"
 
@@ -299,7 +434,35 @@ class _Builder:
             self.fail(node, f"{value} is used as a condition", "expected a comparison, True/False, & | ~ or Eq/Ne")
         return value
 
+    def check_value(self, node, value) -> None:
+        """Refuse a value that is not finite and real, or that a double cannot hold (see :func:`_value_problem`)."""
+        problem = _first_problem(value, self.checked)
+        if problem is not None:
+            self.fail(
+                node,
+                f"{short(ast.unparse(node), 40)!r} evaluates to {problem}",
+                "expected an expression of finite real values",
+            )
+
+    def check_condition_operands(self, node, operands) -> None:
+        """Refuse a Piecewise inside a comparison: SymPy would rewrite the condition by solving inequalities
+        (seconds to minutes even for short texts)."""
+        for operand in operands:
+            if operand.has(sp.Piecewise):
+                self.fail(
+                    node,
+                    "Piecewise inside a condition is not allowed",
+                    "expected conditions comparing expressions without Piecewise (write the cases as more "
+                    "(expression, condition) pairs of one Piecewise)",
+                )
+
     def build(self, node, depth: int = 0):
+        value = self.build_node(node, depth)
+        if not isinstance(node, (ast.Constant, ast.Name)):  # leaves are finite by construction
+            self.check_value(node, value)
+        return value
+
+    def build_node(self, node, depth: int):
         if depth > self.caps.depth:
             self.fail_limit(
                 node,
@@ -333,7 +496,9 @@ class _Builder:
                         f"comparison {op.__name__} is not allowed",
                         "expected one of < <= > >= (write Eq(a, b) or Ne(a, b) for equality)",
                     )
-                return _COMPARE[op](self.expr(node.left, d), self.expr(node.comparators[0], d))
+                operands = (self.expr(node.left, d), self.expr(node.comparators[0], d))
+                self.check_condition_operands(node, operands)
+                return _COMPARE[op](*operands)
             if isinstance(node, ast.Call):
                 return self.call(node, d)
         except ConfigError:
@@ -391,6 +556,12 @@ class _Builder:
             return self.symbols[name]
         if name in CONSTANTS:
             return CONSTANTS[name]
+        if name in NON_FINITE_NAMES:
+            self.fail(
+                node,
+                f"name {name!r} ({NON_FINITE_NAMES[name]}) is not allowed",
+                f"an expression stands for finite real values; {self.expect_names()}",
+            )
         self.fail(node, f"name {name!r} is not allowed", self.expect_names())
 
     def binop(self, node: ast.BinOp, d: int):
@@ -407,19 +578,19 @@ class _Builder:
                 terms.append(-value if isinstance(part_op, ast.Sub) else value)
             return sp.Add(*terms)
         if isinstance(op, (ast.Mult, ast.Div)):
-            parts, cur = [], node
-            while isinstance(cur, ast.BinOp) and isinstance(cur.op, (ast.Mult, ast.Div)):
-                parts.append((cur.op, cur.right))
-                cur = cur.left
-            acc = self.expr(cur, d)
-            for part_op, part in reversed(parts):
-                value = self.expr(part, d)
-                acc = acc / value if isinstance(part_op, ast.Div) else acc * value
-                # a chain of big factors, or of equal ones ((1+x)*(1+x)*...): stop before the product grows further
-                self.check_number(node, acc)
-                if isinstance(acc, sp.Pow):
-                    self.check_power(node, acc.base, acc.exp)
-            return acc
+            factors: list = []
+            self.factors(node, d, False, factors)
+            bits = sum(_bits(c) for c in (f.as_coeff_Mul()[0] for f in factors) if c.is_Rational)
+            if bits > self.caps.number_bits:  # the exact coefficient of the product, before it is computed
+                self.fail_limit(
+                    node,
+                    f"the product is an exact number of up to {bits} bits, too large",
+                    f"expected at most {self.caps.number_bits} bits",
+                    "number_bits",
+                )
+            value = sp.Mul(*factors)
+            self.check_number(node, value)
+            return value
         if isinstance(op, ast.Pow):
             base, exp = self.expr(node.left, d), self.expr(node.right, d)
             self.check_power(node, base, exp)
@@ -432,6 +603,36 @@ class _Builder:
             f"operator {type(op).__name__} is not allowed",
             "expected one of + - * / ** (and & | between conditions)",
         )
+
+    def factors(self, node, d: int, invert: bool, out: list) -> None:
+        """Append the factors of the product chain ``node`` (``a*b/c*...``) to ``out``, divisors as ``1/f``.
+
+        A product is built as one SymPy ``Mul`` of all its factors, as SymPy builds the products
+        :func:`sstr` prints: ``-(x + y)/x`` is ``Mul(-1, x + y, 1/x)`` and ``pi/(4*(x + 1))`` is
+        ``Mul(pi, 1/4, 1/(x + 1))``.  Multiplying step by step would not give these trees back, since
+        SymPy distributes a number over a sum in a product of two (``-(x + y)`` is ``-x - y``).  So a
+        leading minus is a factor -1, and a divisor that is itself a product divides factor by factor.
+        """
+        if d > self.caps.depth:
+            self.build_node(node, d)  # raises the nesting error
+        parts, cur = [], node
+        while isinstance(cur, ast.BinOp) and isinstance(cur.op, (ast.Mult, ast.Div)):
+            parts.append((cur.op, cur.right))
+            cur = cur.left
+        if isinstance(cur, ast.UnaryOp) and isinstance(cur.op, ast.USub):
+            out.append(sp.S.NegativeOne)
+            cur = cur.operand
+        operands = [(False, cur), *((isinstance(o, ast.Div), part) for o, part in reversed(parts))]
+        for divides, part in operands:
+            inverse = invert != divides
+            if divides and isinstance(part, ast.BinOp) and isinstance(part.op, (ast.Mult, ast.Div)):
+                self.factors(part, d + 1, inverse, out)
+                continue
+            value = self.expr(part, d)
+            if inverse:
+                self.check_power(part, value, sp.S.NegativeOne)
+                value = sp.Pow(value, -1)
+            out.append(value)
 
     def call(self, node: ast.Call, d: int):
         if not isinstance(node.func, ast.Name):
@@ -470,6 +671,10 @@ class _Builder:
         if n < lo or (hi is not None and n > hi):
             count = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
             self.fail(node, f"{name} called with {n} arguments", f"expected {count}")
+        if name in ("Eq", "Ne"):
+            operands = [self.expr(a, d) for a in node.args]
+            self.check_condition_operands(node, operands)
+            return func(*operands)
         if name == "Piecewise":
             pieces = []
             for arg in node.args:
@@ -572,13 +777,15 @@ def parse_expression(
 
     The string is parsed by :func:`ast.parse` (``mode="eval"``) and the tree is
     walked node by node: only numbers (int and float literals), the names in
-    ``symbols`` and :data:`CONSTANTS` (``pi``, ``E``, ``oo``), the arithmetic
+    ``symbols`` and :data:`CONSTANTS` (``pi``, ``E``), the arithmetic
     operators ``+ - * / **``, comparisons ``< <= > >=``, ``&``, ``|``, ``~``
     between conditions, and calls of :data:`FUNCTIONS` (``sin``, ``exp``,
     ``Abs``, ``Min``, ``Piecewise``, ...) or of the unknown functions in
     ``functions`` are accepted; the SymPy objects are built here.  Integer
     division stays exact (``1/2`` gives ``Rational(1, 2)``).  Symbols whose
-    name is a Python keyword (``lambda``) are accepted.
+    name is a Python keyword (``lambda``) are accepted.  The value must be
+    finite and real, and ``sstr`` of it parses back to the same tree (see the
+    module docstring).
 
     Parameters
     ----------
@@ -603,9 +810,13 @@ def parse_expression(
         outside the whitelist (other names, attribute access, subscripts,
         strings, lambdas, keywords, starred arguments, dunder names, ...) or
         is over a limit (length, nesting, exponent, number size, expanded
-        size); the message names the offending token, its column and what was
-        expected, and for a limit its name and how to raise it.  Also for
-        invalid ``symbols``/``functions`` and a malformed ``UDESCI_LIMITS``.
+        size); if a part is not a finite real value (``oo``, ``1/0``,
+        ``atan2(0, 0)``, ``sqrt(-1)``, ``acos(2)``, a float beyond the double
+        range) or a Piecewise sits inside a condition; the message names the
+        offending token or part, its column and what was expected, and for a
+        limit its name and how to raise it.  Also for invalid
+        ``symbols``/``functions`` (a mapping, or None for ``functions``) and a
+        malformed ``UDESCI_LIMITS``.
     """
     head = f"{where}: " if where else ""
     if not isinstance(text, str):
@@ -624,6 +835,11 @@ def parse_expression(
         if not isinstance(name, str) or not isinstance(sym, sp.Symbol):
             raise ConfigError(f"symbols: expected str -> sympy.Symbol entries, received {name!r}: {describe(sym)}.")
         syms[name] = sym
+    if functions is not None and not isinstance(functions, Mapping):
+        raise ConfigError(
+            f"functions: expected None or a mapping name -> undefined sympy Function (sp.Function('U')), "
+            f"received {describe(functions)}."
+        )
     funcs: dict[str, type] = {}
     for name, cls in (functions or {}).items():
         if not isinstance(name, str) or not isinstance(cls, UndefinedFunction):
@@ -672,7 +888,8 @@ def parse_expression(
         if isinstance(node, ast.Name) and node.id.startswith("__"):
             builder.fail(node, f"name {node.id!r} is not allowed (dunder names never are)", builder.expect_names())
     try:
-        value = builder.build(tree.body)
+        value = _settled(builder.build(tree.body))
+        builder.check_value(tree.body, value)
         # powers that arise only while combining (x*x*...*x, (1+x)*(1+x)*...) and what expanding would cost
         for power in value.atoms(sp.Pow):
             builder.check_power(None, power.base, power.exp)
@@ -730,6 +947,7 @@ class CodePrinter(SciPyPrinter):
 
 
 __all__ = [
-    "CONSTANTS", "FUNCTIONS", "MAX_DEPTH", "MAX_EXPRESSION_LENGTH", "MAX_POWER_BITS", "CodePrinter",
-    "ExportStrPrinter", "detect_unknowns", "is_symbol_name", "listing", "parse_expression", "short", "sstr",
+    "CONSTANTS", "FUNCTIONS", "MAX_DEPTH", "MAX_EXPRESSION_LENGTH", "MAX_POWER_BITS", "NON_FINITE_NAMES", "CodePrinter",
+    "ExportStrPrinter", "detect_unknowns", "is_complex_constant", "is_symbol_name", "listing", "parse_expression",
+    "short", "sstr",
 ]  # fmt: skip

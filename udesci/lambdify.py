@@ -19,6 +19,7 @@ from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import And, BooleanAtom, Not, Or
 
 from .errors import ModelError
+from .expr import is_complex_constant
 
 
 def _as_tensor_like(value, ref):
@@ -151,7 +152,7 @@ def check_supported(expr: sp.Expr, where: str) -> None:
         )
     names = None
     for node in sp.preorder_traversal(expr):
-        if node.is_number and not node.is_Atom and node.is_extended_real is False:
+        if is_complex_constant(node):
             raise ModelError(
                 f"{where}: constant {str(node)[:60]} is not real (a complex value); right-hand sides are real."
             )

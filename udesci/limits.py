@@ -4,7 +4,8 @@ Everything udesci reads from a person or a file — an expression string, a
 pipeline TOML, a model JSON, a CSV, a command line — is checked against the
 caps in :data:`LIMITS` before it can cost time or memory: expression size,
 nesting and exponents (:func:`udesci.expr.parse_expression`), file sizes and
-nesting (:func:`read_text`, :func:`check_nesting`), network and library sizes,
+nesting (:func:`read_text`, :func:`check_nesting`), numbers beyond the float range
+(:func:`check_numbers`, :func:`int_literal_error`), network and library sizes,
 iteration counts and the like (:mod:`udesci.config`, :mod:`udesci.spec`,
 :mod:`udesci.export.json_io`, :mod:`udesci.cli_common`).  A value over a cap is
 a :class:`~udesci.errors.ConfigError` that names where the value came from
@@ -30,7 +31,9 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import reprlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -301,7 +304,103 @@ def check_nesting(data, where: str) -> None:
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
 
 
+#: The largest float; an int beyond it in a file cannot be used as a number anywhere.
+FLOAT_MAX = sys.float_info.max
+
+
+def key_path(keys) -> str:
+    """``keys`` (table keys and array indices, outermost first) as one dotted name for messages.
+
+    Parameters
+    ----------
+    keys : sequence of str or int
+
+    Returns
+    -------
+    str
+        E.g. ``"model.parameters.alpha"``, ``"networks.U.layers[0].bias[2]"``; keys that are not
+        identifiers are quoted (``'a b'``).
+    """
+    out = ""
+    for key in keys:
+        if isinstance(key, int):
+            out += f"[{key}]"
+        else:
+            name = key if key.isidentifier() else shown(key)
+            out += f".{name}" if out else name
+    return out or "(top level)"
+
+
+def check_numbers(data, where: str) -> None:
+    """Check that no int in a parsed file lies beyond the float range (about 1.8e308).
+
+    Every number udesci reads from a file is used as a float or is an int with a far smaller
+    cap (sizes, seeds), so a larger int is never meaningful; converting it would raise
+    Python's OverflowError deep inside (``float(10**400)``, ``torch.as_tensor``).
+
+    Parameters
+    ----------
+    data : object
+        Parsed TOML or JSON (dicts, lists and scalars), nested at most ``file_depth`` levels
+        (see :func:`check_nesting`; the walk is iterative).
+    where : str
+        The file (or source), for the message.
+
+    Raises
+    ------
+    ConfigError
+        For the first such int; the message names the key (:func:`key_path`) and the int's
+        number of digits.
+    """
+    stack = [((), data)]
+    while stack:
+        keys, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(((*keys, str(k)), v) for k, v in reversed(list(value.items())))
+        elif isinstance(value, list):
+            stack.extend(((*keys, i), v) for i, v in reversed(list(enumerate(value))))
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > FLOAT_MAX:
+            digits = len(str(abs(value))) if value.bit_length() < 14_000 else "thousands of"
+            raise ConfigError(
+                f"{where}: key {key_path(keys)}: received an integer of {digits} digits, beyond the float "
+                f"range; expected a number of magnitude at most {FLOAT_MAX:.4g}."
+            )
+
+
+def int_literal_error(text: str, where: str) -> ConfigError:
+    """The error for a file whose integer literal is too long for Python to convert.
+
+    Python refuses to convert decimal text of more than ``sys.get_int_max_str_digits()`` digits
+    (4300 by default) to an int, so ``json.loads``/``tomllib.loads`` raise ValueError for such a
+    literal; call this for that ValueError.
+
+    Parameters
+    ----------
+    text : str
+        The file's text.
+    where : str
+        The file, for the message.
+
+    Returns
+    -------
+    ConfigError
+        Naming the file, the line and column of the first literal that long, and the limit.
+    """
+    cap = sys.get_int_max_str_digits()
+    found = re.search(rf"(?<![\d.])\d{{{cap + 1},}}(?![\d.eE])", text) if cap else None
+    at = ""
+    if found is not None:
+        line = text.count("\n", 0, found.start()) + 1
+        column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
+        at = f" at line {line}, column {column} ({found.end() - found.start()} digits)"
+    return ConfigError(
+        f"{where}: an integer literal{at} is longer than the {cap} digits Python converts "
+        "(sys.get_int_max_str_digits()); expected a number of magnitude at most "
+        f"{FLOAT_MAX:.4g} (at most 309 digits)."
+    )
+
+
 __all__ = [
-    "ENV", "LIMITS", "Limit", "check", "check_file_size", "check_nesting", "current", "note", "raise_hint",
-    "read_text", "shown", "too_large",
+    "ENV", "FLOAT_MAX", "LIMITS", "Limit", "check", "check_file_size", "check_nesting", "check_numbers", "current",
+    "int_literal_error", "key_path", "note", "raise_hint", "read_text", "shown", "too_large",
 ]  # fmt: skip

@@ -133,7 +133,7 @@ def injection_guard(marker: Path | None = None):
 
 
 # ----------------------------------------------------------------------------------------------
-# known bugs: what the properties tolerate until they are fixed (each has a strict-xfail reproducer)
+# known bugs: what the properties tolerate until they are fixed (each with a strict-xfail reproducer)
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class KnownBug:
@@ -144,160 +144,25 @@ class KnownBug:
     matches: Callable[[BaseException], bool]
 
 
-def _message_has(kind, *parts):
-    return lambda err: isinstance(err, kind) and all(p in str(err) for p in parts)
-
-
-KNOWN_BUGS = {
+#: The bugs the properties tolerate until they are fixed, by id; each has a strict-xfail reproducer in
+#: the test modules.  Every bug found before is fixed and its reproducer is a regression test asserting
+#: the fix (their ids and summaries are in the git history).
+KNOWN_BUGS: dict[str, KnownBug] = {
     bug.id: bug
     for bug in [
         KnownBug(
-            "power-hang",
-            "parse_expression's power guard only looks at plain rational bases: (3*x)**(10**7) or "
-            "sqrt(3)**(10**7) make SymPy compute 3**(10**7) (seconds; 10**30 never ends) instead of a ConfigError",
-            lambda err: isinstance(err, Hang),
-        ),
-        KnownBug(
-            "accumbounds-slow",
-            "sin/cos of oo give AccumBounds, and nesting them is slow in SymPy: sin(sin(...(oo))) 20 deep takes "
-            "~2.5 s, 50 deep ~10 s, 99 deep (just under MAX_DEPTH) ~80 s for a 400-character text",
-            lambda err: isinstance(err, Hang),
-        ),
-        KnownBug(
-            "piecewise-solve",
-            "a Piecewise inside a Piecewise condition makes SymPy rewrite the condition (ITE) by solving "
-            "inequalities: Piecewise((x, Piecewise((1, tan(x) > cos(x)), (0, True)) > 0), (y, True)) runs > 30 s",
-            lambda err: isinstance(err, Hang),
-        ),
-        KnownBug(
-            "unprintable-values",
-            "parse_expression returns values sstr cannot write back as parseable text of the same value: zoo "
-            "(1/0), nan (0*oo), I (sqrt(-1)), AccumBounds (sin(oo)), ITE, Floats outside the double range",
-            lambda err: False,  # a property outcome, not an exception
-        ),
-        KnownBug(
-            "round-trip-structure",
-            "sstr does not round-trip exactly: parse_expression('(x + y)/(-x)') gives -(x + y)/x, printed "
-            "'-(x + y)/x', read back as (-x - y)/x (SymPy distributes the sign): equal values, different trees",
-            lambda err: False,  # a property outcome, not an exception
-        ),
-        KnownBug(
-            "functions-argument",
-            "parse_expression(text, symbols, functions) with functions that is not a mapping (True, a list) "
-            "raises AttributeError ('.items') instead of a ConfigError naming the argument",
-            lambda err: isinstance(err, AttributeError) and "items" in str(err),
-        ),
-        KnownBug(
-            "int-digits",
-            "integers with more than 4300 digits pass the parser (MAX_POWER_BITS allows ~30000 digits) but "
-            "cannot be printed: sstr, HybridModel (lambdify) and load_frame raise Python's ValueError; JSON/TOML "
-            "integer literals that long make json/tomllib raise it",
-            _message_has(ValueError, "integer string conversion"),
-        ),
-        KnownBug(
-            "float-overflow",
-            "integers beyond the float range (10**400) in right-hand sides, exponents, parameter values, "
-            "JSON/TOML numbers or data cells raise OverflowError instead of a udesci error",
-            lambda err: isinstance(err, OverflowError),
-        ),
-        KnownBug(
-            "unknown-assumptions",
-            "an unknown function made with assumptions (sp.Function('U', real=True)) is not replaced by its "
-            "network: HybridModel raises SymPy's PrintMethodNotImplementedError",
-            lambda err: type(err).__name__ == "PrintMethodNotImplementedError",
-        ),
-        KnownBug(
-            "complex-constant",
-            "a complex constant without I, e.g. (-1)**(1/3), passes check_supported; the field raises TypeError "
-            "'Cannot convert complex to float' (constant right-hand side), torch's RuntimeError/NotImplementedError "
-            "for complex tensors (inside Min/Max or a Piecewise condition), or drops the imaginary part",
-            lambda err: isinstance(err, (TypeError, RuntimeError)) and "omplex" in str(err),
-        ),
-        KnownBug(
-            "time-dtype",
-            "Dataset.from_frame: a time column of a pandas extension dtype (str, Int64, Float64, tz-aware "
-            "datetime, period) raises TypeError from np.issubdtype instead of a DataError",
-            _message_has(TypeError, "Cannot interpret"),
-        ),
-        KnownBug(
-            "unhashable-ids",
-            "Dataset.from_frame: trajectory ids that are lists or dicts raise TypeError 'unhashable type'",
-            _message_has(TypeError, "unhashable"),
-        ),
-        KnownBug(
-            "unhashable-activation",
-            "MLP(activation=[]) checks 'activation not in ACTIVATIONS' with a list: TypeError 'unhashable type' "
-            "(HybridModel(activation=[]), a JSON file's networks/net_options activation)",
-            _message_has(TypeError, "unhashable"),
-        ),
-        KnownBug(
-            "duplicate-columns",
-            "Dataset.from_frame with two columns of one name: as the time column it raises AttributeError "
-            "('DataFrame' object has no attribute 'dtype'), as the trajectory column ValueError ('The truth value "
-            "of a Series is ambiguous'), as one of two state columns numpy's ValueError ('all input arrays must "
-            "have the same shape')",
+            "fixed-parameter-complex",
+            "HybridModel substitutes the fixed parameter values into the equations (field.py, e.subs(fixed)); "
+            "where that makes a compared quantity complex, SymPy raises instead of udesci: a = 1.5 in "
+            "Piecewise((x, x > asin(a)), (y, True)) gives TypeError 'Invalid comparison of non-real', in "
+            "Min(x, asin(a)) ValueError 'is not comparable' (found by the thorough profile)",
             lambda err: (
-                isinstance(err, AttributeError)
-                or _message_has(ValueError, "truth value of a")(err)
-                or _message_has(ValueError, "same shape")(err)
-            ),
-        ),
-        KnownBug(
-            "empty-states",
-            "Dataset.from_frame(df, time, states=[]) raises numpy's ValueError 'need at least one array to stack'",
-            _message_has(ValueError, "need at least one array"),
-        ),
-        KnownBug(
-            "ragged-arrays",
-            "Dataset(t, y) with t a list holding a ragged list ([[[], [0.0]]]) raises numpy's ValueError "
-            "'inhomogeneous shape' from np.ndim instead of a DataError",
-            _message_has(ValueError, "inhomogeneous"),
-        ),
-        KnownBug(
-            "invalid-utf8",
-            "load_json/load_config of a file that is not UTF-8 raise UnicodeDecodeError instead of a ConfigError",
-            lambda err: isinstance(err, UnicodeDecodeError),
-        ),
-        KnownBug(
-            "deep-nesting",
-            "load_json/load_config of a file nested ~1000+ levels deep raise RecursionError from json/tomllib",
-            lambda err: isinstance(err, RecursionError),
-        ),
-        KnownBug(
-            "seed-range",
-            "a seed >= 2**64 (TOML seed, udesci --seed) passes validation; torch.manual_seed raises ValueError",
-            _message_has(ValueError, "unpacking long long"),
-        ),
-        KnownBug(
-            "derive-zoo",
-            "a [data.derive] expression that evaluates to zoo (1/0) raises KeyError 'ComplexInfinity' in load_frame",
-            _message_has(KeyError, "ComplexInfinity"),
-        ),
-        KnownBug(
-            "long-path",
-            "a path too long for the OS (config file, data file) raises OSError ENAMETOOLONG from "
-            "Path.is_file in load_config/load_frame, which udesci run does not catch",
-            lambda err: isinstance(err, OSError) and getattr(err, "errno", None) == 36,
-        ),
-        KnownBug(
-            "unbounded-sizes",
-            "network width/depth and library degree have no upper bound: width 10**12 raises torch's "
-            "RuntimeError (allocation), depth 10**4 takes seconds, degree 200 does not finish",
-            lambda err: (
-                isinstance(err, (Hang, MemoryError)) or (isinstance(err, RuntimeError) and "allocat" in str(err))
+                (isinstance(err, TypeError) and "Invalid comparison of non-real" in str(err))
+                or (isinstance(err, ValueError) and "is not comparable" in str(err))
             ),
         ),
     ]
 }
-
-
-def slow_paths(text: str) -> tuple:
-    """The known slow paths of the parser that ``text`` can reach (a hang elsewhere fails a property)."""
-    return (
-        ("power-hang",) * ("**" in text)
-        + ("accumbounds-slow",) * ("oo" in text)
-        + ("piecewise-solve",) * (text.count("Piecewise") >= 2)
-    )
 
 
 @dataclass(frozen=True)
@@ -436,7 +301,7 @@ NUMBER_LITERALS = [
     "0", "1", "-1", "2", "10**20", "1" + "0" * 400, "1e308", "1e-320", "1e400", "0.0", "-0.0", ".5", "5.",
     "1_000.5", "0x1f", "0o17", "0b101", "1j", "1e5j", "00", "1__0", "9" * 30, "2**64", "4.9e-324",
 ]  # fmt: skip
-#: Exponents of ``**``: atoms only, so nested powers stay small (see the power-hang known bug).
+#: Exponents of ``**``: atoms only, so nested powers stay small (huge exponents have their own property).
 EXPONENTS = ["0", "1", "2", "3", "-1", "-2", "8", "0.5", "(1/2)", "(-1/3)", "2.5", "oo", "pi", "64", "-64"]
 
 
@@ -601,31 +466,15 @@ def evaluate_field(model: ud.HybridModel, batch: int = 3) -> torch.Tensor:
     return out
 
 
-def max_int(value, keys) -> int:
-    """Largest int (by absolute value) stored under any of ``keys`` anywhere in a nested dict/list."""
-    best = 0
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            for k, v in item.items():
-                if k in keys and isinstance(v, int) and not isinstance(v, bool):
-                    best = max(best, abs(v))
-                stack.append(v)
-        elif isinstance(item, list):
-            stack.extend(item)
-    return best
-
-
 def is_finite_number(value) -> bool:
     """Whether ``value`` is a real, finite int or float (not bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def unprintable(expr) -> bool:
-    """Whether a parsed SymPy value holds something :func:`udesci.expr.sstr` cannot write back as parseable
-    text of the same value (see the ``unprintable-values`` reproducers): zoo, nan, I, AccumBounds, ITE
-    (SymPy's rewrite of a Piecewise inside a condition), or a Float outside the double range."""
+    """Whether a SymPy value holds something :func:`udesci.expr.sstr` cannot write back as parseable text of
+    the same value (the parser refuses all of them): zoo, nan, I, AccumBounds, ITE (SymPy's rewrite of a
+    Piecewise inside a condition), or a Float outside the double range."""
     if not isinstance(expr, sp.Basic):
         return False
     for node in sp.preorder_traversal(expr):

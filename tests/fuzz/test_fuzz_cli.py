@@ -28,7 +28,6 @@ from udesci import cli, runner
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_TOML = ROOT / "examples" / "lotka_volterra.toml"
 EXIT_CODES = {0, 1, 2, 3, 130}
-CLI_BUGS = ("seed-range", "long-path", "float-overflow", "int-digits")
 
 COMMANDS = [
     [], ["example"], ["run"], ["study"], ["study", "recovery"], ["example", "bogus"], ["bogus"],
@@ -119,7 +118,7 @@ def test_random_argument_lists(profile, tmp_path, stubbed):
     configs = [str(valid), str(broken), str(tmp_path / "missing.toml"), str(tmp_path), "a" * 300, "/dev/null"]
 
     def check(argv):
-        outcome = run_contract(call_main, argv, known=CLI_BUGS, marker=marker)
+        outcome = run_contract(call_main, argv, marker=marker)
         if outcome.ok:
             COUNTS[f"cli: udesci argv (exit {outcome.value})"] += 1
         return outcome
@@ -128,7 +127,7 @@ def test_random_argument_lists(profile, tmp_path, stubbed):
 
 
 # ----------------------------------------------------------------------------------------------
-# known bugs found by the property above (strict xfail: the lead flips them when fixed)
+# bugs the property above found, fixed: regression tests
 # ----------------------------------------------------------------------------------------------
 def test_known_seed_beyond_64_bits(tmp_path, stubbed):
     valid = tmp_path / "valid.toml"

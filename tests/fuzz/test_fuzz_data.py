@@ -18,9 +18,6 @@ from hypothesis import strategies as st
 
 import udesci as ud
 
-#: Bugs a random frame may run into; each has a strict-xfail reproducer below.
-DATA_BUGS = ("time-dtype", "float-overflow", "unhashable-ids", "duplicate-columns", "empty-states")
-
 COLUMN_KINDS = [
     "increasing", "float", "int", "bool", "complex", "text", "mixed", "datetime", "datetime-tz", "timedelta",
     "Int64", "Float64", "boolean", "string", "category", "huge-int",
@@ -139,7 +136,7 @@ def check_dataset(ds, rows: int):
 def test_random_frames(profile):
     def check(call):
         df, kwargs = call
-        outcome = run_contract(ud.Dataset.from_frame, df, known=DATA_BUGS, **kwargs)
+        outcome = run_contract(ud.Dataset.from_frame, df, **kwargs)
         if outcome.ok:
             check_dataset(outcome.value, len(df))
         return outcome
@@ -194,7 +191,7 @@ def rows_of(t) -> int:
 def test_random_constructor_arguments(profile):
     def check(call):
         t, y, kwargs = call
-        outcome = run_contract(ud.Dataset, t, y, known=("float-overflow", "ragged-arrays"), **kwargs)
+        outcome = run_contract(ud.Dataset, t, y, **kwargs)
         if outcome.ok:
             check_dataset(outcome.value, rows_of(t))
         return outcome
@@ -221,7 +218,7 @@ def test_random_windows(profile):
 
 
 # ----------------------------------------------------------------------------------------------
-# known bugs found by the properties above (strict xfail: the lead flips them when fixed)
+# bugs the properties above found, fixed: regression tests (the contract, no bug tolerated)
 # ----------------------------------------------------------------------------------------------
 def from_frame(df, **kwargs):
     """``Dataset.from_frame`` under the contract, no bug tolerated; a dataset must keep every row."""
@@ -288,3 +285,11 @@ def test_known_ragged_time_list():
 def test_known_argument_types_are_not_checked(call):
     df, kwargs = call
     run_contract(ud.Dataset.from_frame, df, limit=10, **{"time": "t", "states": ["x"], **kwargs})
+
+
+def test_input_times_of_another_count_than_the_trajectories():
+    # found by the thorough profile: input_times=[] with one trajectory raised IndexError
+    t, y = [np.array([1.0, 2.0])], [np.array([1.0, 2.0])]
+    outcome = run_contract(ud.Dataset, t, y, inputs=np.array([1.0, 2.0]), input_names=["u"], input_times=[])
+    assert isinstance(outcome.error, ud.DataError)
+    assert str(outcome.error) == "input_times: expected one array per trajectory (1), received 0."

@@ -18,41 +18,33 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sympy as sp
 import tomllib
 import torch
 from fuzz_support import (
     PROFILES,
-    Outcome,
     arithmetic_text,
     evaluate_field,
     json_values,
-    max_int,
     payloads,
     run_contract,
     run_property,
-    slow_paths,
 )
 from hypothesis import strategies as st
 
 import udesci as ud
 from udesci import config, runner
+from udesci.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_TOML = ROOT / "examples" / "lotka_volterra.toml"
 EXAMPLE_CSV = ROOT / "data" / "lotka_volterra_noise0.05_seed0.csv"
 
-#: Bugs a mutated file may run into; each has a strict-xfail reproducer below or in the other modules.
-FILE_BUGS = (
-    "invalid-utf8", "deep-nesting", "int-digits", "float-overflow", "seed-range", "derive-zoo", "long-path",
-    "unhashable-activation",
-)  # fmt: skip
-MODEL_BUGS = ("float-overflow", "int-digits", "complex-constant")
-#: Sizes above these are not built (the unbounded-sizes known bug: a 10**4-layer network takes seconds,
-#: a 10**5-wide one gigabytes); such examples are recorded as that bug.
-SIZE_LIMITS = {"width": 256, "depth": 16, "n_in": 64, "n_out": 64, "degree": 12}
 NEST = "__fuzz_nest__"
+#: Bugs a mutated file may run into; each has a strict-xfail reproducer in test_fuzz_model.py.
+FILE_BUGS = ("fixed-parameter-complex",)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -143,18 +135,6 @@ byte_edits = st.one_of(
 )  # fmt: skip
 
 
-def parsed(data: bytes, loads):
-    """The document ``data`` holds, or None where ``loads`` fails (that is for the loader to report)."""
-    try:
-        return loads(data.decode("utf-8"))
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def sizes_too_large(doc) -> bool:
-    return any(max_int(doc, {key}) > limit for key, limit in SIZE_LIMITS.items())
-
-
 # ----------------------------------------------------------------------------------------------
 # JSON
 # ----------------------------------------------------------------------------------------------
@@ -189,11 +169,8 @@ def test_mutated_json(profile, tmp_path, model_json):
     def check(example):
         doc, edit = example
         data = edit.apply(json.dumps(doc))
-        if sizes_too_large(parsed(data, json.loads)):
-            return Outcome(known="unbounded-sizes")
         path.write_bytes(data)
-        known = FILE_BUGS + MODEL_BUGS + slow_paths(data.decode("latin-1"))
-        return run_contract(load_and_evaluate, path, marker=marker, known=known)
+        return run_contract(load_and_evaluate, path, marker=marker, known=FILE_BUGS)
 
     run_property(profile, "files: mutated model JSON", st.tuples(mutated(model_json, marker), byte_edits), check)
 
@@ -260,11 +237,8 @@ def test_mutated_toml(profile, tmp_path, pipeline_toml):
     def check(example):
         doc, edit, fast, seed = example
         data = edit.apply(toml_dumps(doc))
-        if sizes_too_large(parsed(data, tomllib.loads)):
-            return Outcome(known="unbounded-sizes")
         path.write_bytes(data)
-        known = FILE_BUGS + MODEL_BUGS + slow_paths(data.decode("latin-1"))
-        return run_contract(load_everything, path, fast, seed, known=known, marker=marker)
+        return run_contract(load_everything, path, fast, seed, marker=marker, known=FILE_BUGS)
 
     seeds = st.one_of(st.none(), st.integers(0, 10), st.sampled_from([-1, 2**64, 10**30, True]))
     strategy = st.tuples(mutated(pipeline_toml, marker), byte_edits, st.booleans(), seeds)
@@ -272,7 +246,7 @@ def test_mutated_toml(profile, tmp_path, pipeline_toml):
 
 
 # ----------------------------------------------------------------------------------------------
-# known bugs found by the properties above (strict xfail: the lead flips them when fixed)
+# bugs the properties above found, fixed: regression tests (the contract, no bug tolerated)
 # ----------------------------------------------------------------------------------------------
 @pytest.fixture
 def write(tmp_path):
@@ -300,46 +274,57 @@ def test_known_deep_nesting(loader, write):
         run_contract(config.load_config, write("p.toml", b"a = " + b"[" * 50_000 + b"]" * 50_000))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="int-digits: an integer literal of more than 4300 digits makes json.loads / tomllib raise "
-    "ValueError ('Exceeds the limit (4300 digits)'); expected a ConfigError",
-)
 @pytest.mark.parametrize("loader", ["json", "toml"])
-def test_known_long_integer_literal(loader, write):
+def test_long_integer_literal_is_a_config_error(loader, write):
+    # int-digits: json.loads / tomllib raised ValueError ('Exceeds the limit (4300 digits)')
     if loader == "json":
-        run_contract(ud.load_json, write("m.json", b"9" * 5000))
+        outcome = run_contract(ud.load_json, write("m.json", b'{"format": 1,\n "seed": ' + b"9" * 5000 + b"}"))
+        where = "line 2, column 10 (5000 digits)"
     else:
-        run_contract(config.load_config, write("p.toml", b"seed = " + b"9" * 5000))
+        outcome = run_contract(config.load_config, write("p.toml", b"seed = " + b"9" * 5000))
+        where = "line 1, column 8 (5000 digits)"
+    assert isinstance(outcome.error, ConfigError)
+    message = str(outcome.error)
+    assert f"an integer literal at {where} is longer than the 4300 digits Python converts" in message
+    assert message.startswith(str(outcome.error).split(":")[0]) and (".json" in message or ".toml" in message)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="float-overflow: integers beyond the float range raise OverflowError: JSON parameters (math.isfinite "
-    "in model_from_dict) and network weights (torch.as_tensor), TOML [model.parameters] (build_model), "
-    "[data] train windows and [fast...] lr (_window, _pos); expected ConfigErrors naming the key",
-)
-@pytest.mark.parametrize("where", ["json-parameter", "json-weights", "toml-parameter", "toml-window", "toml-lr"])
-def test_known_huge_integer_values(where, write, model_json):
-    huge = "9" * 400
+HUGE_VALUES = {
+    "json-parameter": "parameters.a", "json-weights": "networks.U.layers[0].bias[1]",
+    "toml-parameter": "model.parameters.alpha", "toml-window": "data.train[1]", "toml-lr": "fast.training.shooting.lr",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("where", list(HUGE_VALUES))
+@pytest.mark.parametrize("huge", ["9" * 400, "1e400", "-1e400"])
+def test_numbers_beyond_the_float_range_are_config_errors(where, huge, write, model_json):
+    # float-overflow: integers beyond the float range raised OverflowError (math.isfinite, torch.as_tensor,
+    # float()); floats beyond it read as inf and are refused by the key's own check
     if where.startswith("json"):
         doc = copy.deepcopy(model_json)
         if where == "json-parameter":
-            doc["parameters"]["a"] = 10**400
+            doc["parameters"]["a"] = "HUGE"
         else:
-            doc["networks"]["U"]["layers"][0]["bias"] = [10**400] * 3
-        run_contract(ud.load_json, write("m.json", json.dumps(doc).encode()))
-        return
-    text = EXAMPLE_TOML.read_text(encoding="utf-8").replace("../data/", str(EXAMPLE_CSV.parent) + "/")
-    text = {
-        "toml-parameter": text.replace("alpha = 1.3", f"alpha = {huge}"),
-        "toml-window": text.replace("train = [0.0, 3.0]", f"train = [0, {huge}]"),
-        "toml-lr": text.replace("lr = 0.01", f"lr = {huge}"),
-    }[where]
-    path = write("p.toml", text.encode())
-    run_contract(lambda: config.build_model(config.load_config(path, fast=True)))
+            doc["networks"]["U"]["layers"][0]["bias"][1] = "HUGE"
+        path = write("m.json", json.dumps(doc).replace('"HUGE"', huge).encode())
+        outcome = run_contract(ud.load_json, path)
+    else:
+        text = EXAMPLE_TOML.read_text(encoding="utf-8").replace("../data/", str(EXAMPLE_CSV.parent) + "/")
+        text = {
+            "toml-parameter": text.replace("alpha = 1.3", f"alpha = {huge}"),
+            "toml-window": text.replace("train = [0.0, 3.0]", f"train = [0, {huge}]"),
+            "toml-lr": text.replace("lr = 0.01", f"lr = {huge}"),
+        }[where]
+        path = write("p.toml", text.encode())
+        outcome = run_contract(lambda: config.training_options(cfg := config.load_config(path, fast=True))
+                               and config.build_model(cfg))  # fmt: skip
+    assert isinstance(outcome.error, ConfigError), outcome
+    message = str(outcome.error)
+    assert message.startswith(str(path))
+    if huge.startswith("9"):
+        assert f"key {HUGE_VALUES[where]}: received an integer of 400 digits, beyond the float range" in message
+    else:  # the key's own check names it in its table's form
+        assert HUGE_VALUES[where].split(".")[-1].split("[")[0] in message and "inf" in message
 
 
 def test_known_activation_of_a_wrong_type(write, model_json):
@@ -357,17 +342,27 @@ def test_known_seed_out_of_range(how, write):
         run_contract(runner.load, write("p.toml", text.encode()), seed=2**64)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="derive-zoo: a [data.derive] expression that evaluates to zoo ('1/0', 'log(0)*x') parses, then "
-    "sympy.lambdify's numpy printer raises KeyError 'ComplexInfinity' in load_frame; expected a ConfigError "
-    "naming the derived column (or a column of inf/nan)",
-)
-def test_known_derived_column_of_complex_infinity(write):
+@pytest.mark.parametrize("expression", ["1/0", "log(0)*x", "x/(y - y)", "atan2(0, 0)*x"])
+def test_derived_column_of_complex_infinity_is_a_config_error(expression, write):
+    # derive-zoo: sympy.lambdify's numpy printer raised KeyError 'ComplexInfinity' in load_frame
     text = EXAMPLE_TOML.read_text(encoding="utf-8").replace("../data/", str(EXAMPLE_CSV.parent) + "/")
-    path = write("p.toml", text.replace("[model]\n", '[data.derive]\nz = "1/0"\n\n[model]\n', 1).encode())
-    run_contract(lambda: config.load_frame(config.load_config(path)))
+    path = write("p.toml", text.replace("[model]\n", f'[data.derive]\nz = "{expression}"\n\n[model]\n', 1).encode())
+    outcome = run_contract(lambda: config.load_frame(config.load_config(path)))
+    assert isinstance(outcome.error, ConfigError)
+    assert str(outcome.error).startswith(f"{path}: [data.derive] z: expression {expression!r}")
+    assert "evaluates to complex infinity" in str(outcome.error) or "evaluates to an undefined value" in str(
+        outcome.error
+    )
+
+
+def test_derived_column_with_a_pole_in_the_data_is_inf(write):
+    # a pole the data reach (1/t at t = 0) is a column value, inf, not an error
+    text = EXAMPLE_TOML.read_text(encoding="utf-8").replace("../data/", str(EXAMPLE_CSV.parent) + "/")
+    path = write("p.toml", text.replace("[model]\n", '[data.derive]\nw = "1/t"\n\n[model]\n', 1).encode())
+    df = config.load_frame(config.load_config(path))
+    t = df["t"].to_numpy()
+    assert t[0] == 0.0 and np.isposinf(df["w"].iloc[0])
+    np.testing.assert_allclose(df["w"].to_numpy()[1:], 1.0 / t[1:], rtol=1e-15)
 
 
 @pytest.mark.parametrize("which", ["config", "data"])
@@ -399,3 +394,17 @@ def test_known_unbounded_sizes(where, write, model_json):
             return config.discovery_options(cfg, config.build_model(cfg))
 
         run_contract(options, limit=3)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_stage_that_is_not_a_table_is_a_config_error(fast, write):
+    # found by the thorough profile: with fast=True and no [fast] table, the fast caps were merged into
+    # [training] warm_start given as a list of tables, and dict() raised ValueError
+    text = EXAMPLE_TOML.read_text(encoding="utf-8").replace("../data/", str(EXAMPLE_CSV.parent) + "/")
+    text = text[: text.index("[fast]")].replace(
+        "[training.warm_start]\niterations = 600", "[training]\nwarm_start = [{iterations = 600}]"
+    )
+    path = write("p.toml", text.encode())
+    outcome = run_contract(config.load_config, path, fast=fast)
+    assert isinstance(outcome.error, ConfigError)
+    assert str(outcome.error) == f"{path}: [training.warm_start]: expected a table, received [{{'iterations': 600}}]."

@@ -116,7 +116,11 @@ def network_from_spec(spec, where: str, dtype: torch.dtype) -> MLP:
         if tensor.shape != target.shape:
             raise ConfigError(f"{where}{key}: expected shape {tuple(target.shape)}, received {tuple(tensor.shape)}.")
         if not torch.isfinite(tensor).all():
-            raise ConfigError(f"{where}{key}: expected finite values.")
+            index = tuple(int(i) for i in (~torch.isfinite(tensor)).nonzero()[0])
+            raise ConfigError(
+                f"{where}{key}: expected finite values (in {str(dtype).replace('torch.', '')}), received "
+                f"{float(tensor[index])} at index {list(index)}."
+            )
         with torch.no_grad():
             target.copy_(tensor)
 
@@ -318,6 +322,7 @@ def model_from_dict(data: Mapping, *, source: str = "model dict") -> HybridModel
     if not isinstance(data, Mapping):
         raise ConfigError(f"{src}: expected a JSON object at top level, received {describe(data)}.")
     limits.check_nesting(dict(data), src)
+    limits.check_numbers(dict(data), src)
     fmt = _require(data, "format", str, f"the format tag {FORMAT!r}", src)
     if fmt != FORMAT:
         raise ConfigError(f"{src}: key 'format': expected {FORMAT!r}, received {fmt!r}.")
@@ -450,6 +455,10 @@ def load_json(path) -> tuple[HybridModel, dict]:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}.") from None
+    except ValueError as err:
+        if "integer string conversion" not in str(err):
+            raise
+        raise limits.int_literal_error(text, str(path)) from None
     except RecursionError:
         raise limits.too_large("file_depth", str(path), "arrays or objects nested too deeply to read") from None
     model = model_from_dict(data, source=str(path))
