@@ -50,7 +50,17 @@ class VectorField(nn.Module):
         self.param_syms = [s for s in model.params if s in model.learnable]
         self.arg_syms = [model.time, *model.states, *model.inputs, *self.param_syms, *self.placeholders]
         fixed = {s: v for s, v in model.params.items() if s not in model.learnable}
-        self._exprs = [e.subs(fixed) for e in rhs]
+        self._exprs = []
+        for state, expr in zip(model.states, rhs, strict=True):
+            try:
+                self._exprs.append(expr.subs(fixed))
+            except (TypeError, ValueError) as exc:  # SymPy comparing a quantity the values made complex
+                values = ", ".join(f"{k} = {v}" for k, v in fixed.items())
+                raise ModelError(
+                    f"equation for {state}: with the fixed parameter values ({values}) a compared quantity is "
+                    f"not real (SymPy: {exc}); expected values for which every comparison, Min and Max is "
+                    "between real numbers."
+                ) from None
         self._fn = torch_function(self._exprs, self.arg_syms)
         self.state_index = {s: i for i, s in enumerate(model.states)}
         self.input_index = {s: i for i, s in enumerate(model.inputs)}

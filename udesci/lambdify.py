@@ -182,6 +182,14 @@ def check_supported(expr: sp.Expr, where: str) -> None:
                     f"{where}: constant {node} is not a finite real number; expected finite real constants "
                     f"(received {str(expr)[:60]!r})."
                 )
+        elif isinstance(node, sp.Pow) and node.is_number:
+            # a power of numbers is computed in Python floats, which raise OverflowError beyond FLOAT_MAX
+            value = node.evalf(20)
+            if value.is_real and value.is_finite and abs(value) > FLOAT_MAX:
+                raise ModelError(
+                    f"{where}: the constant {str(node)[:60]} is about {float(sp.log(abs(value), 10)):.0f} orders of "
+                    f"magnitude, beyond what torch computes with (floats up to {FLOAT_MAX:.3g}); rescale the model."
+                )
         elif isinstance(node, (sp.Symbol, *SUPPORTED_FUNCTIONS)):
             continue
         elif isinstance(node, sp.Function) and not isinstance(node, sp.core.function.AppliedUndef):

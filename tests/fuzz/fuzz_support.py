@@ -147,22 +147,7 @@ class KnownBug:
 #: The bugs the properties tolerate until they are fixed, by id; each has a strict-xfail reproducer in
 #: the test modules.  Every bug found before is fixed and its reproducer is a regression test asserting
 #: the fix (their ids and summaries are in the git history).
-KNOWN_BUGS: dict[str, KnownBug] = {
-    bug.id: bug
-    for bug in [
-        KnownBug(
-            "fixed-parameter-complex",
-            "HybridModel substitutes the fixed parameter values into the equations (field.py, e.subs(fixed)); "
-            "where that makes a compared quantity complex, SymPy raises instead of udesci: a = 1.5 in "
-            "Piecewise((x, x > asin(a)), (y, True)) gives TypeError 'Invalid comparison of non-real', in "
-            "Min(x, asin(a)) ValueError 'is not comparable' (found by the thorough profile)",
-            lambda err: (
-                (isinstance(err, TypeError) and "Invalid comparison of non-real" in str(err))
-                or (isinstance(err, ValueError) and "is not comparable" in str(err))
-            ),
-        ),
-    ]
-}
+KNOWN_BUGS: dict[str, KnownBug] = {}
 
 
 @dataclass(frozen=True)

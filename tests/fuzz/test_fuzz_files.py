@@ -44,7 +44,7 @@ EXAMPLE_CSV = ROOT / "data" / "lotka_volterra_noise0.05_seed0.csv"
 
 NEST = "__fuzz_nest__"
 #: Bugs a mutated file may run into; each has a strict-xfail reproducer in test_fuzz_model.py.
-FILE_BUGS = ("fixed-parameter-complex",)
+FILE_BUGS = ()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ x, y, a, b, u, t = sp.symbols("x y a b u t")
 U, V, W = sp.Function("U"), sp.Function("V"), sp.Function("W")
 
 #: Bugs a random model may run into; each has a strict-xfail reproducer below.
-MODEL_BUGS = ("fixed-parameter-complex",)
+MODEL_BUGS = ()
 
 CONSTANTS = [
     sp.Integer(0), sp.Integer(1), sp.Integer(-1), sp.Integer(2), sp.Rational(1, 3), sp.Float(0.5), sp.Float(1e-300),
@@ -303,22 +303,23 @@ def test_known_huge_network_width():
     contract({x: U(x)}, width=10**12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(TypeError, ValueError),
-    reason="fixed-parameter-complex: HybridModel substitutes fixed parameter values with sympy subs (field.py); "
-    "a = 1.5 makes asin(a) complex, and SymPy raises TypeError ('Invalid comparison of non-real') for the "
-    "Piecewise condition, ValueError ('is not comparable') for Min; expected a ModelError naming the equation "
-    "and the parameter, like the one 'x + asin(a)' gets (found by the thorough profile)",
-)
 @pytest.mark.parametrize(
     "rhs",
     ["-(Piecewise((x, x > asin(a)), (y, True)))", "-(Min(x, asin(a)))", "Piecewise((x, x > sqrt(a - 2)), (1, True))"],
 )
 def test_known_fixed_parameter_makes_a_comparison_complex(rhs):
-    contract({"x": rhs, "y": "-y"}, {a: 1.5})
+    # was bug fixed-parameter-complex (SymPy's TypeError/ValueError from the substitution of fixed values)
+    outcome = contract({"x": rhs, "y": "-y"}, {a: 1.5})
+    assert isinstance(outcome.error, ud.ModelError) and "not real" in str(outcome.error)
 
 
 def test_fixed_parameter_making_a_term_complex_is_a_model_error():
     outcome = contract({"x": "x + asin(a)", "y": "-y"}, {a: 1.5})
     assert isinstance(outcome.error, ud.ModelError) and "not real" in str(outcome.error)
+
+
+def test_known_power_of_numbers_beyond_float_range_is_a_model_error():
+    # found by the thorough profile: (1e300)**pi passed the constant checks and raised OverflowError in
+    # Python's float pow when the field was evaluated
+    outcome = contract({x: 2 * sp.Float(1e300) ** sp.pi, y: -y})
+    assert isinstance(outcome.error, ud.ModelError) and "orders of magnitude" in str(outcome.error)
