@@ -110,11 +110,11 @@ def compare_station(station: str, *, seed: int = 0, fast: bool = False, quiet: b
     -------
     dict sampling -> model -> {``RMSE``, ``SS vs yesterday`` (value/low/high), ``seconds``}
     """
+    import sympy as sp
+
     from ... import Dataset, HybridModel, fit
     from .models import Variant
     from .run import variant_frame
-
-    import sympy as sp
 
     frame = variant_frame(Variant(station, "forecast", ("T",)))
     first = float(frame["t"].min())

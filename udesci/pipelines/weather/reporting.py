@@ -138,7 +138,7 @@ def lead_plot(path: Path, by_lead: dict, title: str) -> Path:
     leads = np.arange(1, HORIZON + 1)
     panels = (("rmse", "RMSE (°C)"), ("bias", "bias: forecast − observed (°C)"), ("skill_vs_yesterday", ""))
     cut = []
-    for ax, (key, label) in zip(axes[0], panels):
+    for ax, (key, label) in zip(axes[0], panels, strict=True):
         shown = []
         for m in SHOWN:
             if m not in by_lead or (key == "skill_vs_yesterday" and m == "yesterday"):
@@ -195,7 +195,7 @@ def panel_plot(path: Path, starts: np.ndarray, obs: np.ndarray, preds: dict, tit
     groups = [np.arange(i, min(i + DAYS_PER_PANEL, len(starts))) for i in range(0, len(starts), DAYS_PER_PANEL)]
     fig, axes = _new_figure(11.0, 2.6 * len(groups) + 0.6, len(groups), 1)
     lead = np.arange(HORIZON + 1)
-    for ax, idx in zip(axes[:, 0], groups):
+    for ax, idx in zip(axes[:, 0], groups, strict=True):
         o = obs[idx]
         t_obs = (starts[idx][:, None] + lead[None, :]).ravel()
         ax.plot(t_obs / 24.0, o.ravel(), "k.", ms=3, label="observed")
@@ -241,7 +241,7 @@ def window_plot(path: Path, summary: dict, keys: list) -> Path:
     from ...plots import save
 
     fig, axes = _new_figure(4.2 * len(keys), 3.6, 1, len(keys))
-    for ax, key in zip(axes[0], keys):
+    for ax, key in zip(axes[0], keys, strict=True):
         res = summary["variants"][key]["windows"]
         wins = sorted(int(c.split()[0]) for c in res)
         vals = []
@@ -303,7 +303,9 @@ def _definitions_blocks():
     models = {
         "physics": {"right-hand side": "dT/dt = −k (T − T_ref) + a F;  dD/dt = −k_D (D − D_ref) + b F"},
         "UDE": {"right-hand side": "physics + U(T[, D], X, Y) in dT/dt;  + V(T, D, X, YD) in dD/dt"},
-        "discovered": {"right-hand side": "the UDE with U, V replaced by sparse degree-2 polynomials (udesci.discover)"},
+        "discovered": {
+            "right-hand side": "the UDE with U, V replaced by sparse degree-2 polynomials (udesci.discover)"
+        },
         "neural ODE": {"right-hand side": "dT/dt = N(T[, D], X, Y);  dD/dt = M(T, D, X, YD)"},
         "persistence": {"right-hand side": "the value at the issue time, for every lead"},
         "yesterday": {"right-hand side": "the value observed 24 h before each lead"},
@@ -311,19 +313,25 @@ def _definitions_blocks():
     }
     return [
         Heading("Inputs, states and models", 2),
-        Text("Every input and state, with its definition and unit (time `t` in hours on each station's clock, "
-             "listed with the station):"),  # fmt: skip
+        Text(
+            "Every input and state, with its definition and unit (time `t` in hours on each station's clock, "
+            "listed with the station):"
+        ),  # fmt: skip
         Table(inputs, index="input"),
         Table(states, index="state"),
-        Text("`F` is the shortwave input of the known physics: `Q` (forecast) or `S` (hindcast); `X` is `Q` "
-             "(forecast) or `C` (hindcast). Learnable coefficients: `k`, `k_D` (1/h, relaxation rates), `T_ref`, "
-             "`D_ref` (°C), `a`, `b` (°C/h per kW/m²). Training: `udesci.fit` with its default stages (warm "
-             "start, then multiple shooting); the neural ODE and the UDE's unknowns are udesci's default MLPs."),  # fmt: skip
+        Text(
+            "`F` is the shortwave input of the known physics: `Q` (forecast) or `S` (hindcast); `X` is `Q` "
+            "(forecast) or `C` (hindcast). Learnable coefficients: `k`, `k_D` (1/h, relaxation rates), `T_ref`, "
+            "`D_ref` (°C), `a`, `b` (°C/h per kW/m²). Training: `udesci.fit` with its default stages (warm "
+            "start, then multiple shooting); the neural ODE and the UDE's unknowns are udesci's default MLPs."
+        ),  # fmt: skip
         Table(models, index="method"),
-        Text("Scores: `RMSE 1–24 h` pools all leads; `RMSE +Lh` is lead L alone; `bias` = mean of forecast − "
-             "observed; `SDE` = standard deviation of the errors (their spread about the bias); `MSE SS vs R` = "
-             "1 − Σe²/Σe_R² over the same days and leads (1 perfect, 0 no better than R, < 0 worse), with a 95% "
-             "percentile bootstrap interval from 2000 resamples of the test days."),  # fmt: skip
+        Text(
+            "Scores: `RMSE 1–24 h` pools all leads; `RMSE +Lh` is lead L alone; `bias` = mean of forecast − "
+            "observed; `SDE` = standard deviation of the errors (their spread about the bias); `MSE SS vs R` = "
+            "1 − Σe²/Σe_R² over the same days and leads (1 perfect, 0 no better than R, < 0 worse), with a 95% "
+            "percentile bootstrap interval from 2000 resamples of the test days."
+        ),  # fmt: skip
     ]
 
 
@@ -331,10 +339,11 @@ def _target_blocks(summary: dict):
     from ...markup import Heading, Table, Text
 
     chk = summary["check"]
+    met = f"≥ {TARGET_SKILL:.2f} and CI > 0"
     rows = {
-        s: {"MSE SS vs yesterday (95% CI)": _skill_cell(p), f"≥ {TARGET_SKILL:.2f} and CI > 0": "yes" if p["met"] else "no"}
+        s: {"MSE SS vs yesterday (95% CI)": _skill_cell(p), met: "yes" if p["met"] else "no"}
         for s, p in chk["per_station"].items()
-    }  # fmt: skip
+    }
     blocks = [Heading("Target", 2), Text(f"{chk['what']}: **{'met' if chk['passed'] else 'not met'}**.")]
     if rows:
         blocks.append(Table(rows, index="station"))
@@ -350,9 +359,11 @@ def _variant_blocks(out: Path, key: str, res: dict, arrays: dict | None, exporte
     )  # fmt: skip
     blocks = [
         Heading(f"{res['title']} — {label}; states {', '.join(res['states'])}", 2),
-        Text(f"Inputs: {', '.join('`' + i + '`' for i in res['inputs'])}. Time: {res['clock']}. "
-             f"{res['test']['n_days']} test forecasts issued at t = {res['test']['issue_times'][0]:g} … "
-             f"{res['test']['issue_times'][-1]:g} h."),  # fmt: skip
+        Text(
+            f"Inputs: {', '.join('`' + i + '`' for i in res['inputs'])}. Time: {res['clock']}. "
+            f"{res['test']['n_days']} test forecasts issued at t = {res['test']['issue_times'][0]:g} … "
+            f"{res['test']['issue_times'][-1]:g} h."
+        ),  # fmt: skip
     ]
     for col, d in res["windows"].items():
         for state, table in d["scores"].items():
@@ -435,7 +446,9 @@ def write_weather_report(out: Path, results: dict | None, comparison, summary: d
     arrays = _load_forecasts(out / FORECAST_NPZ) if (out / FORECAST_NPZ).is_file() else {}
     exported = summary.get("exported", {})
     blocks = [*_definitions_blocks(), *_target_blocks(summary)]
-    primary = [k for k in summary["variants"] if k.endswith("_forecast_T") and len(summary["variants"][k]["windows"]) > 1]
+    primary = [
+        k for k in summary["variants"] if k.endswith("_forecast_T") and len(summary["variants"][k]["windows"]) > 1
+    ]
     if primary:
         p = window_plot(out / "skill_vs_window.png", summary, primary)
         blocks += [Heading("Skill by training window", 2), Image("24-h MSE skill vs yesterday by training window", p)]
@@ -445,18 +458,22 @@ def write_weather_report(out: Path, results: dict | None, comparison, summary: d
     if states:
         blocks += [
             Heading("One state or two? Held-out skill of T with and without the dew-point state", 2),
-            Text(f"Forecast setting, {TARGET_WINDOW}-day window, the same test days. The dew-point state is "
-                 "kept only where it improves the held-out skill of T; the table reports it either way."),  # fmt: skip
+            Text(
+                f"Forecast setting, {TARGET_WINDOW}-day window, the same test days. The dew-point state is "
+                "kept only where it improves the held-out skill of T; the table reports it either way."
+            ),  # fmt: skip
             Table(states, index="station, method"),
         ]
     if comparison is not None:
         c = comparison.summary
         blocks += [
             Heading("NN map, ResNet or neural ODE? (forecast setting, T with input Q)", 2),
-            Text(f"Trained on {c['train_days']} days, regular (every hour) or gappy ({c['gap_fraction']:.0%} of "
-                 "the training hours removed at random); cells: 24-h RMSE (°C) and, in brackets, MSE skill vs "
-                 "same hour yesterday on the main run's test days. Definitions in "
-                 "`udesci/pipelines/weather/compare.py`."),  # fmt: skip
+            Text(
+                f"Trained on {c['train_days']} days, regular (every hour) or gappy ({c['gap_fraction']:.0%} of "
+                "the training hours removed at random); cells: 24-h RMSE (°C) and, in brackets, MSE skill vs "
+                "same hour yesterday on the main run's test days. Definitions in "
+                "`udesci/pipelines/weather/compare.py`."
+            ),  # fmt: skip
             Table(comparison.table, index="station, sampling"),
         ]
     config = {
@@ -507,3 +524,66 @@ def rebuild_report(out, command: str = "") -> Path:
     comp = summary.get("comparison")
     comparison = None if comp is None else Comparison(comp, comparison_table(comp))
     return write_weather_report(out, None, comparison, summary, command=command)
+
+
+def merge_runs(out, parts, command: str = "") -> Path:
+    """Join finished runs (e.g. ``--stations greensboro,wuerzburg`` and ``--stations jfk,greensboro_jan``,
+    run one after the other) into one output folder with one report.
+
+    Parameters
+    ----------
+    out : path
+        The joined folder (created); every file of the parts is copied there.
+    parts : sequence of path
+        Finished run folders (each with ``summary.json`` and ``forecasts.npz``), scored on the same test
+        days (the default plan's).
+    command : str
+        The command lines that reproduce the parts, shown under "Reproduce".
+
+    Returns
+    -------
+    pathlib.Path
+        The joined Markdown report.
+
+    Raises
+    ------
+    DataError
+        If a part is not a finished run, or two parts hold the same variant.
+    """
+    import shutil
+
+    from ...evaluate import jsonable, write_text_atomic
+    from .run import target_check
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    merged: dict = {"variants": {}, "exported": {}, "comparison": None, "seconds": 0.0, "parts": []}
+    arrays = {}
+    for part in map(Path, parts):
+        if not (part / "summary.json").is_file() or not (part / FORECAST_NPZ).is_file():
+            raise DataError(f"parts: expected a finished weather run (summary.json, {FORECAST_NPZ}) in {str(part)!r}.")
+        summary = json.loads((part / "summary.json").read_text())
+        twice = sorted(set(summary["variants"]) & set(merged["variants"]))
+        if twice:
+            raise DataError(f"parts: the variants {twice} are in more than one part.")
+        for f in part.iterdir():
+            if f.is_file() and f.name not in ("summary.json", FORECAST_NPZ, "report.md", "report.html"):
+                shutil.copy2(f, out / f.name)
+        merged["variants"].update(summary["variants"])
+        for key, paths in summary.get("exported", {}).items():
+            merged["exported"][key] = {k: str(out / Path(p).name) for k, p in paths.items()}
+        comp = summary.get("comparison")
+        if comp is not None:
+            if merged["comparison"] is None:
+                merged["comparison"] = {**comp, "stations": {}, "winners": {}}
+            merged["comparison"]["stations"].update(comp["stations"])
+            merged["comparison"]["winners"].update(comp["winners"])
+        merged["seconds"] += float(summary.get("seconds", 0.0))
+        merged["parts"].append({"folder": str(part), "seconds": summary.get("seconds")})
+        merged.update({k: summary[k] for k in ("seed", "fast", "horizon_h") if k in summary})
+        with np.load(part / FORECAST_NPZ) as z:
+            arrays.update({name: z[name] for name in z.files})
+    merged["check"] = target_check(merged["variants"])
+    np.savez_compressed(out / FORECAST_NPZ, **arrays)
+    write_text_atomic(out / "summary.json", json.dumps(jsonable(merged), indent=2) + "\n")
+    return rebuild_report(out, command=command)

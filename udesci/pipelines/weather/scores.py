@@ -208,8 +208,6 @@ def score_table(errors: dict, references=("persistence", "yesterday"), seed: int
             **{f"RMSE +{lead}h": float(by_lead[lead - 1]) for lead in LEADS_SHOWN if lead <= e.shape[1]},
         }
         for ref in references:
-            row[f"SS vs {ref}"] = (
-                Skill(0.0, 0.0, 0.0) if ref == name else mse_skill(e, errors[ref], days)
-            )
+            row[f"SS vs {ref}"] = Skill(0.0, 0.0, 0.0) if ref == name else mse_skill(e, errors[ref], days)
         table[name] = row
     return table

@@ -33,7 +33,7 @@ def _utc_parts(utc) -> tuple[np.ndarray, np.ndarray]:
     stamps = pd.DatetimeIndex(pd.to_datetime(np.asarray(utc).ravel()))
     if stamps.tz is not None:
         stamps = stamps.tz_convert("UTC").tz_localize(None)
-    day = stamps.dayofyear.to_numpy().astype(float)
+    day = stamps.day_of_year.to_numpy().astype(float)
     hour = (stamps - stamps.normalize()).total_seconds().to_numpy() / 3600.0
     return day, hour
 
