@@ -131,7 +131,9 @@ def register(sub, exs) -> None:
         help="training windows in days for every variant, comma-separated (default: 1,3,7,14 for the "
         "temperature-only forecast variants and 7 for the others; with --fast: 1)",
     )
-    w.add_argument("--no-compare", action="store_true", help="skip the NN map / ResNet / neural ODE comparison")
+    w.add_argument(
+        "--no-compare", action="store_true", help="skip the NN map / ResNet / neural ODE comparison (default: run it)"
+    )
     add_expect(
         w,
         "exit 1 unless the discovered model's 24-h MSE skill vs same hour yesterday is >= 0.10 with its 95%% "

@@ -214,7 +214,7 @@ def comparison_table(summary: dict) -> dict:
             for m, row in rows.items():
                 sk = row["SS vs yesterday"]
                 mark = " **(best)**" if m == summary["winners"][s][sampling] else ""
-                ok = row["RMSE"] is not None and np.isfinite(row["RMSE"])
+                ok = all(v is not None and np.isfinite(v) for v in (row["RMSE"], sk["value"]))
                 cells[m] = (f"{row['RMSE']:.2f} ({sk['value']:+.2f})" if ok else "diverged") + mark
             table[f"{s}, {sampling}"] = cells
     return table

@@ -170,7 +170,7 @@ def fit_options(fast: bool = False) -> dict:
     from ... import Shooting, WarmStart
 
     if fast:
-        return {"warm_start": WarmStart(iterations=100, lr=2e-2), "shooting": Shooting(iterations=30)}
+        return {"warm_start": WarmStart(iterations=60, lr=2e-2), "shooting": Shooting(iterations=20)}
     return {"warm_start": WarmStart(), "shooting": Shooting()}
 
 

@@ -28,6 +28,7 @@ STYLE = {
     "discovered": {"color": "tab:red", "ls": "-"},
 }
 DAYS_PER_PANEL = 3
+MAX_PANELS = 5
 SKILL_FLOOR = -3.0
 FORECAST_NPZ = "forecasts.npz"
 
@@ -69,14 +70,19 @@ def _load_forecasts(path: Path) -> dict:
     return out
 
 
+def _finite(v) -> bool:
+    """A number that is not NaN or infinite (``summary.json`` stores those as null)."""
+    return v is not None and bool(np.isfinite(v))
+
+
 def _skill_cell(sk: dict) -> str:
-    if not np.isfinite(sk["value"]):
+    if not all(_finite(sk[k]) for k in ("value", "low", "high")):
         return "n/a"
     return f"{sk['value']:+.2f} [{sk['low']:+.2f}, {sk['high']:+.2f}]"
 
 
-def _num(v: float) -> str:
-    return f"{v:.2f}" if np.isfinite(v) else "diverged"
+def _num(v) -> str:
+    return f"{v:.2f}" if _finite(v) else "diverged"
 
 
 def score_rows(table: dict) -> dict:
@@ -95,7 +101,7 @@ def score_rows(table: dict) -> dict:
     for m, row in table.items():
         rows[m] = {
             "RMSE 1–24 h": _num(row["RMSE"]),
-            "bias": f"{row['bias']:+.2f}" if np.isfinite(row["bias"]) else "diverged",
+            "bias": f"{row['bias']:+.2f}" if _finite(row["bias"]) else "diverged",
             "SDE": _num(row["SDE"]),
             **{f"RMSE +{k.split('+')[1]}": _num(v) for k, v in row.items() if k.startswith("RMSE +")},
             "MSE SS vs persistence": _skill_cell(row["SS vs persistence"]),
@@ -171,7 +177,7 @@ def lead_plot(path: Path, by_lead: dict, title: str) -> Path:
 
 
 def panel_plot(path: Path, starts: np.ndarray, obs: np.ndarray, preds: dict, title: str, clock: str) -> Path:
-    """Rolling 24-h forecasts against the observations, a few test days per panel.
+    """Rolling 24-h forecasts against the observations, a few test days per panel (the first 15 test days).
 
     Parameters
     ----------
@@ -192,7 +198,8 @@ def panel_plot(path: Path, starts: np.ndarray, obs: np.ndarray, preds: dict, tit
     """
     from ...plots import save
 
-    groups = [np.arange(i, min(i + DAYS_PER_PANEL, len(starts))) for i in range(0, len(starts), DAYS_PER_PANEL)]
+    shown = min(len(starts), DAYS_PER_PANEL * MAX_PANELS)
+    groups = [np.arange(i, min(i + DAYS_PER_PANEL, shown)) for i in range(0, shown, DAYS_PER_PANEL)]
     fig, axes = _new_figure(11.0, 2.6 * len(groups) + 0.6, len(groups), 1)
     lead = np.arange(HORIZON + 1)
     for ax, idx in zip(axes[:, 0], groups, strict=True):
@@ -247,9 +254,9 @@ def window_plot(path: Path, summary: dict, keys: list) -> Path:
         vals = []
         for j, m in enumerate(("climatology", "physics", "neural ODE", "UDE", "discovered")):
             sk = [res[f"{w} d"]["scores"]["T"][m]["SS vs yesterday"] for w in wins]
-            v = np.array([s["value"] for s in sk])
-            lo = np.array([s["low"] for s in sk])
-            hi = np.array([s["high"] for s in sk])
+            v = np.array([s["value"] for s in sk], dtype=float)  # None (a diverged model) -> NaN
+            lo = np.array([s["low"] for s in sk], dtype=float)
+            hi = np.array([s["high"] for s in sk], dtype=float)
             x = np.arange(len(wins)) + (j - 2) * 0.08
             ax.errorbar(x, v, yerr=[v - lo, hi - v], fmt="o", ms=4, capsize=2, label=m, color=STYLE[m]["color"])
             vals += [lo, hi]
@@ -385,7 +392,9 @@ def _variant_blocks(out: Path, key: str, res: dict, arrays: dict | None, exporte
         p = panel_plot(out / f"{key}_forecasts.png", arrays["starts"], arrays["obs"][..., 0], preds,
                        f"{key}, {col} models: 24-h forecasts from each issue time ({setting} setting)",
                        res["clock"])  # fmt: skip
-        blocks.append(Image(f"{key}: rolling 24-h forecasts of T, {DAYS_PER_PANEL} test days per panel ({col})", p))
+        first = min(len(arrays["starts"]), DAYS_PER_PANEL * MAX_PANELS)
+        caption = f"{key}: rolling 24-h forecasts of T, first {first} test days, {DAYS_PER_PANEL} per panel ({col})"
+        blocks.append(Image(caption, p))
     if key in exported:
         tex = Path(exported[key]["latex"])
         if tex.is_file():

@@ -204,7 +204,7 @@ def score_table(errors: dict, references=("persistence", "yesterday"), seed: int
         row = {
             "RMSE": float(np.sqrt(np.mean(e**2))),
             "bias": float(np.mean(e)),
-            "SDE": float(np.std(e)),
+            "SDE": float(np.std(e)) if np.isfinite(e).all() else float("inf"),
             **{f"RMSE +{lead}h": float(by_lead[lead - 1]) for lead in LEADS_SHOWN if lead <= e.shape[1]},
         }
         for ref in references:
