@@ -179,12 +179,24 @@ def test_scores_against_closed_forms():
 # -- the pipeline (fast) -----------------------------------------------------------------------------
 
 
-def test_weather_cli_fast(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def fast_run(tmp_path_factory):
+    """One `udesci example weather --fast --json` run shared by the tests below: (exit code, JSON, folder)."""
+    import contextlib
+    import io
+
+    folder = tmp_path_factory.mktemp("weather-fast")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = cli.main(["example", "weather", "--fast", "--json", "--out", str(folder)])
+    return code, json.loads(buf.getvalue()), folder
+
+
+def test_weather_cli_fast(fast_run):
     """`udesci example weather --fast --json`: both settings, both state sets, every output; the exported
     model.py reproduces udesci's own solve of the discovered model (linear input interpolation in both)."""
-    code = cli.main(["example", "weather", "--fast", "--json", "--out", str(tmp_path)])
+    code, res, tmp_path = fast_run
     assert code in (0, 1)  # 1: the target is not met in a smoke run
-    res = json.loads(capsys.readouterr().out)
     assert set(res["variants"]) == {"greensboro_forecast_T", "greensboro_hindcast_T", "jfk_forecast_TD"}
     for key, v in res["variants"].items():
         d = v["windows"]["1 d"]
@@ -217,16 +229,19 @@ def test_weather_cli_fast(tmp_path, capsys):
     np.testing.assert_allclose(ours, theirs, atol=1e-4)
 
 
-def test_rebuild_and_merge_reports_of_finished_runs(tmp_path):
+def test_rebuild_and_merge_reports_of_finished_runs(fast_run, tmp_path):
     """The report is rebuilt from summary.json and forecasts.npz alone (no training); runs are joined into
     one folder, and a variant present in two parts is refused."""
+    import shutil
+
     from udesci.pipelines.weather.reporting import merge_runs, rebuild_report
 
+    _, res, folder = fast_run
     part = tmp_path / "part"
-    res = weather.run_pipeline(out=part, fast=True, quiet=True, stations=["jfk"], compare=False)
+    shutil.copytree(folder, part)
     (part / "report.md").unlink()
-    path = rebuild_report(part, command="udesci example weather --fast --stations jfk")
-    assert "jfk_forecast_TD" in path.read_text()
+    path = rebuild_report(part, command="udesci example weather --fast")
+    assert "jfk_forecast_TD" in path.read_text() and "NN map" in path.read_text()
     with pytest.raises(DataError, match="summary.json"):
         rebuild_report(tmp_path / "nothing")
     joined = merge_runs(tmp_path / "joined", [part])
