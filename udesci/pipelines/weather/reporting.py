@@ -27,6 +27,8 @@ STYLE = {
     "UDE": {"color": "tab:orange", "ls": "-"},
     "discovered": {"color": "tab:red", "ls": "-"},
 }
+BASELINE_NAMES = ("persistence", "yesterday", "climatology")
+PANEL_NAMES = {"rmse": "RMSE", "bias": "bias", "skill_vs_yesterday": "skill"}
 DAYS_PER_PANEL = 3
 MAX_PANELS = 5
 SKILL_FLOOR = -3.0
@@ -140,23 +142,28 @@ def lead_plot(path: Path, by_lead: dict, title: str) -> Path:
     """
     from ...plots import save
 
-    fig, axes = _new_figure(12.0, 3.8, 1, 3)
+    fig, axes = _new_figure(12.0, 4.0, 1, 3)
     leads = np.arange(1, HORIZON + 1)
     panels = (("rmse", "RMSE (°C)"), ("bias", "bias: forecast − observed (°C)"), ("skill_vs_yesterday", ""))
-    cut = []
+    cut: dict = {}
     for ax, (key, label) in zip(axes[0], panels, strict=True):
+        if key == "skill_vs_yesterday":
+            lo_cap, hi_cap = SKILL_FLOOR, 1.0
+        else:  # a diverging model must not squash the others: the panel spans twice the baselines' range
+            base = np.concatenate([np.asarray(by_lead[m][key], dtype=float) for m in BASELINE_NAMES if m in by_lead])
+            reach = 2.0 * float(np.nanmax(np.abs(base))) + 1.0
+            lo_cap, hi_cap = (0.0 if key == "rmse" else -reach), reach
         shown = []
         for m in SHOWN:
             if m not in by_lead or (key == "skill_vs_yesterday" and m == "yesterday"):
                 continue
             v = np.asarray(by_lead[m][key], dtype=float)
-            if key == "skill_vs_yesterday" and np.nanmin(np.where(np.isfinite(v), v, np.nan), initial=0) < SKILL_FLOOR:
-                cut.append(m)
+            if np.any(~np.isfinite(v) | (v < lo_cap) | (v > hi_cap)):
+                cut.setdefault(m, []).append(PANEL_NAMES[key])
             ax.plot(leads, v, label=m, lw=2.0 if m == "discovered" else 1.3, **STYLE[m])
             shown.append(v)
-        vals = np.concatenate(shown) if shown else np.array([0.0])
+        vals = np.clip(np.concatenate(shown) if shown else np.array([0.0]), lo_cap, hi_cap)
         if key == "skill_vs_yesterday":
-            vals = np.clip(vals, SKILL_FLOOR, 1.0)
             ax.axhline(0.0, color="k", lw=0.8)
             ax.axhline(TARGET_SKILL, color="k", lw=0.6, ls=":")
             label = "MSE skill vs same hour yesterday"
@@ -170,7 +177,8 @@ def lead_plot(path: Path, by_lead: dict, title: str) -> Path:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8, ncols=2)
-    note = f" ({', '.join(cut)} below {SKILL_FLOOR:g}: cut at the panel's floor)" if cut else ""
+    note = "; ".join(f"{m} leaves the {', '.join(where)} panel" for m, where in cut.items())
+    note = f"\n(off scale or diverged: {note})" if note else ""
     fig.suptitle(title + note, fontsize=10)
     save(fig, path)
     return path
