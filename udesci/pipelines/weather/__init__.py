@@ -1,67 +1,71 @@
-"""Hourly air temperature with a universal differential equation and measured forcing.
+"""Hourly weather forecasts with universal differential equations, verified as a meteorologist would.
 
-Two real data sets (copied into the project's ``data/`` folder, see ``data/README.md``):
+Data (copied into the project's ``data/`` folder, see ``data/README.md``): Greensboro, NC (NREL TMY3,
+July 1981 and January 1988 of the full TMY3 year: temperature, dew point, radiation, cloud), New York JFK
+(ASOS, July 2013: temperature, dew point) and Würzburg (DWD, July 2021: temperature only).
 
-* **Greensboro, NC, July 1981** (NREL TMY3, station 723170): hourly dry-bulb
-  temperature ``T`` (°C), global horizontal irradiance (``S`` = GHI / 1000, in
-  kW/m²) and total cloud cover (``C`` = tenths / 10, in [0, 1]).  Time ``t`` is
-  in hours since 1981-07-01 00:00 local standard time (TMY3 stamps are
-  hour-ending, so the first sample is ``t = 1``).
+Two settings, labelled everywhere (:mod:`.models`):
 
-  * known physics (energy balance): ``dT/dt = -k (T - T_ref) + a S`` with
-    learnable ``k`` (1/h), ``T_ref`` (°C) and ``a`` (°C/h per kW/m²);
-  * UDE: ``dT/dt = -k (T - T_ref) + a S + U(T, C)``, the unknown ``U`` (°C/h)
-    capturing what the relaxation and solar heating miss (night-time radiative
-    cooling under clear skies, advection, ...);
-  * pure neural ODE: ``dT/dt = N(T, S, C)``.
+* **forecast** — only what is known at the issue time: the clear-sky shortwave ``Q`` from the station's
+  latitude/longitude and the clock (:mod:`.solar`), and the states observed 24 h earlier;
+* **hindcast** — the measured radiation and cloud of the forecast period (Greensboro): an upper bound on
+  what a perfect forcing forecast would give, not a forecast.
 
-* **Würzburg, July 2021** (DWD station 5705, about 120 km from Heidelberg):
-  hourly 2 m temperature only.  Time in hours since 2021-07-01 00:00 UTC;
-  inputs are the hour of day as ``hs = sin(2π h/24)``, ``hc = cos(2π h/24)``.
-  Known relaxation ``dT/dt = -k (T - T_ref)``, UDE ``... + U(T, hs, hc)``, neural
-  ODE ``dT/dt = N(T, hs, hc)``.
+Each model (physics only, UDE, neural ODE, and the UDE's discovered closed form) is trained on the first
+1, 3, 7 or 14 days and verified by 24-h forecasts issued at every day boundary of the common test period,
+started from the observed state, against persistence, same hour yesterday and the training window's
+diurnal climatology (:mod:`.scores`: RMSE and bias by lead time, MSE skill scores with bootstrap
+intervals over test days).  :mod:`.compare` puts a plain NN map, a ResNet and a neural ODE side by side on
+regularly sampled and gappy series.
 
-For each training window (the first 1, 3 or 7 days) every model is trained on
-that window only and then evaluated by **24-hour forecasts** started from the
-observed temperature, simulated with the measured inputs:
-
-* ``next 24 h``: one forecast from the end of the training window;
-* ``rolling``: a forecast from every day boundary of the common test period
-  (everything after the longest training window), pooled RMSE over all
-  forecast hours — the same test set for every window.
-
-Baselines: persistence (the last observed value), yesterday (the same hour one
-day earlier), diurnal climatology (mean by hour of day over the training
-window), the physics-only model with fitted coefficients, and the neural ODE.
-The UDE's unknown is then discovered (:func:`udesci.discover`, polynomial
-library of degree 2 in the unknown's arguments) and the closed-form model is
-evaluated the same way.
-
-Modules: :mod:`~udesci.pipelines.weather.data` (loading the data sets),
-:mod:`~udesci.pipelines.weather.models` (cases and models),
-:mod:`~udesci.pipelines.weather.forecast` (batched forecasts and baselines),
-:mod:`~udesci.pipelines.weather.run` (training and evaluation per case and window,
-:func:`run_pipeline`), :mod:`~udesci.pipelines.weather.reporting` (plots and ``report.md``).
+Modules: :mod:`.data`, :mod:`.solar`, :mod:`.models`, :mod:`.forecast`, :mod:`.scores`, :mod:`.run`
+(:func:`run_pipeline`), :mod:`.compare`, :mod:`.reporting`.
 """
 
 from .data import (
     DATA_DIR,
     DWD_FILE,
     GREENSBORO_FILE,
+    JFK_FILE,
     PREPARED_FILE,
+    STATIONS,
+    TMY3_YEAR_FILE,
     WUERZBURG,
+    Station,
     dwd_frame,
     greensboro_frame,
+    jfk_frame,
     observed_at,
+    station_frame,
+    tmy3_month_frame,
+    with_forecast_inputs,
     write_prepared_csv,
 )
-from .forecast import HORIZON, METHODS, baselines, forecast, forecast_starts
-from .models import CASES, Case, build_models, case_frame, discovery_options, fit_options
-from .run import FAST_WINDOWS, WINDOWS, CaseRun, WindowModels, format_table, run_case, run_pipeline
+from .forecast import BASELINES, HORIZON, METHODS, MODELS, baselines, forecast, forecast_starts
+from .models import INPUTS, STATES, Variant, build_models, discovery_options, fit_options
+from .run import (
+    FAST_WINDOWS,
+    TARGET_WINDOW,
+    WINDOWS,
+    VariantRun,
+    WindowRun,
+    default_plan,
+    format_table,
+    run_pipeline,
+    run_variant,
+    target_check,
+    variant_frame,
+)
+from .scores import Skill, bias_by_lead, lead_errors, mse_skill, rmse_by_lead, score_table, skill_by_lead
+from .solar import clear_sky_ghi, hour_mean, solar_position, toa_horizontal
 
 __all__ = [
-    "CASES", "DATA_DIR", "DWD_FILE", "FAST_WINDOWS", "GREENSBORO_FILE", "HORIZON", "METHODS", "PREPARED_FILE",
-    "WINDOWS", "WUERZBURG", "Case", "CaseRun", "WindowModels", "baselines", "build_models", "case_frame",
-    "discovery_options", "dwd_frame", "fit_options", "forecast", "forecast_starts", "format_table",
-    "greensboro_frame", "observed_at", "run_case", "run_pipeline", "write_prepared_csv",
+    "BASELINES", "DATA_DIR", "DWD_FILE", "FAST_WINDOWS", "GREENSBORO_FILE", "HORIZON", "INPUTS", "JFK_FILE",
+    "METHODS", "MODELS", "PREPARED_FILE", "STATES", "STATIONS", "TARGET_WINDOW", "TMY3_YEAR_FILE", "WINDOWS",
+    "WUERZBURG", "Skill", "Station", "Variant", "VariantRun", "WindowRun", "baselines", "bias_by_lead",
+    "build_models", "clear_sky_ghi", "default_plan", "discovery_options", "dwd_frame", "fit_options",
+    "forecast", "forecast_starts", "format_table", "greensboro_frame", "hour_mean", "jfk_frame", "lead_errors",
+    "mse_skill", "observed_at", "rmse_by_lead", "run_pipeline", "run_variant", "score_table", "skill_by_lead",
+    "solar_position", "station_frame", "target_check", "tmy3_month_frame", "toa_horizontal", "variant_frame",
+    "with_forecast_inputs", "write_prepared_csv",
 ]  # fmt: skip

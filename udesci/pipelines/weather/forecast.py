@@ -11,6 +11,8 @@ from .data import observed_at
 
 HORIZON = 24
 METHODS = ("persistence", "yesterday", "climatology", "physics", "neural ODE", "UDE", "discovered")
+BASELINES = METHODS[:3]
+MODELS = METHODS[3:]
 
 
 def forecast(model, data, starts, y0, horizon: int = HORIZON, step: float = 1.0) -> np.ndarray:
@@ -57,51 +59,55 @@ def forecast(model, data, starts, y0, horizon: int = HORIZON, step: float = 1.0)
     return np.where(np.isfinite(out) & (np.abs(out) < 1e3), out, np.nan)
 
 
-def baselines(frame: pd.DataFrame, train: pd.DataFrame, starts: np.ndarray, horizon: int = HORIZON) -> dict:
-    """Persistence, yesterday and diurnal-climatology forecasts.
+def baselines(frame: pd.DataFrame, train: pd.DataFrame, starts: np.ndarray, state: str = "T", horizon: int = HORIZON):
+    """Persistence, yesterday and diurnal-climatology forecasts of one state.
 
     Parameters
     ----------
     frame : DataFrame
-        Whole series (``t``, ``hour``, ``T``).
+        Whole series (``t``, ``hour``, ``state``).
     train : DataFrame
         Training window (for the climatology).
     starts : array of shape (B,)
+    state : str, default "T"
+        The column forecast.
     horizon : int
 
     Returns
     -------
     dict name -> ndarray of shape (B, horizon + 1)
+        ``persistence`` (the value at the issue time), ``yesterday`` (the value 24 h before each lead)
+        and ``climatology`` (the training window's mean at the hour of day).
     """
     grid = starts[:, None] + np.arange(horizon + 1)[None, :]
-    t0 = observed_at(frame, starts)
-    clim = train.groupby(np.round(train["hour"]).astype(int) % 24)["T"].mean()
+    t0 = observed_at(frame, starts, column=state)
+    clim = train.groupby(np.round(train["hour"]).astype(int) % 24)[state].mean()
     clim = clim.reindex(range(24)).interpolate(limit_direction="both").to_numpy()
     hours = np.round(np.mod(grid, 24)).astype(int) % 24
     return {
         "persistence": np.repeat(t0[:, None], horizon + 1, axis=1),
-        "yesterday": observed_at(frame, grid - 24.0),
+        "yesterday": observed_at(frame, grid - 24.0, column=state),
         "climatology": clim[hours],
     }
 
 
 def forecast_starts(frame: pd.DataFrame, first: float, horizon: int = HORIZON) -> np.ndarray:
-    """Day boundaries from ``first`` on whose whole forecast horizon is observed.
+    """Issue times: the day boundaries (``t`` a multiple of 24) from ``first`` on whose horizon is observed.
 
     Parameters
     ----------
     frame : DataFrame
         Whole series (``t``, ``T``).
     first : float
-        First start time.
+        Earliest issue time.
     horizon : int
-        Forecast steps (hours) that must all be observed.
+        Forecast steps (hours) that must all be observed, as must the 24 hours before the issue.
 
     Returns
     -------
     ndarray of shape (B,)
     """
     t_last = float(frame["t"].max())
-    starts = np.arange(first, t_last - horizon + 1e-9, 24.0)
-    ok = [np.isfinite(observed_at(frame, s + np.arange(horizon + 1))).all() for s in starts]
+    starts = np.arange(24.0 * np.ceil(first / 24.0), t_last - horizon + 1e-9, 24.0)
+    ok = [np.isfinite(observed_at(frame, s + np.arange(-24, horizon + 1))).all() for s in starts]
     return starts[np.array(ok, dtype=bool)] if len(starts) else starts

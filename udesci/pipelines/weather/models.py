@@ -1,127 +1,161 @@
-"""The weather cases and their models: physics-only energy balance, UDE and neural ODE."""
+"""The weather model variants: station × setting × states, and their physics-only, UDE and neural-ODE models.
+
+Two settings, never mixed:
+
+* **forecast** — only what is known at the issue time: the clear-sky shortwave ``Q`` computed from the
+  station's latitude/longitude and the clock (:mod:`.solar`), and the persistence inputs ``Y``/``YD``
+  (temperature / dew point observed 24 h earlier, all in the past for leads up to 24 h).  Cloud and
+  measured radiation of the forecast period are *not* used.
+* **hindcast** — the measured forcing of the forecast period: global horizontal irradiance ``S`` and
+  cloud cover ``C`` (Greensboro only, the one file with radiation).  A hindcast says how good the model
+  would be with a perfect forecast of the forcing; it is not a forecast.
+
+States: ``T`` (air temperature, °C) everywhere, and ``T`` with ``D`` (dew point, °C) where the file has
+humidity.  Known physics (learnable coefficients):
+
+* ``dT/dt = -k (T - T_ref) + a F`` — relaxation towards a reference temperature and shortwave heating
+  (``F = Q`` in the forecast setting, ``S`` in the hindcast);
+* ``dD/dt = -k_D (D - D_ref) + b F`` — relaxation of the moisture towards a reference dew point and
+  daytime moistening by evaporation, driven by the same shortwave.
+
+The UDE adds unknown functions ``U`` (and ``V``) of the states and the inputs; the neural ODE replaces the
+whole right-hand side by networks ``N`` (and ``M``) of the same arguments.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pandas as pd
 import sympy as sp
 
-from .data import dwd_frame, greensboro_frame
+from ...errors import ConfigError
+
+# every input: (definition, unit)
+INPUTS = {
+    "Q": (
+        "clear-sky global horizontal irradiance at the station, computed from latitude, longitude and the "
+        "clock (solar declination, equation of time, hour angle; Haurwitz clear-sky model)",
+        "kW/m²",
+    ),
+    "Y": ("air temperature observed 24 h earlier (persistence of the diurnal cycle)", "°C"),
+    "YD": ("dew point observed 24 h earlier", "°C"),
+    "S": ("measured global horizontal irradiance of the same hour (TMY3 GHI / 1000)", "kW/m²"),
+    "C": ("measured total cloud cover of the same hour (TMY3 tenths / 10)", "fraction, 0..1"),
+}
+STATES = {"T": ("air temperature (2 m / dry bulb)", "°C"), "D": ("dew point", "°C")}
+SETTINGS = ("forecast", "hindcast")
 
 
 @dataclass(frozen=True)
-class Case:
-    """One weather data set and its models.
+class Variant:
+    """One station, setting and state set.
 
     Attributes
     ----------
-    key : str
-        ``"greensboro"`` or ``"dwd"``.
-    title : str
-    inputs : tuple of str
-        Measured inputs of the UDE (and of the physics-only model's data).
-    physics_inputs : tuple of str
-        Inputs the physics-only model uses.
-    unknown_args, node_args : tuple of str
-        Arguments of the UDE's unknown ``U`` and of the neural ODE's ``N``.
-    solar : bool
-        The energy balance has the solar heating term ``a S``.
-    interpolation : str
-        Of the input series between samples.
-    time_note : str
-        What the time axis is.
+    station : str
+        A key of :data:`~udesci.pipelines.weather.data.STATIONS`.
+    setting : {"forecast", "hindcast"}
+    states : tuple of str
+        ``("T",)`` or ``("T", "D")``.
     """
 
-    key: str
-    title: str
-    inputs: tuple  # inputs of the physics + UDE models
-    physics_inputs: tuple
-    unknown_args: tuple
-    node_args: tuple
-    solar: bool
-    interpolation: str
-    time_note: str
+    station: str
+    setting: str
+    states: tuple
+
+    def __post_init__(self):
+        if self.setting not in SETTINGS:
+            raise ConfigError(f"setting: expected one of {SETTINGS}, received {self.setting!r}.")
+        if tuple(self.states) not in (("T",), ("T", "D")):
+            raise ConfigError(f"states: expected ('T',) or ('T', 'D'), received {self.states!r}.")
+
+    @property
+    def key(self) -> str:
+        """``<station>_<setting>_<T|TD>``, used in file names and tables."""
+        return f"{self.station}_{self.setting}_{''.join(self.states)}"
+
+    @property
+    def forcing(self) -> str:
+        """The shortwave input of the known physics: ``Q`` (forecast) or ``S`` (hindcast)."""
+        return "Q" if self.setting == "forecast" else "S"
+
+    def unknown_args(self) -> dict:
+        """The arguments of each unknown, by the state whose equation it is in.
+
+        Returns
+        -------
+        dict state -> tuple of str
+        """
+        extra = "Q" if self.setting == "forecast" else "C"
+        lag = {"T": "Y", "D": "YD"}
+        return {s: (*self.states, extra, lag[s]) for s in self.states}
+
+    @property
+    def inputs(self) -> tuple:
+        """Every input any of the variant's models reads, in a fixed order."""
+        names = [self.forcing]
+        for args in self.unknown_args().values():
+            names += [a for a in args if a not in self.states and a not in names]
+        return tuple(names)
 
 
-CASES = {
-    "greensboro": Case(
-        "greensboro",
-        "Greensboro, NC — TMY3 July 1981 (temperature, shortwave radiation, cloud cover)",
-        ("S", "C"),
-        ("S",),
-        ("T", "C"),
-        ("T", "S", "C"),
-        True,
-        "cubic",
-        "hours since 1981-07-01 00:00 local standard time",
-    ),
-    "dwd": Case(
-        "dwd",
-        "Würzburg (DWD 5705) — July 2021 (temperature only, hour of day as input)",
-        ("hs", "hc"),
-        (),
-        ("T", "hs", "hc"),
-        ("T", "hs", "hc"),
-        False,
-        "cubic",
-        "hours since 2021-07-01 00:00 UTC",
-    ),
-}
+UNKNOWN_NAMES = {"T": ("U", "N"), "D": ("V", "M")}  # state -> (UDE unknown, neural-ODE network)
 
 
-def case_frame(case: Case) -> pd.DataFrame:
-    """The data frame of a case (see :func:`greensboro_frame`, :func:`dwd_frame`).
+def build_models(variant: Variant, start: dict) -> dict:
+    """The physics-only, UDE and neural-ODE models of a variant.
 
     Parameters
     ----------
-    case : Case
-
-    Returns
-    -------
-    pandas.DataFrame
-    """
-    return greensboro_frame() if case.key == "greensboro" else dwd_frame()
-
-
-def build_models(case: Case, t_ref: float, params: dict | None = None) -> dict:
-    """The physics-only, UDE and neural-ODE models of a case.
-
-    Parameters
-    ----------
-    case : Case
-    t_ref : float
-        Initial value of ``T_ref`` (e.g. the mean temperature of the training window).
-    params : dict name -> float, optional
-        Starting values for ``k``, ``T_ref``, ``a`` (e.g. the fitted physics-only
-        values, so the UDE's network starts on the physics residual).
+    variant : Variant
+    start : dict name -> float
+        Starting values of the learnable parameters; must hold ``T_ref`` (and ``D_ref`` with a dew-point
+        state), e.g. the training window's means; ``k``, ``a``, ``k_D``, ``b`` default to 0.2 1/h,
+        2 °C/h per kW/m², 0.1 1/h and 0.5 °C/h per kW/m².
 
     Returns
     -------
     dict with keys ``"physics"``, ``"UDE"``, ``"neural ODE"`` -> HybridModel
+
+    Raises
+    ------
+    ConfigError
+        If a reference value is missing from ``start``.
     """
     from ... import HybridModel, Learnable
 
-    T = sp.Symbol("T")
-    k, T_ref, a = sp.symbols("k T_ref a")
-    start = {"k": 0.2, "T_ref": t_ref, "a": 2.0, **(params or {})}
-    relax = -k * (T - T_ref)
-    physics = relax + (a * sp.Symbol("S") if case.solar else 0)
-    pvals = {k: Learnable(start["k"]), T_ref: Learnable(start["T_ref"])}
-    if case.solar:
-        pvals[a] = Learnable(start["a"])
-    U = sp.Function("U")(*sp.symbols(case.unknown_args))
-    N = sp.Function("N")(*sp.symbols(case.node_args))
+    need = ["T_ref"] + (["D_ref"] if "D" in variant.states else [])
+    missing = [n for n in need if n not in start]
+    if missing:
+        raise ConfigError(f"start: expected values for {need}, missing {missing}.")
+    values = {"k": 0.2, "a": 2.0, "k_D": 0.1, "b": 0.5, **start}
+    F = sp.Symbol(variant.forcing)
+    T, D = sp.symbols("T D")
+    k, T_ref, a, k_D, D_ref, b = sp.symbols("k T_ref a k_D D_ref b")
+    physics = {T: -k * (T - T_ref) + a * F}
+    names = [k, T_ref, a]
+    if "D" in variant.states:
+        physics[D] = -k_D * (D - D_ref) + b * F
+        names += [k_D, D_ref, b]
+    params = {p: Learnable(float(values[str(p)])) for p in names}
+    args = variant.unknown_args()
+    ude, node = {}, {}
+    for state, rhs in physics.items():
+        u_name, n_name = UNKNOWN_NAMES[str(state)]
+        symbols = sp.symbols(args[str(state)])
+        ude[state] = rhs + sp.Function(u_name)(*symbols)
+        node[state] = sp.Function(n_name)(*symbols)
+    node_inputs = sorted({a for s in args.values() for a in s if a not in variant.states}, key=variant.inputs.index)
     sym = lambda names: [sp.Symbol(n) for n in names]  # noqa: E731
     return {
-        "physics": HybridModel({T: physics}, pvals, sym(case.physics_inputs)),
-        "UDE": HybridModel({T: physics + U}, pvals, sym(case.inputs)),
-        "neural ODE": HybridModel({T: N}, {}, sym([a for a in case.node_args if a != "T"])),
+        "physics": HybridModel(physics, params, sym([variant.forcing])),
+        "UDE": HybridModel(ude, params, sym(variant.inputs)),
+        "neural ODE": HybridModel(node, {}, sym(node_inputs)),
     }
 
 
 def fit_options(fast: bool = False) -> dict:
-    """Training options.
+    """Training options: udesci's defaults (warm start, then multiple shooting); fewer iterations when fast.
 
     Parameters
     ----------
@@ -133,22 +167,15 @@ def fit_options(fast: bool = False) -> dict:
     dict
         Keyword arguments ``warm_start`` and ``shooting`` for :func:`udesci.fit`.
     """
-    from ... import Shooting, Solver, WarmStart
+    from ... import Shooting, WarmStart
 
-    solver = Solver("rk4", substeps=2)
     if fast:
-        return {
-            "warm_start": WarmStart(iterations=100, lr=2e-2),
-            "shooting": Shooting(segment_length=6, iterations=30, lr=1e-2, solver=solver),
-        }
-    return {
-        "warm_start": WarmStart(iterations=500, lr=1e-2),
-        "shooting": Shooting(segment_length=6, iterations=400, lr=5e-3, solver=solver),
-    }
+        return {"warm_start": WarmStart(iterations=60, lr=2e-2), "shooting": Shooting(iterations=20)}
+    return {"warm_start": WarmStart(), "shooting": Shooting()}
 
 
 def discovery_options(fast: bool = False) -> dict:
-    """Options of :func:`udesci.discover` for the single unknown ``U``.
+    """Options of :func:`udesci.discover`, the same for every station and setting.
 
     Parameters
     ----------
@@ -158,15 +185,17 @@ def discovery_options(fast: bool = False) -> dict:
     Returns
     -------
     dict
-        ``library``, ``selection`` and ``refit`` (False, see the comment in the code).
+        ``library`` (polynomials of degree 2 in each unknown's arguments), ``selection`` and ``refit``.
     """
     from ... import Library, Selection
 
     if fast:
-        sel = Selection(sweeps=1, shortlist=2, refine_iterations=3, exhaustive=1, thresholds=10)
+        sel = Selection(sweeps=1, shortlist=2, refine_iterations=3, exhaustive=1, thresholds=10, bootstrap=0)
     else:
-        sel = Selection(sweeps=1, shortlist=4, refine_iterations=10, exhaustive=2)
-    # refit=False: discover's refit integrates with dopri5 at rtol 1e-7, which crawls through the kinks of
-    # linearly interpolated hourly inputs (hundreds of steps per solve); the shortlist refit on segments
-    # already tunes coefficients and parameters against the data.
+        # smaller than discover's defaults (shortlist 32, 2 sweeps, 100 bootstrap replicates) only for cost:
+        # the full run discovers about 25 models on a shared 2-core machine; inclusion then comes from
+        # criterion weights instead of the bootstrap.
+        sel = Selection(sweeps=1, shortlist=4, refine_iterations=10, exhaustive=2, bootstrap=0)
+    # refit=False: discover's final refit integrates with dopri5 at rtol 1e-7, which crawls through the
+    # interpolated hourly inputs; the shortlist refit on segments already tunes coefficients and parameters.
     return {"library": Library(degree=2), "selection": sel, "refit": False}
