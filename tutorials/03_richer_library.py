@@ -13,10 +13,13 @@
 # %% [markdown]
 # # 3. When the default library is not enough
 #
-# Discovery can only find what its candidate library contains.  The default, `ud.Library()`, holds the
-# polynomials of degree ≤ 2 in the unknown's arguments.  If the missing term is cubic, or rational,
-# discovery still returns *something* (the best sparse combination of the terms it has), and the job
-# of the scientist is to notice that it is not good enough.
+# Discovery can only find what its candidate library contains.  `ud.Library()` holds the polynomials of
+# degree ≤ 2 in the unknown's arguments.  If the missing term is cubic, or rational, discovery still
+# returns *something* (the best sparse combination of the terms it has); udesci labels it inadequate
+# when it fits the data clearly worse than the trained model, and the job of the scientist is to look.
+# (Called without `library=`, discover starts from degree 2 and escalates to degree 3, then sin/cos,
+# by itself while the result is labelled inadequate: `Discovery.escalation` lists the tries.  This
+# tutorial passes its libraries explicitly to show each step.)
 #
 # This tutorial shows two cases:
 #
@@ -153,7 +156,7 @@ for s0 in (1.0, 3.0, 6.0):
 mm_data = ud.Dataset([t_mm] * 3, mm_series, states=["s"])
 mm_fit = ud.fit(ud.HybridModel({s: U(s)}), mm_data, seed=0, progress=False, **stages)
 
-polynomial = ud.discover(mm_fit, seed=0, **options)
+polynomial = ud.discover(mm_fit, library=ud.Library(degree=2), seed=0, **options)
 print("degree 2: U =", rounded(polynomial.unknowns["U"], 4))
 print("data_rmse_scaled =", round(polynomial.metrics["data_rmse_scaled"], 4))
 
