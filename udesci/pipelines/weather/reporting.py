@@ -7,6 +7,7 @@ finished run's output folder (:func:`rebuild_report`).
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -178,7 +179,8 @@ def lead_plot(path: Path, by_lead: dict, title: str) -> Path:
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8, ncols=2)
     note = "; ".join(f"{m} leaves the {', '.join(where)} panel" for m, where in cut.items())
-    note = f"\n(off scale or diverged: {note})" if note else ""
+    # wrapped to the figure's width (about 150 characters at this size), so that no line runs off it
+    note = "\n" + "\n".join(textwrap.wrap(f"(off scale or diverged: {note})", 150)) if note else ""
     fig.suptitle(title + note, fontsize=10)
     save(fig, path)
     return path
