@@ -13,7 +13,7 @@ Modules: ``library`` (candidate terms), ``selection`` (options), ``criteria`` (B
 the parsimony rule), ``proposal`` (samples, columns, sweep), ``batch_lm`` (batched
 Levenberg–Marquardt refits), ``uncertainty`` (bootstrap and Gauss–Newton), ``joint``
 (the joint choice), ``refit`` (the final refit), ``results`` (what is returned),
-``discover`` (the entry point as a sequence of stages).
+``discover`` (the entry point as a sequence of stages), ``escalation`` (the automatic library).
 """
 
 from .batch_lm import Layout, NetSlice, ParamSlot, point_blocks, refit_candidates, whole_trajectories
