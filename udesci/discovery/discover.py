@@ -748,12 +748,15 @@ def discover(
     """Regress each trained network into a sparse closed-form expression.
 
     Candidate supports for each unknown come from a threshold sweep of
-    PySINDy's STLSQ on the network samples (normalised library columns) plus
-    every support of up to ``selection.exhaustive`` terms.  Each candidate's
-    coefficients are refit by derivative matching on the smoothed data (no ODE
-    solve); the best ``selection.shortlist`` are refit on short trajectory
-    segments and the best ``selection.rescore`` of those on whole trajectories
-    (initial states free), all in batched Levenberg–Marquardt solves, and
+    SINDy's STLSQ (:func:`~udesci.discovery.proposal.stlsq`, PySINDy's supports)
+    on the network samples (normalised library columns) plus every support of
+    up to ``selection.exhaustive`` terms.  Each candidate's coefficients are
+    refit by derivative matching on the smoothed data (no ODE solve); the best
+    ``selection.shortlist`` are refit on short trajectory segments and the best
+    ``selection.rescore`` of those on whole trajectories (initial states free;
+    refit again from the data's initial states if that blows up), all in
+    batched Levenberg–Marquardt solves with RK4 substeps enough for the
+    dynamics (:func:`comparison_solver`), and
     scored by the information criterion of their data misfit (a Gaussian
     likelihood with its own variance per state).  The sparsest candidate
     within ``selection.parsimony`` of the best wins.  Unknowns are decided one

@@ -157,7 +157,7 @@ def stlsq(theta: np.ndarray, target: np.ndarray, threshold: float, ridge: float,
     magnitude, until the active set stops changing (at most ``max_iter`` passes).  The surviving
     support is then refit by plain least squares (the "unbiasing" step).  Written in NumPy so that
     discovery does not import PySINDy and scikit-learn (seconds per fresh process);
-    ``tests/test_discovery.py`` checks it selects the same supports as PySINDy.
+    ``tests/test_proposal.py`` checks it selects the same supports as PySINDy.
 
     Parameters
     ----------
