@@ -48,3 +48,13 @@ def test_fast_run_prints_a_table_and_writes_json(bench, tmp_path, capsys):
     assert all(r["correct_structure"] for r in rows)  # logistic and Lotka–Volterra, even with short training
     assert all(np.isfinite(r["discover_s"]) and r["pysindy_s"] > 0 for r in rows)
     assert "| logistic | 1 |" in capsys.readouterr().out
+
+
+def test_pipeline_seconds_fast_run_reports_both_lotka_volterra_runs(capsys):
+    path = ROOT / "bench" / "bench_pipeline_seconds.py"
+    spec = importlib.util.spec_from_file_location("bench_pipeline_seconds", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--fast"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Lotka–Volterra")]
+    assert len(lines) == 2 and all("fit" in line and "discover" in line and "rescore" in line for line in lines)
