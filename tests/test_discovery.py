@@ -171,3 +171,20 @@ def test_a_plain_list_of_sympy_terms_is_a_library():
         ud.discover(fitted, library=[])
     with pytest.raises(ud.ConfigError, match="list of SymPy terms"):
         ud.discover(fitted, library="x*y")
+
+
+def test_discover_on_other_data_with_more_trajectories_than_the_fit():
+    """``discover(fitted, data)`` with a Dataset of other trajectories (here the training series cut into
+    three overlapping windows, the fit had one) samples and scores from each window's own start (its
+    smoothed first values) instead of the fit's one initial state, and still finds exactly x*y."""
+    fitted, _ = exact_fit()
+    tr = fitted.data.trajectories[0]
+    cuts = [(0.0, 1.5), (1.0, 2.5), (1.5, 3.0)]
+    ts = [tr.t[(tr.t >= a) & (tr.t <= b)] for a, b in cuts]
+    ys = [tr.y[(tr.t >= a) & (tr.t <= b)] for a, b in cuts]
+    windows = ud.Dataset(ts, ys, states=["x", "y"])
+    found = ud.discover(fitted, windows, seed=0, selection=ud.Selection(bootstrap=0))
+    res = assess(found)
+    assert res["correct_structure"], found.summary()
+    assert res["beta_rel_error"] < 0.03 and res["gamma_rel_error"] < 0.03
+    assert found.refit.initial_states.shape == (3, 2)

@@ -165,20 +165,34 @@ def scoring_batch(fitted: FitResult, data: Dataset, model: HybridModel) -> Padde
     return PaddedBatch(model, data, dtype)
 
 
+def ude_starts(fitted: FitResult, data: Dataset, prep: PaddedBatch) -> torch.Tensor:
+    """The trained UDE's initial states for the scoring data: the fitted ones when ``data`` is the
+    training data, else each trajectory's smoothed first values (``prep.initial_guess()``), since a
+    Dataset given to :func:`discover` may hold other trajectories than the fit's.
+
+    Returns
+    -------
+    torch.Tensor of shape (K, n)
+        ``K`` trajectories of ``data``.
+    """
+    if data is fitted.data:
+        return torch.as_tensor(fitted.initial_states, dtype=prep.knots.dtype)
+    return prep.initial_guess()
+
+
 def prepare(fitted, data, model, libraries, selection, samples, seed) -> DiscoveryState:
     """Sample the trained networks and set up the scoring data (stage 1)."""
     field_ = model.module
-    dtype = field_.dtype
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         prep = scoring_batch(fitted, data, model)
-        t, y, index = sample_states(fitted, prep, seed=seed, **{"copies": 0, **(samples or {})})
+        y0 = ude_starts(fitted, data, prep)
+        t, y, index = sample_states(fitted, prep, y0=y0, seed=seed, **{"copies": 0, **(samples or {})})
     with torch.no_grad(), field_.bound_inputs(prep.interp, index):
         cols = field_.columns(t, y)
         net_out = dict(zip(model.unknowns, field_.unknown_values(cols), strict=True))
     for p in field_.parameters():
         p.requires_grad_(False)
-    y0 = torch.as_tensor(fitted.initial_states, dtype=dtype)
     seg = make_segments(prep, SEGMENT_LENGTH)
     blocks, n_blocks = point_blocks(prep, SEGMENT_LENGTH)
     rng = np.random.default_rng(seed)
@@ -654,8 +668,7 @@ def assess(state: DiscoveryState, sse: float) -> Adequacy:
         ssr = float(np.sum((pred - work.target) ** 2))
         r2[name] = 1.0 - ssr / sst if sst > 0 else (1.0 if ssr == 0 else -math.inf)
     fitted = state.fitted
-    y0 = torch.as_tensor(fitted.initial_states, dtype=fitted.model.module.dtype)
-    sse_ude = data_misfit(fitted.model.module, y0, state.batch)
+    sse_ude = data_misfit(fitted.model.module, ude_starts(fitted, state.data, state.batch), state.batch)
     if math.isfinite(sse) and math.isfinite(sse_ude) and sse_ude > 0:
         ratio = math.sqrt(sse / sse_ude)
     else:

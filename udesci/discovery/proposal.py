@@ -85,7 +85,14 @@ def propose(spec: Unknown, terms: list, columns: dict, target: np.ndarray, selec
 
 
 def sample_states(
-    fitted: FitResult, prep: PaddedBatch, *, density: int = 4, jitter: float = 0.05, copies: int = 2, seed: int = 0
+    fitted: FitResult,
+    prep: PaddedBatch,
+    *,
+    y0: torch.Tensor | None = None,
+    density: int = 4,
+    jitter: float = 0.05,
+    copies: int = 2,
+    seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """States visited by the fitted model, plus a Gaussian neighbourhood.
 
@@ -94,6 +101,9 @@ def sample_states(
     fitted : FitResult
     prep : PaddedBatch
         PaddedBatch training data (for scales and inputs).
+    y0 : tensor of shape (K, n), optional
+        Initial state of each of ``prep``'s trajectories (default ``fitted.initial_states``, which fit
+        only the training data's trajectories).
     density : int
         Samples per observation interval along each simulated trajectory.
     jitter : float
@@ -122,7 +132,7 @@ def sample_states(
         with torch.no_grad():
             sim = integrate(
                 field_,
-                torch.as_tensor(fitted.initial_states, dtype=dtype),
+                torch.as_tensor(fitted.initial_states if y0 is None else y0, dtype=dtype),
                 knots,
                 Solver("dopri5", rtol=1e-7, atol=1e-8),
                 inputs=(prep.interp, torch.arange(K)),
