@@ -4,7 +4,7 @@ a threshold sweep of sparse regression, exhaustive small supports."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
@@ -16,7 +16,11 @@ from ..model import Unknown
 from ..networks import TermSum
 from ..solve import Solver, integrate
 from ..train import FitResult, PaddedBatch, solver_gave_up
+from .library import Library, SaturatingTerm, round_constant
 from .selection import Selection
+
+# the adapted K of a rational family is searched within this factor beyond the ends of its grid
+K_SEARCH_MARGIN = 4.0
 
 
 @dataclass
@@ -36,6 +40,8 @@ class UnknownWork:
         Supports found by the threshold sweep and the smallest threshold giving each.
     module : TermSum
         The closed form that stands in for the network while the unknown is decided.
+    saturating : dict int -> SaturatingTerm
+        The library's rational terms by position in ``terms`` (their ``K`` is freed by the final refit).
     """
 
     spec: Unknown
@@ -44,6 +50,121 @@ class UnknownWork:
     target: np.ndarray
     swept: dict
     module: TermSum
+    saturating: dict = field(default_factory=dict)
+
+    def groups(self) -> list:
+        """Per term, what it shares with the terms differing from it only in ``K``: its family for a
+        rational term, its own position otherwise (see :func:`supports`, :func:`distinct_families`)."""
+        return [self.saturating[i].family if i in self.saturating else i for i in range(len(self.terms))]
+
+
+def library_columns(args, terms: list, columns: dict) -> np.ndarray:
+    """The library evaluated at the samples.
+
+    Parameters
+    ----------
+    args : sequence of sympy.Symbol
+        The unknown's arguments.
+    terms : list of sympy.Expr
+    columns : dict symbol -> torch.Tensor of shape (N,)
+
+    Returns
+    -------
+    ndarray of shape (N, len(terms))
+    """
+    Z = [columns[a].numpy() for a in args]
+    fn = sp.lambdify(list(args), terms, modules="numpy")
+    return np.stack([np.broadcast_to(np.asarray(v, dtype=float), Z[0].shape) for v in fn(*Z)], axis=1)
+
+
+def unknown_library(spec: Unknown, library: Library, columns: dict, target: np.ndarray) -> tuple[list, dict]:
+    """An unknown's terms at the samples: the library's, plus each rational family at the ``K`` that
+    fits the network best.
+
+    With ``library.rational``, the ``K`` grid scales with the samples of each argument
+    (:meth:`Library.saturating_terms`), and each family gets one more value: the ``K`` minimising the
+    least-squares misfit to the network output of the family together with the library's other
+    (non-rational) terms, a bounded one-dimensional search in ``log K`` from the best grid value (within
+    ``K_SEARCH_MARGIN`` beyond the grid's ends).  The grid gives the sparse regression fixed columns in
+    a range of scales; the adapted value puts a near-right ``K`` in front of the candidates' scoring
+    (whose refits keep ``K`` fixed; the final refit frees it).
+
+    Parameters
+    ----------
+    spec : Unknown
+    library : Library
+    columns : dict symbol -> torch.Tensor of shape (N,)
+        Sample values of the unknown's arguments.
+    target : ndarray of shape (N,)
+        Network output at the samples.
+
+    Returns
+    -------
+    terms : list of sympy.Expr
+        The library's terms, then the adapted rational terms.
+    saturating : dict int -> SaturatingTerm
+        The rational terms by position in ``terms``.
+    """
+    samples = {a: columns[a].numpy() for a in spec.args}
+    terms = library.terms(spec.args, samples)
+    rational = library.saturating_terms(spec.args, samples)
+    if not rational:
+        return terms, {}
+    members = {}
+    for term in rational:
+        members.setdefault(term.family, []).append(term)
+    in_family = {t.expression for t in rational}
+    plain = [t for t in terms if t not in in_family]
+    base = library_columns(spec.args, plain, columns) if plain else np.zeros((target.shape[0], 0))
+    adapted = []
+    for grid in members.values():
+        K = round_constant(best_constant(grid, spec.args, samples, base, target))
+        adapted.append(SaturatingTerm(grid[0].at(K), grid[0].multiplier, grid[0].argument, grid[0].power, K))
+    terms = terms + [t.expression for t in adapted if t.expression not in terms]
+    by_expression = {t.expression: t for t in rational + adapted}
+    return terms, {i: by_expression[t] for i, t in enumerate(terms) if t in by_expression}
+
+
+def best_constant(grid: list, args, samples: dict, base: np.ndarray, target: np.ndarray) -> float:
+    """The ``K`` of one rational family whose column, with the columns ``base``, fits ``target`` best
+    by least squares: the best grid value, then a bounded search in ``log K`` between its neighbours
+    (``K_SEARCH_MARGIN`` beyond the grid's ends).
+
+    Parameters
+    ----------
+    grid : list of SaturatingTerm
+        The family at its grid values.
+    args : sequence of sympy.Symbol
+    samples : dict symbol -> ndarray of shape (N,)
+    base : ndarray of shape (N, q)
+    target : ndarray of shape (N,)
+
+    Returns
+    -------
+    float
+        The best grid value where the search finds nothing better.
+    """
+    from scipy.optimize import minimize_scalar
+
+    log_k = sp.Dummy("log_k")
+    fn = sp.lambdify(list(args) + [log_k], grid[0].at(sp.exp(log_k)), modules="numpy")
+    Z = [samples[a] for a in args]
+
+    def misfit(value: float) -> float:
+        col = np.broadcast_to(np.asarray(fn(*Z, value), dtype=float), target.shape)
+        A = np.column_stack([base, col])
+        if not np.all(np.isfinite(A)):
+            return math.inf
+        res = target - A @ np.linalg.lstsq(A, target, rcond=None)[0]
+        return float(res @ res)
+
+    logs = sorted(math.log(t.K) for t in grid)
+    values = [misfit(v) for v in logs]
+    at = int(np.argmin(values))
+    lo = logs[at - 1] if at > 0 else logs[0] - math.log(K_SEARCH_MARGIN)
+    hi = logs[at + 1] if at + 1 < len(logs) else logs[-1] + math.log(K_SEARCH_MARGIN)
+    best = minimize_scalar(misfit, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
+    return math.exp(float(best.x) if best.fun <= values[at] else logs[at])
 
 
 def propose(spec: Unknown, terms: list, columns: dict, target: np.ndarray, selection: Selection, dtype) -> UnknownWork:
@@ -65,9 +186,7 @@ def propose(spec: Unknown, terms: list, columns: dict, target: np.ndarray, selec
     UnknownWork
     """
     p = len(terms)
-    Z = [columns[a].numpy() for a in spec.args]
-    fn = sp.lambdify(list(spec.args), terms, modules="numpy")
-    theta = np.stack([np.broadcast_to(np.asarray(v, dtype=float), Z[0].shape) for v in fn(*Z)], axis=1)
+    theta = library_columns(spec.args, terms, columns)
     norms = np.linalg.norm(theta, axis=0) / math.sqrt(theta.shape[0])
     norms[norms == 0] = 1.0
     tscale = float(np.std(target)) or 1.0
@@ -221,12 +340,59 @@ def closed_form(terms, coef) -> sp.Expr:
     return expr
 
 
-def supports(p: int, exhaustive: int, swept: dict) -> list[tuple]:
+def supports(p: int, exhaustive: int, swept: dict, groups: list | None = None) -> list[tuple]:
     """Candidate supports: the empty one, every support of up to ``exhaustive`` terms (libraries of
-    at most 15 terms), then the sweep's."""
+    at most 15 terms), then the sweep's.
+
+    Parameters
+    ----------
+    p : int
+        Library size.
+    exhaustive : int
+    swept : dict support -> float
+    groups : list of length p, optional
+        Per term a hashable label; terms sharing one (a rational family at its grid values of ``K``,
+        :meth:`UnknownWork.groups`) count once towards the 15, and a support holds at most one of them
+        (sweep supports breaking that are dropped).  Default: every term its own group.
+
+    Returns
+    -------
+    list of tuple of int
+    """
+    groups = list(range(p)) if groups is None else list(groups)
+
+    def distinct(sup) -> bool:
+        return len({groups[i] for i in sup}) == len(sup)
+
     out: list[tuple] = [()]
-    if p <= 15:
+    if len(set(groups)) <= 15:
         for size in range(1, exhaustive + 1):
-            out += list(combinations(range(p), size))
-    out += [s for s in swept if s not in out]
+            out += [c for c in combinations(range(p), size) if distinct(c)]
+    seen = set(out)
+    out += [s for s in swept if s not in seen and distinct(s)]
+    return out
+
+
+def distinct_families(candidates: list, groups: list) -> list:
+    """The first candidate of each set of supports that differ only in the grid value of their rational
+    families (``groups`` as in :func:`supports`): after ``K`` is freed they are one closed form.
+
+    Parameters
+    ----------
+    candidates : list of Candidate
+        Best first.
+    groups : list
+        Per library term its group label.
+
+    Returns
+    -------
+    list of Candidate
+        The same order, later duplicates left out.
+    """
+    seen, out = set(), []
+    for cand in candidates:
+        key = frozenset(groups[i] for i in cand.support)
+        if key not in seen:
+            seen.add(key)
+            out.append(cand)
     return out
