@@ -50,7 +50,6 @@ from .library import Library, as_library
 from .proposal import (
     UnknownWork,
     closed_form,
-    distinct_families,
     library_columns,
     lstsq_on,
     propose,
@@ -286,19 +285,19 @@ def propose_all(state: DiscoveryState) -> None:
     dtype = state.model.module.dtype
     for name, spec in state.model.unknowns.items():
         target = state.network_outputs[name].numpy().astype(float)
-        terms, saturating = unknown_library(spec, state.libraries[name], state.columns, target)
+        terms, saturating, companions = unknown_library(spec, state.libraries[name], state.columns, target)
         work = propose(spec, terms, state.columns, target, state.selection, dtype)
-        work.saturating = saturating
+        work.saturating, work.companions = saturating, companions
         state.work[name] = work
 
 
 def rank_by_derivatives(state: DiscoveryState, work: UnknownWork) -> list[Candidate]:
     """Every candidate support, coefficients refit by derivative matching (all candidates in one
     batched Levenberg–Marquardt refit from their least-squares fit to the network samples), ranked
-    by its criterion; of candidates differing only in the grid ``K`` of rational terms, the best."""
+    by its criterion."""
     dtype = state.model.module.dtype
     terms, theta, target, selection = work.terms, work.theta, work.target, state.selection
-    sups = supports(len(terms), selection.exhaustive, work.swept, work.groups())
+    sups = supports(len(terms), selection.exhaustive, work.swept, work.companions)
     start = torch.as_tensor(np.stack([lstsq_on(theta, target, sup) for sup in sups]), dtype=dtype)
     with torch.no_grad():
         work.module.mask.fill_(1.0)  # row coefficients are zero off each support
@@ -312,7 +311,7 @@ def rank_by_derivatives(state: DiscoveryState, work: UnknownWork) -> list[Candid
         cand.score = information_criterion(loss * n_col, n_col, len(sup), selection.criterion)
         cands.append(cand)
     cands.sort(key=lambda c: (c.score, len(c.support)))
-    return distinct_families(cands, work.groups())
+    return cands
 
 
 def score_on_segments(state: DiscoveryState, name: str, shortlist: list[Candidate]) -> list[list[int]]:
@@ -557,7 +556,7 @@ def free_constants(state: DiscoveryState, refit_iterations: int) -> bool:
     """Where chosen supports hold rational terms: refit their half-saturation constants ``K`` with
     everything else (:func:`~udesci.discovery.refit.refit_constants`); the unknowns' libraries then
     hold those terms at their fitted ``K`` (stage 5 with rational terms).  Returns whether it did."""
-    libraries = {name: (w.terms, w.saturating) for name, w in state.work.items() if w.saturating}
+    libraries = {name: (w.terms, w.saturating, w.companions) for name, w in state.work.items() if w.saturating}
     if not libraries:
         return False
     found = refit_constants(state.model, libraries, state.data, state.batch, state.whole, state.y0, refit_iterations)
@@ -572,7 +571,9 @@ def free_constants(state: DiscoveryState, refit_iterations: int) -> bool:
         work.theta = library_columns(work.spec.args, terms, state.columns)
         for i, k in found.constants[name].items():
             work.saturating[i] = replace(work.saturating[i], expression=terms[i], K=k)
+        det.chosen.support = found.supports[name]
         det.terms = terms
+        det.constants = {str(terms[i]): k for i, k in found.constants[name].items()}
         det.inclusion = {renamed.get(k, k): v for k, v in det.inclusion.items()}
         det.chosen.expression = closed_form(terms, found.coefficients[name])
     state.y0 = torch.as_tensor(found.fit.initial_states, dtype=field_.dtype)

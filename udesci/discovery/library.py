@@ -22,20 +22,25 @@ class RationalTerms:
     For every argument ``a`` of the unknown and every power ``n`` in ``powers`` (1: Michaelis–Menten
     or Holling type II, ``a/(K + a)``; 2: Hill, ``a**2/(K**2 + a**2)``), times every monomial ``m``
     of the arguments up to degree ``times`` (``m = 1`` included, so ``times=1`` offers ``y*x/(K + x)``
-    in ``U(x, y)``).  The half-saturation constant ``K`` is not guessed: the family is offered at a
-    small grid ``K = multiple * median |a|`` (the median over discovery's samples of ``a``; 1 where it
-    is 0 or no samples are given), so that the sparse regression has fixed columns, and the final
-    refit frees ``K`` (as ``exp(log K)``, so that it stays positive) with the linear coefficients.
-    Candidates differing only in the grid value of a family are one candidate (the best kept), and
-    a support holds each family at most once.  Odd powers are offered only in arguments that are
-    nonnegative at every sample (``a/(K + a)`` has a pole at ``a = -K``).
+    in ``U(x, y)``).  The half-saturation constant ``K`` is not guessed.  :meth:`Library.terms` lists
+    each family at ``K = median |a|`` (the median over discovery's samples of ``a``; 1 where it is 0 or
+    no samples are given).  Discovery then moves each family's ``K`` to where the family, with the
+    library's other terms, fits the trained network best (a search in ``log K`` from the grid
+    ``multiples * median |a|``), so that the sparse regression has fixed columns at a near-right ``K``;
+    a companion column ``d term/dK`` lets the candidates' linear refits move ``K`` further to first
+    order (it counts as a parameter, as ``K`` does), and the final refit frees ``K`` (as
+    ``exp(log K)``, so that it stays positive) with all coefficients
+    (:func:`~udesci.discovery.proposal.unknown_library`, :func:`~udesci.discovery.refit.refit_constants`).
+    Odd powers are offered only in arguments that are nonnegative at every sample (``a/(K + a)``
+    has a pole at ``a = -K``).
 
     Parameters
     ----------
     powers : tuple of int, default (1, 2)
         Hill exponents ``n`` (each an int from 1 to 4).
     multiples : tuple of float, default (0.25, 1.0, 4.0)
-        The ``K`` grid in units of each argument's median magnitude (positive, finite).
+        Where discovery's search for each family's ``K`` starts, in units of the argument's median
+        magnitude (positive, finite); it searches up to 4 times beyond the ends.
     times : int, default 1
         Multiply each family by the monomials of the arguments up to this degree (0: bare families).
 
@@ -62,8 +67,8 @@ class RationalTerms:
         )
         if not ok:
             raise ConfigError(
-                "Library rational multiples: expected a non-empty tuple of positive finite numbers (the K grid in "
-                f"units of each argument's median magnitude), received {self.multiples!r}."
+                "Library rational multiples: expected a non-empty tuple of positive finite numbers (where the K "
+                f"search starts, in units of each argument's median magnitude), received {self.multiples!r}."
             )
         if not isinstance(self.times, int) or isinstance(self.times, bool) or not 0 <= self.times <= 3:
             raise ConfigError(f"Library rational times: expected an int from 0 to 3, received {self.times!r}.")
@@ -102,6 +107,12 @@ class SaturatingTerm:
         """The same family at another ``K`` (a positive number or a SymPy expression such as ``exp(s)``)."""
         return saturating(self.multiplier, self.argument, self.power, K)
 
+    def slope(self) -> sp.Expr:
+        """``d term / dK`` at this ``K``: with it as a companion column, ``c * term + b * slope`` is the
+        term at ``K + b/c`` to first order, so linear refits move ``K`` too."""
+        k = sp.Dummy("K", positive=True)
+        return sp.diff(self.at(k), k).subs(k, sp.Float(self.K, 15))
+
 
 def saturating(multiplier, argument, power: int, K) -> sp.Expr:
     """``multiplier * argument**power / (K**power + argument**power)`` (a number ``K`` as a 15-digit Float)."""
@@ -111,7 +122,7 @@ def saturating(multiplier, argument, power: int, K) -> sp.Expr:
 
 
 def round_constant(K: float, digits: int = 3) -> float:
-    """``K`` to ``digits`` significant digits (grid and starting values of ``K``: short labels)."""
+    """``K`` to ``digits`` significant digits (starting values of ``K``: short labels)."""
     return float(f"{K:.{digits - 1}e}")
 
 
@@ -181,21 +192,21 @@ class Library:
         object.__setattr__(self, "rational", rational)
 
     def saturating_terms(self, args: Sequence[sp.Symbol], samples: Mapping | None = None) -> list[SaturatingTerm]:
-        """The rational terms of the library (empty without ``rational``), their ``K`` on the grid.
+        """The rational terms of the library (empty without ``rational``), each at ``K = median |a|``.
 
         Parameters
         ----------
         args : sequence of sympy.Symbol
             The unknown's arguments.
         samples : mapping symbol -> array-like of shape (N,), optional
-            Values of the arguments at discovery's samples: each family's ``K`` grid is
-            ``multiples * median |a|``, and odd powers are offered only in arguments nonnegative at
-            every sample.  Without samples, ``K = multiples`` and every power is offered.
+            Values of the arguments at discovery's samples: ``K`` is the median magnitude of ``a``
+            there (3 significant digits), and odd powers are offered only in arguments nonnegative
+            at every sample.  Without samples, ``K = 1`` and every power is offered.
 
         Returns
         -------
         list of SaturatingTerm
-            By argument, power, grid value, then multiplier (constant first, then by degree).
+            By argument, power, then multiplier (constant first, then by degree).
         """
         if self.rational is None:
             return []
@@ -208,13 +219,12 @@ class Library:
             values = None if samples is None or a not in samples else np.asarray(samples[a], dtype=float)
             scale = 1.0 if values is None else typical_magnitude(values)
             nonnegative = values is None or bool(np.all(values[np.isfinite(values)] >= 0))
+            K = round_constant(scale)
             for n in opts.powers:
                 if n % 2 and not nonnegative:
                     continue
-                for mult in opts.multiples:
-                    K = round_constant(mult * scale)
-                    for m in multipliers:
-                        out.append(SaturatingTerm(saturating(m, a, n, K), m, a, n, K))
+                for m in multipliers:
+                    out.append(SaturatingTerm(saturating(m, a, n, K), m, a, n, K))
         return out
 
     def terms(self, args: Sequence[sp.Symbol], samples: Mapping | None = None) -> list[sp.Expr]:
@@ -225,7 +235,7 @@ class Library:
         args : sequence of sympy.Symbol
             The unknown's arguments.
         samples : mapping symbol -> array-like of shape (N,), optional
-            The arguments' values at discovery's samples, for the ``K`` grid of the rational terms
+            The arguments' values at discovery's samples, for the ``K`` of the rational terms
             (see :meth:`saturating_terms`); unused without ``rational``.
 
         Returns

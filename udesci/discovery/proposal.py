@@ -4,7 +4,7 @@ a threshold sweep of sparse regression, exhaustive small supports."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 
 import numpy as np
@@ -42,6 +42,9 @@ class UnknownWork:
         The closed form that stands in for the network while the unknown is decided.
     saturating : dict int -> SaturatingTerm
         The library's rational terms by position in ``terms`` (their ``K`` is freed by the final refit).
+    companions : dict int -> int
+        Position of each rational term's companion ``d term/dK`` (:meth:`SaturatingTerm.slope`): a support
+        holding the term holds its companion, so that its refits move ``K`` to first order.
     """
 
     spec: Unknown
@@ -51,11 +54,7 @@ class UnknownWork:
     swept: dict
     module: TermSum
     saturating: dict = field(default_factory=dict)
-
-    def groups(self) -> list:
-        """Per term, what it shares with the terms differing from it only in ``K``: its family for a
-        rational term, its own position otherwise (see :func:`supports`, :func:`distinct_families`)."""
-        return [self.saturating[i].family if i in self.saturating else i for i in range(len(self.terms))]
+    companions: dict = field(default_factory=dict)
 
 
 def library_columns(args, terms: list, columns: dict) -> np.ndarray:
@@ -77,17 +76,17 @@ def library_columns(args, terms: list, columns: dict) -> np.ndarray:
     return np.stack([np.broadcast_to(np.asarray(v, dtype=float), Z[0].shape) for v in fn(*Z)], axis=1)
 
 
-def unknown_library(spec: Unknown, library: Library, columns: dict, target: np.ndarray) -> tuple[list, dict]:
-    """An unknown's terms at the samples: the library's, plus each rational family at the ``K`` that
-    fits the network best.
+def unknown_library(spec: Unknown, library: Library, columns: dict, target: np.ndarray) -> tuple[list, dict, dict]:
+    """An unknown's terms for discovery: the library's, each rational family at the ``K`` that fits the
+    network best, then each rational term's companion ``d term/dK``.
 
-    With ``library.rational``, the ``K`` grid scales with the samples of each argument
-    (:meth:`Library.saturating_terms`), and each family gets one more value: the ``K`` minimising the
-    least-squares misfit to the network output of the family together with the library's other
-    (non-rational) terms, a bounded one-dimensional search in ``log K`` from the best grid value (within
-    ``K_SEARCH_MARGIN`` beyond the grid's ends).  The grid gives the sparse regression fixed columns in
-    a range of scales; the adapted value puts a near-right ``K`` in front of the candidates' scoring
-    (whose refits keep ``K`` fixed; the final refit frees it).
+    With ``library.rational``, each family's ``K`` is chosen by the least-squares misfit to the network
+    output of the family together with the library's other (non-rational) terms
+    (:func:`best_constant`: the best of ``RationalTerms.multiples`` times the argument's median
+    magnitude, then a bounded search in ``log K``).  The companion column lets every linear refit of a
+    candidate holding the term move ``K`` to first order (``c * f(K) + b * f'(K) ≈ c * f(K + b/c)``;
+    it counts as a parameter in the criterion, as ``K`` does), and the final refit frees ``K``
+    (:func:`~udesci.discovery.refit.refit_constants`).
 
     Parameters
     ----------
@@ -101,39 +100,45 @@ def unknown_library(spec: Unknown, library: Library, columns: dict, target: np.n
     Returns
     -------
     terms : list of sympy.Expr
-        The library's terms, then the adapted rational terms.
+        The library's terms (rational ones at their chosen ``K``), then the companions.
     saturating : dict int -> SaturatingTerm
         The rational terms by position in ``terms``.
+    companions : dict int -> int
+        Each rational term's companion, by positions in ``terms``.
     """
     samples = {a: columns[a].numpy() for a in spec.args}
     terms = library.terms(spec.args, samples)
-    rational = library.saturating_terms(spec.args, samples)
+    rational = {t.expression: t for t in library.saturating_terms(spec.args, samples)}
     if not rational:
-        return terms, {}
-    members = {}
-    for term in rational:
-        members.setdefault(term.family, []).append(term)
-    in_family = {t.expression for t in rational}
-    plain = [t for t in terms if t not in in_family]
+        return terms, {}, {}
+    plain = [t for t in terms if t not in rational]
     base = library_columns(spec.args, plain, columns) if plain else np.zeros((target.shape[0], 0))
-    adapted = []
-    for grid in members.values():
-        K = round_constant(best_constant(grid, spec.args, samples, base, target))
-        adapted.append(SaturatingTerm(grid[0].at(K), grid[0].multiplier, grid[0].argument, grid[0].power, K))
-    terms = terms + [t.expression for t in adapted if t.expression not in terms]
-    by_expression = {t.expression: t for t in rational + adapted}
-    return terms, {i: by_expression[t] for i, t in enumerate(terms) if t in by_expression}
+    saturating = {}
+    for i, term in enumerate(terms):
+        if term in rational:
+            start = rational[term]
+            grid = [start.K * m for m in library.rational.multiples]
+            K = round_constant(best_constant(start, grid, spec.args, samples, base, target))
+            saturating[i] = replace(start, expression=start.at(K), K=K)
+            terms[i] = saturating[i].expression
+    companions = {}
+    for i, term in saturating.items():
+        companions[i] = len(terms)
+        terms.append(term.slope())
+    return terms, saturating, companions
 
 
-def best_constant(grid: list, args, samples: dict, base: np.ndarray, target: np.ndarray) -> float:
+def best_constant(term: SaturatingTerm, grid: list, args, samples: dict, base: np.ndarray, target: np.ndarray) -> float:
     """The ``K`` of one rational family whose column, with the columns ``base``, fits ``target`` best
-    by least squares: the best grid value, then a bounded search in ``log K`` between its neighbours
-    (``K_SEARCH_MARGIN`` beyond the grid's ends).
+    by least squares: the best value of ``grid``, then a bounded search in ``log K`` between its
+    neighbours (``K_SEARCH_MARGIN`` beyond the grid's ends).
 
     Parameters
     ----------
-    grid : list of SaturatingTerm
-        The family at its grid values.
+    term : SaturatingTerm
+        The family.
+    grid : list of float
+        Starting values of ``K`` (positive).
     args : sequence of sympy.Symbol
     samples : dict symbol -> ndarray of shape (N,)
     base : ndarray of shape (N, q)
@@ -147,7 +152,7 @@ def best_constant(grid: list, args, samples: dict, base: np.ndarray, target: np.
     from scipy.optimize import minimize_scalar
 
     log_k = sp.Dummy("log_k")
-    fn = sp.lambdify(list(args) + [log_k], grid[0].at(sp.exp(log_k)), modules="numpy")
+    fn = sp.lambdify(list(args) + [log_k], term.at(sp.exp(log_k)), modules="numpy")
     Z = [samples[a] for a in args]
 
     def misfit(value: float) -> float:
@@ -158,7 +163,7 @@ def best_constant(grid: list, args, samples: dict, base: np.ndarray, target: np.
         res = target - A @ np.linalg.lstsq(A, target, rcond=None)[0]
         return float(res @ res)
 
-    logs = sorted(math.log(t.K) for t in grid)
+    logs = sorted(math.log(K) for K in grid)
     values = [misfit(v) for v in logs]
     at = int(np.argmin(values))
     lo = logs[at - 1] if at > 0 else logs[0] - math.log(K_SEARCH_MARGIN)
@@ -340,7 +345,7 @@ def closed_form(terms, coef) -> sp.Expr:
     return expr
 
 
-def supports(p: int, exhaustive: int, swept: dict, groups: list | None = None) -> list[tuple]:
+def supports(p: int, exhaustive: int, swept: dict, companions: dict | None = None) -> list[tuple]:
     """Candidate supports: the empty one, every support of up to ``exhaustive`` terms (libraries of
     at most 15 terms), then the sweep's.
 
@@ -350,49 +355,30 @@ def supports(p: int, exhaustive: int, swept: dict, groups: list | None = None) -
         Library size.
     exhaustive : int
     swept : dict support -> float
-    groups : list of length p, optional
-        Per term a hashable label; terms sharing one (a rational family at its grid values of ``K``,
-        :meth:`UnknownWork.groups`) count once towards the 15, and a support holds at most one of them
-        (sweep supports breaking that are dropped).  Default: every term its own group.
+    companions : dict int -> int, optional
+        Terms that come with another (:attr:`UnknownWork.companions`): a support holding the first holds
+        the second, which is never in a support alone (a sweep support holding it holds its term instead)
+        and does not count towards the ``exhaustive`` terms nor the 15.
 
     Returns
     -------
     list of tuple of int
     """
-    groups = list(range(p)) if groups is None else list(groups)
+    companions = companions or {}
+    owner = {j: i for i, j in companions.items()}
+    free = [i for i in range(p) if i not in owner]
 
-    def distinct(sup) -> bool:
-        return len({groups[i] for i in sup}) == len(sup)
+    def complete(sup) -> tuple:
+        return tuple(sorted(set(sup) | {companions[i] for i in sup if i in companions}))
 
     out: list[tuple] = [()]
-    if len(set(groups)) <= 15:
+    if len(free) <= 15:
         for size in range(1, exhaustive + 1):
-            out += [c for c in combinations(range(p), size) if distinct(c)]
+            out += [complete(c) for c in combinations(free, size)]
     seen = set(out)
-    out += [s for s in swept if s not in seen and distinct(s)]
-    return out
-
-
-def distinct_families(candidates: list, groups: list) -> list:
-    """The first candidate of each set of supports that differ only in the grid value of their rational
-    families (``groups`` as in :func:`supports`): after ``K`` is freed they are one closed form.
-
-    Parameters
-    ----------
-    candidates : list of Candidate
-        Best first.
-    groups : list
-        Per library term its group label.
-
-    Returns
-    -------
-    list of Candidate
-        The same order, later duplicates left out.
-    """
-    seen, out = set(), []
-    for cand in candidates:
-        key = frozenset(groups[i] for i in cand.support)
-        if key not in seen:
-            seen.add(key)
-            out.append(cand)
+    for sup in swept:
+        full = complete({owner.get(i, i) for i in sup})
+        if full not in seen:
+            seen.add(full)
+            out.append(full)
     return out

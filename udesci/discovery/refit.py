@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -125,6 +126,8 @@ class ConstantsFit(NamedTuple):
         Its refit (``initial_states`` the refit initial states).
     arguments : dict name -> tuple of sympy.Symbol
         Each refit unknown's arguments.
+    supports : dict name -> tuple of int
+        Each refit unknown's support, without the companion terms (their ``K`` is now fitted).
     """
 
     terms: dict
@@ -133,13 +136,15 @@ class ConstantsFit(NamedTuple):
     model: HybridModel
     fit: FitResult
     arguments: dict
+    supports: dict
 
     def write(self, field_) -> None:
         """Put the result into the closed-form working model's ``field_``: a :class:`TermSum` on the new
         terms behind each refit unknown, the other closed forms' coefficients and the learnable parameters."""
         refit = self.model.module
         for name, terms in self.terms.items():
-            mask = field_.nets[name].mask.numpy()
+            mask = np.zeros(len(terms))
+            mask[list(self.supports[name])] = 1.0
             module = TermSum(terms, self.arguments[name], self.coefficients[name], mask)
             field_.set_network(name, module.to(field_.dtype))
         with torch.no_grad():
@@ -155,16 +160,19 @@ def refit_constants(model, libraries, data, prep, whole, y0, iterations) -> Cons
     coefficients, learnable parameters and initial states on whole trajectories (Levenberg–Marquardt).
 
     Each chosen term ``c * m * a**n / (K**n + a**n)`` becomes ``c * m * a**n / (exp(s)**n + a**n)`` with
-    ``c`` and ``s = log K`` learnable parameters starting at their current values (``K`` stays
-    positive); the other terms' coefficients are learnable too.  The refit is kept only if it
+    ``c`` and ``s = log K`` learnable parameters (``K`` stays positive), starting at the current ``c``
+    and at ``K + b/c`` where the support holds the term's companion ``d term/dK`` with coefficient
+    ``b`` (its first-order move of ``K``; ``K`` itself if that leaves ``[K/16, 16 K]``); the companion
+    is dropped and the other terms' coefficients are learnable too.  The refit is kept only if it
     misfits the data no more than the model as it stands (both simulated with ``SCORING_SOLVER``).
 
     Parameters
     ----------
     model : HybridModel
         The closed-form working model: a :class:`TermSum` behind each decided unknown.
-    libraries : dict name -> (list of sympy.Expr, dict int -> SaturatingTerm)
-        Each unknown's library terms and its rational terms by position.
+    libraries : dict name -> (list of sympy.Expr, dict int -> SaturatingTerm, dict int -> int)
+        Each unknown's library terms, its rational terms and their companions by position
+        (:class:`~udesci.discovery.proposal.UnknownWork`).
     data : Dataset
     prep : PaddedBatch
     whole : Segments
@@ -190,7 +198,8 @@ def refit_constants(model, libraries, data, prep, whole, y0, iterations) -> Cons
         taken.add(name)
         return sp.Symbol(name, real=True)
 
-    for name, (terms, saturating) in libraries.items():
+    kept = {}
+    for name, (terms, saturating, companions) in libraries.items():
         net = field_.nets[name] if name in field_.nets else None
         if not isinstance(net, TermSum):
             continue
@@ -198,13 +207,19 @@ def refit_constants(model, libraries, data, prep, whole, y0, iterations) -> Cons
         support = [int(i) for i in np.flatnonzero(net.mask.numpy())]
         if not any(i in saturating for i in support):
             continue
+        paired = {companions[i] for i in support if i in saturating and i in companions}
         expr, slots = sp.Integer(0), {}
-        for i in support:
+        kept[name] = tuple(i for i in support if i not in paired)
+        for i in kept[name]:
             c = fresh(f"c_{name}{i}")
             params[c] = float(coef[i])
             if i in saturating:
                 log_k = fresh(f"logK_{name}{i}")
-                params[log_k] = math.log(saturating[i].K)
+                K = saturating[i].K
+                if companions.get(i) in paired and coef[i] != 0:
+                    moved = K + float(coef[companions[i]]) / float(coef[i])
+                    K = moved if K / 16 < moved < 16 * K else K
+                params[log_k] = math.log(K)
                 expr += c * saturating[i].at(sp.exp(log_k))
                 slots[i] = (c, log_k)
             else:
@@ -224,12 +239,15 @@ def refit_constants(model, libraries, data, prep, whole, y0, iterations) -> Cons
     values = free.parameter_values()
     new_terms, coefficients, constants = {}, {}, {}
     for name, slots in where.items():
-        terms, saturating = libraries[name]
+        terms, saturating, companions = libraries[name]
         terms, coef, fitted = list(terms), np.zeros(len(terms)), {}
         for i, (c, log_k) in slots.items():
             coef[i] = values[c]
             if log_k is not None:
                 fitted[i] = math.exp(values[log_k])
-                terms[i] = saturating[i].at(fitted[i])
+                moved = replace(saturating[i], expression=saturating[i].at(fitted[i]), K=fitted[i])
+                terms[i] = moved.expression
+                if i in companions:
+                    terms[companions[i]] = moved.slope()
         new_terms[name], coefficients[name], constants[name] = terms, coef, fitted
-    return ConstantsFit(new_terms, coefficients, constants, free, result, arguments)
+    return ConstantsFit(new_terms, coefficients, constants, free, result, arguments, kept)
