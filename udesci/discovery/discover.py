@@ -306,7 +306,7 @@ def rank_by_derivatives(state: DiscoveryState, work: UnknownWork) -> list[Candid
     for sup, coef, loss in zip(sups, refit.theta.numpy(), refit.loss.tolist(), strict=True):
         coef = coef.copy()
         rmse = float(np.sqrt(np.mean((theta @ coef - target) ** 2)))
-        cand = Candidate(sup, coef, closed_form(terms, coef), work.swept.get(sup, math.nan), rmse)
+        cand = Candidate(sup, coef, work.expression(coef), work.swept.get(sup, math.nan), rmse)
         n_col = state.n_collocation
         cand.score = information_criterion(loss * n_col, n_col, len(sup), selection.criterion)
         cands.append(cand)
@@ -348,7 +348,7 @@ def score_on_segments(state: DiscoveryState, name: str, shortlist: list[Candidat
     )
     for cand, th, s_ in zip(shortlist, theta, sse, strict=True):
         cand.coefficients = th[cur].numpy().copy()
-        cand.expression = closed_form(work.terms, cand.coefficients)
+        cand.expression = work.expression(cand.coefficients)
         cand.values = layout.split(field_, th)
         cand.theta = th
         cand.data_sse = float(s_.sum())
@@ -405,7 +405,7 @@ def rescore_on_trajectories(state: DiscoveryState, name: str, shortlist: list, a
     for i, th, s_, pb in zip(ranked, theta_t, sse_t, blocks, strict=True):
         cand = shortlist[i]
         cand.coefficients = th[cur].numpy().copy()
-        cand.expression = closed_form(work.terms, cand.coefficients)
+        cand.expression = work.expression(cand.coefficients)
         cand.values = layout.split(field_, th[: layout.size])
         cand.segment_sse = pb
         cand.data_sse = float(s_.sum())

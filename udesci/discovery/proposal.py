@@ -56,6 +56,28 @@ class UnknownWork:
     saturating: dict = field(default_factory=dict)
     companions: dict = field(default_factory=dict)
 
+    def expression(self, coef) -> sp.Expr:
+        """A candidate's closed form: :func:`closed_form`, with each rational term and its companion
+        ``c * f(K) + b * f'(K)`` written as ``c * f(K + b/c)`` (their first-order equal; kept apart
+        where ``K + b/c`` is not positive).
+
+        Parameters
+        ----------
+        coef : array-like of shape (p,)
+
+        Returns
+        -------
+        sympy.Expr
+        """
+        coef = np.array(coef, dtype=float)
+        folded = sp.Integer(0)
+        for i, j in self.companions.items():
+            c, b = coef[i], coef[j]
+            if c != 0 and b != 0 and self.saturating[i].K + b / c > 0:
+                folded += sp.Float(float(c), 15) * self.saturating[i].at(self.saturating[i].K + b / c)
+                coef[i] = coef[j] = 0.0
+        return folded + closed_form(self.terms, coef)
+
 
 def library_columns(args, terms: list, columns: dict) -> np.ndarray:
     """The library evaluated at the samples.
