@@ -834,8 +834,11 @@ def discover(
         A library given is used as it is (its result is still checked and labelled).  ``None``
         (default) is the automatic library: polynomials up to degree 2, and while the result is
         labelled inadequate, the unknowns at fault are rediscovered with degree 3, then degree 3
-        with sin/cos of each argument (:func:`~udesci.discovery.escalation.escalate`; the tries are in
-        ``Discovery.escalation``).
+        with sin/cos of each argument, then degree 2 with saturating rational terms
+        (:func:`~udesci.discovery.escalation.escalate`; the tries are in ``Discovery.escalation``).
+        ``Library(rational=True)`` offers ``a/(K + a)`` and ``a**2/(K**2 + a**2)`` families (times the
+        monomials of the arguments up to degree 1) with ``K`` fitted by the final refit
+        (:class:`~udesci.discovery.library.RationalTerms`).
     selection : Selection, optional
     refit : bool, default True
         Refit all discovered coefficients, learnable parameters and initial

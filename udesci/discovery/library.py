@@ -37,7 +37,7 @@ class RationalTerms:
     Parameters
     ----------
     powers : tuple of int, default (1, 2)
-        Hill exponents ``n`` (each an int from 1 to 4).
+        Hill exponents ``n`` (each an int from 1 to 8).
     multiples : tuple of float, default (0.25, 1.0, 4.0)
         Where discovery's search for each family's ``K`` starts, in units of the argument's median
         magnitude (positive, finite); it searches up to 4 times beyond the ends.
@@ -47,7 +47,7 @@ class RationalTerms:
     Raises
     ------
     ConfigError
-        For a power that is not an int from 1 to 4, an empty or non-positive ``multiples``, or a
+        For a power that is not an int from 1 to 8, an empty or non-positive ``multiples``, or a
         ``times`` that is not an int from 0 to 3.
     """
 
@@ -57,9 +57,9 @@ class RationalTerms:
 
     def __post_init__(self):
         powers = self.powers if isinstance(self.powers, (list, tuple)) else None
-        if not powers or any(not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 4 for n in powers):
+        if not powers or any(not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 8 for n in powers):
             raise ConfigError(
-                f"Library rational powers: expected a non-empty tuple of ints from 1 to 4, received {self.powers!r}."
+                f"Library rational powers: expected a non-empty tuple of ints from 1 to 8, received {self.powers!r}."
             )
         mult = self.multiples if isinstance(self.multiples, (list, tuple)) else None
         ok = bool(mult) and all(
