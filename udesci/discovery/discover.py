@@ -20,7 +20,7 @@ import time
 import warnings
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -47,8 +47,17 @@ from .criteria import information_criterion, parsimonious
 from .escalation import escalate
 from .joint import joint_choice
 from .library import Library, as_library
-from .proposal import UnknownWork, closed_form, lstsq_on, propose, sample_states, supports
-from .refit import SCORING_SOLVER, data_misfit, refit_whole, with_params
+from .proposal import (
+    UnknownWork,
+    closed_form,
+    library_columns,
+    lstsq_on,
+    propose,
+    sample_states,
+    supports,
+    unknown_library,
+)
+from .refit import SCORING_SOLVER, data_misfit, refit_constants, refit_whole, with_params
 from .results import Adequacy, Candidate, Discovery, UnknownDiscovery
 from .selection import Selection
 from .uncertainty import (
@@ -289,9 +298,11 @@ def propose_all(state: DiscoveryState) -> None:
     """Each unknown's library at the samples and its threshold sweep (stage 2)."""
     dtype = state.model.module.dtype
     for name, spec in state.model.unknowns.items():
-        terms = state.libraries[name].terms(spec.args)
         target = state.network_outputs[name].numpy().astype(float)
-        state.work[name] = propose(spec, terms, state.columns, target, state.selection, dtype)
+        terms, saturating, companions = unknown_library(spec, state.libraries[name], state.columns, target)
+        work = propose(spec, terms, state.columns, target, state.selection, dtype)
+        work.saturating, work.companions = saturating, companions
+        state.work[name] = work
 
 
 def rank_by_derivatives(state: DiscoveryState, work: UnknownWork) -> list[Candidate]:
@@ -300,7 +311,7 @@ def rank_by_derivatives(state: DiscoveryState, work: UnknownWork) -> list[Candid
     by its criterion."""
     dtype = state.model.module.dtype
     terms, theta, target, selection = work.terms, work.theta, work.target, state.selection
-    sups = supports(len(terms), selection.exhaustive, work.swept)
+    sups = supports(len(terms), selection.exhaustive, work.swept, work.companions)
     start = torch.as_tensor(np.stack([lstsq_on(theta, target, sup) for sup in sups]), dtype=dtype)
     with torch.no_grad():
         work.module.mask.fill_(1.0)  # row coefficients are zero off each support
@@ -309,7 +320,7 @@ def rank_by_derivatives(state: DiscoveryState, work: UnknownWork) -> list[Candid
     for sup, coef, loss in zip(sups, refit.theta.numpy(), refit.loss.tolist(), strict=True):
         coef = coef.copy()
         rmse = float(np.sqrt(np.mean((theta @ coef - target) ** 2)))
-        cand = Candidate(sup, coef, closed_form(terms, coef), work.swept.get(sup, math.nan), rmse)
+        cand = Candidate(sup, coef, work.expression(coef), work.swept.get(sup, math.nan), rmse)
         n_col = state.n_collocation
         cand.score = information_criterion(loss * n_col, n_col, len(sup), selection.criterion)
         cands.append(cand)
@@ -351,7 +362,7 @@ def score_on_segments(state: DiscoveryState, name: str, shortlist: list[Candidat
     )
     for cand, th, s_ in zip(shortlist, theta, sse, strict=True):
         cand.coefficients = th[cur].numpy().copy()
-        cand.expression = closed_form(work.terms, cand.coefficients)
+        cand.expression = work.expression(cand.coefficients)
         cand.values = layout.split(field_, th)
         cand.theta = th
         cand.data_sse = float(s_.sum())
@@ -408,7 +419,7 @@ def rescore_on_trajectories(state: DiscoveryState, name: str, shortlist: list, a
     for i, th, s_, pb in zip(ranked, theta_t, sse_t, blocks, strict=True):
         cand = shortlist[i]
         cand.coefficients = th[cur].numpy().copy()
-        cand.expression = closed_form(work.terms, cand.coefficients)
+        cand.expression = work.expression(cand.coefficients)
         cand.values = layout.split(field_, th[: layout.size])
         cand.segment_sse = pb
         cand.data_sse = float(s_.sum())
@@ -528,7 +539,10 @@ def choose_jointly(state: DiscoveryState) -> None:
 
 def refit_final(state: DiscoveryState, refit_iterations: int, progress: bool) -> None:
     """Refit every selected coefficient, learnable parameter and initial state on whole trajectories
-    (Levenberg–Marquardt; if that blows up, segments then a polish with L-BFGS) (stage 5)."""
+    (Levenberg–Marquardt; if that blows up, segments then a polish with L-BFGS) (stage 5); with the
+    half-saturation constants of chosen rational terms free where there are any (:func:`free_constants`)."""
+    if free_constants(state, refit_iterations):
+        return
     field_, model, data = state.model.module, state.model, state.data
     result = refit_whole(field_, model, data, state.batch, state.whole, state.y0, refit_iterations)
     if result is None:  # single shooting failed: segments first, then a polish on the trajectories
@@ -550,6 +564,42 @@ def refit_final(state: DiscoveryState, refit_iterations: int, progress: bool) ->
         state.model = result.model
         state.y0 = torch.as_tensor(result.initial_states, dtype=field_.dtype)
     state.refit = result
+
+
+def free_constants(state: DiscoveryState, refit_iterations: int) -> bool:
+    """Where chosen supports hold rational terms: refit their half-saturation constants ``K`` with
+    everything else (:func:`~udesci.discovery.refit.refit_constants`); the unknowns' libraries then
+    hold those terms at their fitted ``K`` (stage 5 with rational terms).  Returns whether it did."""
+    libraries = {name: (w.terms, w.saturating, w.companions) for name, w in state.work.items() if w.saturating}
+    if not libraries:
+        return False
+    found = refit_constants(state.model, libraries, state.data, state.batch, state.whole, state.y0, refit_iterations)
+    if found is None:
+        return False
+    field_ = state.model.module
+    found.write(field_)
+    for name, terms in found.terms.items():
+        work, det = state.work[name], state.details[name]
+        renamed = {str(old): str(new) for old, new in zip(work.terms, terms, strict=True)}
+        work.terms, work.module = terms, field_.nets[name]
+        work.theta = library_columns(work.spec.args, terms, state.columns)
+        for i, k in found.constants[name].items():
+            work.saturating[i] = replace(work.saturating[i], expression=terms[i], K=k)
+        det.chosen.support = found.supports[name]
+        det.terms = terms
+        det.constants = {str(terms[i]): k for i, k in found.constants[name].items()}
+        det.inclusion = {renamed.get(k, k): v for k, v in det.inclusion.items()}
+        det.chosen.expression = closed_form(terms, found.coefficients[name])
+    state.y0 = torch.as_tensor(found.fit.initial_states, dtype=field_.dtype)
+    state.refit = FitResult(
+        state.model,
+        found.fit.history,
+        found.fit.initial_states,
+        message=f"{found.fit.message}, with the half-saturation constants K of the rational terms free",
+        seconds=found.fit.seconds,
+        data=state.data,
+    )
+    return True
 
 
 def assemble(state: DiscoveryState) -> Discovery:
@@ -797,8 +847,11 @@ def discover(
         A library given is used as it is (its result is still checked and labelled).  ``None``
         (default) is the automatic library: polynomials up to degree 2, and while the result is
         labelled inadequate, the unknowns at fault are rediscovered with degree 3, then degree 3
-        with sin/cos of each argument (:func:`~udesci.discovery.escalation.escalate`; the tries are in
-        ``Discovery.escalation``).
+        with sin/cos of each argument, then degree 2 with saturating rational terms
+        (:func:`~udesci.discovery.escalation.escalate`; the tries are in ``Discovery.escalation``).
+        ``Library(rational=True)`` offers ``a/(K + a)`` and ``a**2/(K**2 + a**2)`` families (times the
+        monomials of the arguments up to degree 1) with ``K`` fitted by the final refit
+        (:class:`~udesci.discovery.library.RationalTerms`).
     selection : Selection, optional
     refit : bool, default True
         Refit all discovered coefficients, learnable parameters and initial

@@ -42,9 +42,9 @@ class LibraryTry:
         }
 
 
-# the automatic library: polynomials of degree 2, then 3, then 3 with sin/cos of each argument, tried in
-# this order while the closed form is labelled inadequate
-ESCALATION = (Library(), Library(degree=3), Library(degree=3, trig=True))
+# the automatic library: polynomials of degree 2, then 3, then 3 with sin/cos of each argument, then 2 with
+# saturating rational terms (K fitted), tried in this order while the closed form is labelled inadequate
+ESCALATION = (Library(), Library(degree=3), Library(degree=3, trig=True), Library(degree=2, rational=True))
 # a rung holding more terms than this for an unknown is not tried (a degree-3 library in 6 arguments has 84)
 MAX_ESCALATED_TERMS = 84
 
@@ -54,6 +54,8 @@ def describe_library(lib: Library) -> str:
     text = f"polynomials up to degree {lib.degree}" + ("" if lib.constant else " without constant")
     if lib.trig:
         text += " with sin/cos of each argument"
+    if lib.rational is not None:
+        text += " with saturating rational terms (K fitted)"
     if lib.extra:
         text += f" and {len(lib.extra)} extra terms"
     return text
@@ -63,8 +65,8 @@ def escalate(found: Discovery, libraries: dict, model: HybridModel, attempt) -> 
     """The automatic library: while ``found`` is labelled inadequate, rediscover the unknowns at fault
     with the next library of :data:`ESCALATION`; keep the result with the smallest data ratio (the
     first adequate one stops the search).  The libraries tried are in ``Discovery.escalation`` and a
-    note says what happened.  Rational forms are not in the ladder yet: a result inadequate at every
-    rung stays labelled so.
+    note says what happened.  The last rung offers saturating rational terms (``Library(degree=2,
+    rational=True)``, their ``K`` fitted); a result inadequate at every rung stays labelled so.
 
     Parameters
     ----------

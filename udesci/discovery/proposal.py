@@ -4,7 +4,7 @@ a threshold sweep of sparse regression, exhaustive small supports."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 
 import numpy as np
@@ -16,7 +16,11 @@ from ..model import Unknown
 from ..networks import TermSum
 from ..solve import Solver, integrate
 from ..train import FitResult, PaddedBatch, solver_gave_up
+from .library import Library, SaturatingTerm, round_constant
 from .selection import Selection
+
+# the adapted K of a rational family is searched within this factor beyond the ends of its grid
+K_SEARCH_MARGIN = 4.0
 
 
 @dataclass
@@ -36,6 +40,11 @@ class UnknownWork:
         Supports found by the threshold sweep and the smallest threshold giving each.
     module : TermSum
         The closed form that stands in for the network while the unknown is decided.
+    saturating : dict int -> SaturatingTerm
+        The library's rational terms by position in ``terms`` (their ``K`` is freed by the final refit).
+    companions : dict int -> int
+        Position of each rational term's companion ``d term/dK`` (:meth:`SaturatingTerm.slope`): a support
+        holding the term holds its companion, so that its refits move ``K`` to first order.
     """
 
     spec: Unknown
@@ -44,6 +53,145 @@ class UnknownWork:
     target: np.ndarray
     swept: dict
     module: TermSum
+    saturating: dict = field(default_factory=dict)
+    companions: dict = field(default_factory=dict)
+
+    def expression(self, coef) -> sp.Expr:
+        """A candidate's closed form: :func:`closed_form`, with each rational term and its companion
+        ``c * f(K) + b * f'(K)`` written as ``c * f(K + b/c)`` (their first-order equal; kept apart
+        where ``K + b/c`` is not positive).
+
+        Parameters
+        ----------
+        coef : array-like of shape (p,)
+
+        Returns
+        -------
+        sympy.Expr
+        """
+        coef = np.array(coef, dtype=float)
+        folded = sp.Integer(0)
+        for i, j in self.companions.items():
+            c, b = coef[i], coef[j]
+            if c != 0 and b != 0 and self.saturating[i].K + b / c > 0:
+                folded += sp.Float(float(c), 15) * self.saturating[i].at(self.saturating[i].K + b / c)
+                coef[i] = coef[j] = 0.0
+        return folded + closed_form(self.terms, coef)
+
+
+def library_columns(args, terms: list, columns: dict) -> np.ndarray:
+    """The library evaluated at the samples.
+
+    Parameters
+    ----------
+    args : sequence of sympy.Symbol
+        The unknown's arguments.
+    terms : list of sympy.Expr
+    columns : dict symbol -> torch.Tensor of shape (N,)
+
+    Returns
+    -------
+    ndarray of shape (N, len(terms))
+    """
+    Z = [columns[a].numpy() for a in args]
+    fn = sp.lambdify(list(args), terms, modules="numpy")
+    return np.stack([np.broadcast_to(np.asarray(v, dtype=float), Z[0].shape) for v in fn(*Z)], axis=1)
+
+
+def unknown_library(spec: Unknown, library: Library, columns: dict, target: np.ndarray) -> tuple[list, dict, dict]:
+    """An unknown's terms for discovery: the library's, each rational family at the ``K`` that fits the
+    network best, then each rational term's companion ``d term/dK``.
+
+    With ``library.rational``, each family's ``K`` is chosen by the least-squares misfit to the network
+    output of the family together with the library's other (non-rational) terms
+    (:func:`best_constant`: the best of ``RationalTerms.multiples`` times the argument's median
+    magnitude, then a bounded search in ``log K``).  The companion column lets every linear refit of a
+    candidate holding the term move ``K`` to first order (``c * f(K) + b * f'(K) ≈ c * f(K + b/c)``;
+    it counts as a parameter in the criterion, as ``K`` does), and the final refit frees ``K``
+    (:func:`~udesci.discovery.refit.refit_constants`).
+
+    Parameters
+    ----------
+    spec : Unknown
+    library : Library
+    columns : dict symbol -> torch.Tensor of shape (N,)
+        Sample values of the unknown's arguments.
+    target : ndarray of shape (N,)
+        Network output at the samples.
+
+    Returns
+    -------
+    terms : list of sympy.Expr
+        The library's terms (rational ones at their chosen ``K``), then the companions.
+    saturating : dict int -> SaturatingTerm
+        The rational terms by position in ``terms``.
+    companions : dict int -> int
+        Each rational term's companion, by positions in ``terms``.
+    """
+    samples = {a: columns[a].numpy() for a in spec.args}
+    terms = library.terms(spec.args, samples)
+    rational = {t.expression: t for t in library.saturating_terms(spec.args, samples)}
+    if not rational:
+        return terms, {}, {}
+    plain = [t for t in terms if t not in rational]
+    base = library_columns(spec.args, plain, columns) if plain else np.zeros((target.shape[0], 0))
+    saturating = {}
+    for i, term in enumerate(terms):
+        if term in rational:
+            start = rational[term]
+            grid = [start.K * m for m in library.rational.multiples]
+            K = round_constant(best_constant(start, grid, spec.args, samples, base, target))
+            saturating[i] = replace(start, expression=start.at(K), K=K)
+            terms[i] = saturating[i].expression
+    companions = {}
+    for i, term in saturating.items():
+        companions[i] = len(terms)
+        terms.append(term.slope())
+    return terms, saturating, companions
+
+
+def best_constant(term: SaturatingTerm, grid: list, args, samples: dict, base: np.ndarray, target: np.ndarray) -> float:
+    """The ``K`` of one rational family whose column, with the columns ``base``, fits ``target`` best
+    by least squares: the best value of ``grid``, then a bounded search in ``log K`` between its
+    neighbours (``K_SEARCH_MARGIN`` beyond the grid's ends).
+
+    Parameters
+    ----------
+    term : SaturatingTerm
+        The family.
+    grid : list of float
+        Starting values of ``K`` (positive).
+    args : sequence of sympy.Symbol
+    samples : dict symbol -> ndarray of shape (N,)
+    base : ndarray of shape (N, q)
+    target : ndarray of shape (N,)
+
+    Returns
+    -------
+    float
+        The best grid value where the search finds nothing better.
+    """
+    from scipy.optimize import minimize_scalar
+
+    log_k = sp.Dummy("log_k")
+    fn = sp.lambdify(list(args) + [log_k], term.at(sp.exp(log_k)), modules="numpy")
+    Z = [samples[a] for a in args]
+
+    def misfit(value: float) -> float:
+        col = np.broadcast_to(np.asarray(fn(*Z, value), dtype=float), target.shape)
+        A = np.column_stack([base, col])
+        if not np.all(np.isfinite(A)):
+            return math.inf
+        res = target - A @ np.linalg.lstsq(A, target, rcond=None)[0]
+        return float(res @ res)
+
+    logs = sorted(math.log(K) for K in grid)
+    values = [misfit(v) for v in logs]
+    at = int(np.argmin(values))
+    lo = logs[at - 1] if at > 0 else logs[0] - math.log(K_SEARCH_MARGIN)
+    hi = logs[at + 1] if at + 1 < len(logs) else logs[-1] + math.log(K_SEARCH_MARGIN)
+    best = minimize_scalar(misfit, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
+    return math.exp(float(best.x) if best.fun <= values[at] else logs[at])
 
 
 def propose(spec: Unknown, terms: list, columns: dict, target: np.ndarray, selection: Selection, dtype) -> UnknownWork:
@@ -65,9 +213,7 @@ def propose(spec: Unknown, terms: list, columns: dict, target: np.ndarray, selec
     UnknownWork
     """
     p = len(terms)
-    Z = [columns[a].numpy() for a in spec.args]
-    fn = sp.lambdify(list(spec.args), terms, modules="numpy")
-    theta = np.stack([np.broadcast_to(np.asarray(v, dtype=float), Z[0].shape) for v in fn(*Z)], axis=1)
+    theta = library_columns(spec.args, terms, columns)
     norms = np.linalg.norm(theta, axis=0) / math.sqrt(theta.shape[0])
     norms[norms == 0] = 1.0
     tscale = float(np.std(target)) or 1.0
@@ -231,12 +377,40 @@ def closed_form(terms, coef) -> sp.Expr:
     return expr
 
 
-def supports(p: int, exhaustive: int, swept: dict) -> list[tuple]:
+def supports(p: int, exhaustive: int, swept: dict, companions: dict | None = None) -> list[tuple]:
     """Candidate supports: the empty one, every support of up to ``exhaustive`` terms (libraries of
-    at most 15 terms), then the sweep's."""
+    at most 15 terms), then the sweep's.
+
+    Parameters
+    ----------
+    p : int
+        Library size.
+    exhaustive : int
+    swept : dict support -> float
+    companions : dict int -> int, optional
+        Terms that come with another (:attr:`UnknownWork.companions`): a support holding the first holds
+        the second, which is never in a support alone (a sweep support holding it holds its term instead)
+        and does not count towards the ``exhaustive`` terms nor the 15.
+
+    Returns
+    -------
+    list of tuple of int
+    """
+    companions = companions or {}
+    owner = {j: i for i, j in companions.items()}
+    free = [i for i in range(p) if i not in owner]
+
+    def complete(sup) -> tuple:
+        return tuple(sorted(set(sup) | {companions[i] for i in sup if i in companions}))
+
     out: list[tuple] = [()]
-    if p <= 15:
+    if len(free) <= 15:
         for size in range(1, exhaustive + 1):
-            out += list(combinations(range(p), size))
-    out += [s for s in swept if s not in out]
+            out += [complete(c) for c in combinations(free, size)]
+    seen = set(out)
+    for sup in swept:
+        full = complete({owner.get(i, i) for i in sup})
+        if full not in seen:
+            seen.add(full)
+            out.append(full)
     return out

@@ -88,6 +88,9 @@ class UnknownDiscovery:
         What the numbers are, in words (which resamples, how many, of what).
     replicate_supports : list of tuple of int
         Each bootstrap replicate's selected support (indices into ``terms``).
+    constants : dict str -> float
+        The fitted half-saturation constant ``K`` of each chosen rational term (``Library(rational=...)``),
+        by the term as it stands in ``terms`` (empty when the chosen expression has none or no refit ran).
     """
 
     name: str
@@ -101,6 +104,7 @@ class UnknownDiscovery:
     inclusion_basis: str = ""
     interval_basis: str = ""
     replicate_supports: list = field(default_factory=list, repr=False)
+    constants: dict = field(default_factory=dict)
 
     @property
     def chosen(self) -> Candidate:
@@ -303,6 +307,8 @@ class Discovery(Predictable):
                 )
             if det.intervals and det.interval_basis:
                 lines.append(f"    ({det.interval_basis})")
+            for term, K in det.constants.items():
+                lines.append(f"  half-saturation constant K of {term}: {format_number(K, digits)} (fitted)")
             scored = sorted((c for c in det.candidates if math.isfinite(c.score)), key=lambda c: c.score)[:4]
             for c in scored:
                 mark = "→" if c is det.chosen else " "
@@ -377,6 +383,7 @@ class Discovery(Predictable):
                 "intervals": {k: [float(a), float(b)] for k, (a, b) in det.intervals.items()},
                 "interval_basis": det.interval_basis,
                 "bootstrap_replicates": det.replicates,
+                "constants": {k: float(v) for k, v in det.constants.items()},
                 "candidates": [
                     {
                         "expression": str(c.expression),
