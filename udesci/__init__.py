@@ -16,7 +16,8 @@ from .errors import ConfigError, DataError, ModelError, TrainingError, UdesciErr
 # public name -> the submodule it lives in
 _SOURCES = {
     "Dataset": "data", "InputInterpolator": "data", "Trajectory": "data",
-    "Candidate": "discovery", "Discovery": "discovery", "Library": "discovery", "Selection": "discovery",
+    "Candidate": "discovery", "Discovery": "discovery", "Library": "discovery", "RationalTerms": "discovery",
+    "Selection": "discovery",
     "UnknownDiscovery": "discovery", "as_library": "discovery", "discover": "discovery",
     "load_json": "export", "parse_expression": "export", "save_json": "export", "to_latex": "export",
     "to_python": "export",
@@ -82,6 +83,7 @@ __all__ = [
     "MLP",
     "ModelError",
     "parse_expression",
+    "RationalTerms",
     "save_json",
     "Selection",
     "Shooting",

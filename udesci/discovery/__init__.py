@@ -19,7 +19,7 @@ Levenberg–Marquardt refits), ``uncertainty`` (bootstrap and Gauss–Newton), `
 from .batch_lm import Layout, NetSlice, ParamSlot, point_blocks, refit_candidates, whole_trajectories
 from .criteria import CRITERIA, information_criterion, parsimonious
 from .discover import DiscoveryState, discover
-from .library import Library, as_library
+from .library import Library, RationalTerms, as_library
 from .proposal import sample_states
 from .refit import SCORING_SOLVER
 from .results import Adequacy, Candidate, Discovery, UnknownDiscovery
@@ -27,6 +27,6 @@ from .selection import Selection
 
 __all__ = [
     "CRITERIA", "SCORING_SOLVER", "Adequacy", "Candidate", "Discovery", "DiscoveryState", "Layout", "Library",
-    "NetSlice", "ParamSlot", "Selection", "UnknownDiscovery", "discover", "information_criterion", "parsimonious",
-    "as_library", "point_blocks", "refit_candidates", "sample_states", "whole_trajectories",
+    "NetSlice", "ParamSlot", "RationalTerms", "Selection", "UnknownDiscovery", "discover", "information_criterion",
+    "parsimonious", "as_library", "point_blocks", "refit_candidates", "sample_states", "whole_trajectories",
 ]  # fmt: skip

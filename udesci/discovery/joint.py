@@ -11,7 +11,6 @@ import torch
 
 from .batch_lm import Layout, refit_candidates
 from .criteria import information_criterion, parsimonious
-from .proposal import closed_form
 from .results import Candidate
 from .uncertainty import block_counts, bootstrap_inclusion, per_block
 
@@ -84,7 +83,7 @@ def joint_choice(field_, prep, whole, solver, y0, details, work, selection, n_pe
             module.mask[list(cand.support)] = 1.0
             det = details[name]
             cand.coefficients = th[sl].numpy().copy()
-            cand.expression = closed_form(det.terms, cand.coefficients)
+            cand.expression = work[name].expression(cand.coefficients)
             det.candidates = [cand] + [c for c in det.candidates if c is not cand]
             det.expression = cand.expression
         for name, at in layout.params:
