@@ -435,3 +435,20 @@ def test_common_options_that_are_not_numbers_are_usage_errors(argv, capsys):
         cli.main(argv)
     assert exc.value.code == 2
     assert f"argument {argv[-2]}" in capsys.readouterr().err
+
+
+def test_rational_library_from_toml(tmp_path):
+    """``rational = true`` or a table of RationalTerms options reaches the Library; bad options are errors
+    naming the file and key."""
+    cfg = load_config(_toml(tmp_path, _replace("degree = 2", "degree = 1\nrational = true")))
+    lib = discovery_options(cfg, build_model(cfg))["library"]["U"]
+    assert lib.rational == ud.RationalTerms()
+    cfg = load_config(_toml(tmp_path, _replace("degree = 2", "degree = 1\nrational = { powers = [2], times = 0 }")))
+    lib = discovery_options(cfg, build_model(cfg))["library"]["U"]
+    assert lib.rational.powers == (2,) and lib.rational.times == 0
+    for bad, match in (('"yes"', "true, false or a table"), ("{ powers = [9] }", "ints from 1 to 8"),
+                       ("{ hill = 2 }", "unknown options")):  # fmt: skip
+        path = _toml(tmp_path, _replace("degree = 2", f"degree = 1\nrational = {bad}"))
+        with pytest.raises(ConfigError, match=match) as err:
+            load_config(path)
+        assert f"{path}: [discovery] rational" in str(err.value)

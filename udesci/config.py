@@ -67,10 +67,11 @@ Schema (all paths are relative to the TOML file)::
     [training.shooting.solver]        # method, rtol, atol, adjoint, substeps, max_steps
 
     [discovery]                       # enabled (default: when there are unknowns), degree, constant, trig,
-    degree = 2                        # extra (list of expressions), criterion, parsimony, thresholds,
+    degree = 2                        # rational (true or a table of powers, multiples, times), extra
+                                      # (list of expressions), criterion, parsimony, thresholds,
     criterion = "bic"                 # exhaustive, shortlist, refine_iterations, sweeps, rescore, joint,
                                       # bootstrap, refit, refit_iterations
-    [discovery.libraries.U]           # per-unknown libraries (degree, constant, trig, extra)
+    [discovery.libraries.U]           # per-unknown libraries (degree, constant, trig, rational, extra)
 
     [evaluation]
     start = "fit"                     # held-out prediction continues the fit ("fit") or restarts
@@ -379,10 +380,36 @@ TRAINING = {
     "shooting": (_sub_table(SHOOTING), None),
     "full": (_sub_table(FULL), None),
 }
+
+
+def _rational():
+    """``true``/``false``, or a table of :class:`~udesci.discovery.library.RationalTerms` options
+    (``powers``, ``multiples``, ``times``), checked now so that errors name the key."""
+
+    def check(v, w, key):
+        from .discovery.library import RationalTerms
+
+        if isinstance(v, bool):
+            return v
+        if not isinstance(v, dict):
+            raise w.error(key, "true, false or a table of powers, multiples, times", v)
+        bad = sorted(set(v) - {"powers", "multiples", "times"})
+        if bad:
+            raise ConfigError(f"{w.prefix(key)}: unknown options {bad}; expected some of powers, multiples, times.")
+        try:
+            RationalTerms(**{k: tuple(x) if isinstance(x, list) else x for k, x in v.items()})
+        except ConfigError as err:
+            raise ConfigError(f"{w.prefix(key)}: {err}") from None
+        return {k: tuple(x) if isinstance(x, list) else x for k, x in v.items()}
+
+    return check
+
+
 LIBRARY = {
     "degree": (_int(0, "library_degree"), None),
     "constant": (_bool(), None),
     "trig": (_bool(), None),
+    "rational": (_rational(), None),
     "extra": (_list_of(_str(), limit="library_terms"), None),
 }
 DISCOVERY = {
@@ -846,7 +873,7 @@ def discovery_options(cfg: PipelineConfig, model) -> dict:
 
     d = cfg.discovery
     w = cfg.where.sub("discovery")
-    base = {k: d[k] for k in ("degree", "constant", "trig", "extra") if d[k] is not None}
+    base = {k: d[k] for k in ("degree", "constant", "trig", "rational", "extra") if d[k] is not None}
     sel = {
         k: d[k]
         for k in (
@@ -875,6 +902,8 @@ def discovery_options(cfg: PipelineConfig, model) -> dict:
         key = f"libraries.{name}" if "degree" in d["libraries"].get(name, {}) else "degree"
         k = len(unk.args)  # at most: the monomials up to the degree, sin/cos of each argument, the extra terms
         size = math.comb(k + lib.degree, lib.degree) - (0 if lib.constant else 1) + 2 * k * lib.trig + len(lib.extra)
+        if lib.rational is not None:  # a family per argument and power, times the monomials up to `times`
+            size += k * len(lib.rational.powers) * math.comb(k + lib.rational.times, lib.rational.times)
         if size > limits.current("library_terms"):
             raise limits.too_large(
                 "library_terms",
