@@ -99,6 +99,8 @@ def test_jfk_and_forecast_inputs():
     f = weather.with_forecast_inputs(jfk, weather.STATIONS["jfk"])
     assert f["t"].iloc[0] == 24.0
     np.testing.assert_allclose(f["Y"].to_numpy(), weather.observed_at(jfk, f["t"].to_numpy() - 24.0))
+    np.testing.assert_allclose(f["A"].to_numpy(), f["T"].to_numpy() - f["Y"].to_numpy())
+    np.testing.assert_allclose(f["AD"].to_numpy(), f["D"].to_numpy() - f["YD"].to_numpy())
     np.testing.assert_allclose(f["YD"].to_numpy(), weather.observed_at(jfk, f["t"].to_numpy() - 24.0, column="D"))
     by_hour = f.groupby("hour")["Q"].mean()
     assert by_hour[0] == 0 and 11 <= by_hour.idxmax() <= 14 and 0.8 < by_hour.max() < 1.1
@@ -108,35 +110,68 @@ def test_jfk_and_forecast_inputs():
 
 
 def test_forecast_setting_sees_no_measured_forcing():
-    """The forecast setting's models read only Q, Y, YD (known at issue time); the hindcast's read S, C."""
+    """The forecast setting's models read only Q, Y, YD (known at issue time) and integrate the departures
+    from yesterday; the hindcast's read S, C and integrate T itself."""
     for states in (("T",), ("T", "D")):
         v = weather.Variant("greensboro", "forecast", states)
-        models = weather.build_models(v, {"T_ref": 20.0, "D_ref": 15.0})
+        models = weather.build_models(v, {})
+        assert v.model_states == ("A", "AD")[: len(states)]
         for name, m in models.items():
             assert set(m.input_names) <= {"Q", "Y", "YD"}, name
+            assert [str(x) for x in m.states] == list(v.model_states), name
     h = weather.build_models(weather.Variant("greensboro", "hindcast", ("T",)), {"T_ref": 20.0})
     assert set(h["UDE"].input_names) == {"S", "C", "Y"}
     with pytest.raises(ConfigError, match="setting"):
         weather.Variant("greensboro", "nowcast", ("T",))
 
 
-def test_batched_forecast_equals_simulate():
-    """weather.forecast (one batched solve, rows with their own start times) equals udesci.simulate from
-    each start.  Tolerance: rk4 with 4 substeps per hour on a smooth field (|dT/dt| < 3 °C/h) against
-    dopri5 agrees to ~1e-5 °C; 1e-3 leaves slack."""
-    v = weather.Variant("greensboro", "forecast", ("T",))
-    frame = weather.variant_frame(v)
-    full = ud.Dataset.from_frame(frame, time="t", states=["T"], inputs=["Q"], interpolation="cubic")
-    model = weather.build_models(v, {"T_ref": 22.0, "k": 0.3, "a": 3.0})["physics"]
+def test_batched_forecast_equals_simulate_and_reads_nothing_after_the_horizon():
+    """weather.forecast (one batched solve, rows with their own start times and input windows) equals
+    udesci.simulate from each start given the same window of inputs (3 h before the issue to the end of
+    the horizon).  Tolerance: rk4 with 4 substeps per hour on a smooth field against dopri5 agrees to
+    ~1e-5 °C; 1e-3 leaves slack.  Changing every temperature after an issue time (which shapes Y only
+    after the horizon) leaves its forecast exactly as it was."""
+    import sympy as sp
+
+    A, Q, Y = sp.symbols("A Q Y")
+    model = ud.HybridModel({A: -0.3 * A + 0.05 * (Y - 20) + 2 * Q}, {}, [Q, Y])
+    frame = weather.variant_frame(weather.Variant("greensboro", "forecast", ("T",)))
+    names = ["Q", "Y"]
+    full = ud.Dataset.from_frame(frame, time="t", states=["A"], inputs=names, interpolation="cubic")
     starts = np.array([48.0, 120.0, 300.0])
-    y0 = np.array([[20.0], [25.0], [30.0]])
+    y0 = np.array([[2.0], [-1.0], [0.5]])
     batched = weather.forecast(model, full, starts, y0)
     tr = full.trajectories[0]
     for b, s in enumerate(starts):
-        one = ud.simulate(model, y0[b], s + np.arange(25.0), inputs={"Q": tr.u[:, 0]}, input_times=tr.u_t,
+        keep = (tr.u_t >= s - 3) & (tr.u_t <= s + 24)
+        series = {n: tr.u[keep, i] for i, n in enumerate(names)}
+        one = ud.simulate(model, y0[b], s + np.arange(25.0), inputs=series, input_times=tr.u_t[keep],
                           interpolation="cubic")  # fmt: skip
         np.testing.assert_allclose(batched[b], one, atol=1e-3)
-    assert np.ptp(batched[0, :, 0]) > 1.0  # the solar forcing drives the temperature
+    assert np.ptp(batched[0, :, 0]) > 1.0  # the inputs drive the state
+    raw = weather.station_frame("greensboro")
+    for b, s in enumerate(starts):
+        changed = raw.assign(T=np.where(raw["t"] > s, raw["T"] + 5.0, raw["T"]))
+        cf = weather.with_forecast_inputs(changed, weather.STATIONS["greensboro"])
+        cdata = ud.Dataset.from_frame(cf, time="t", states=["A"], inputs=names, interpolation="cubic")
+        np.testing.assert_array_equal(weather.forecast(model, cdata, starts[b : b + 1], y0[b : b + 1])[0], batched[b])
+
+
+def test_forecast_physics_is_yesterday_plus_a_decaying_anomaly():
+    """The forecast setting's physics dA/dt = -k A for the departure A = T - Y gives the temperature
+    forecast T(t0 + L) = Y(t0 + L) + (T0 - Y(t0)) exp(-k L): rk4 with 4 substeps per hour matches the
+    exponential to 1e-6 °C."""
+    v = weather.Variant("greensboro", "forecast", ("T",))
+    frame = weather.variant_frame(v)
+    full = ud.Dataset.from_frame(frame, time="t", states=["A"], interpolation="cubic")
+    model = weather.build_models(v, {"k": 0.15})["physics"]
+    starts = weather.forecast_starts(frame, 48.0)
+    grid = starts[:, None] + np.arange(25.0)[None, :]
+    y0 = weather.observed_at(frame, starts, column="A")[:, None]
+    pred = v.verified(weather.forecast(model, full, starts, y0), frame, grid)[..., 0]
+    closed = weather.observed_at(frame, grid, column="Y") + y0 * np.exp(-0.15 * np.arange(25.0))
+    np.testing.assert_allclose(pred, closed, atol=1e-6)
+    np.testing.assert_allclose(pred[:, 0], weather.observed_at(frame, starts), atol=1e-9)  # starts at T0
 
 
 def test_baselines_and_issue_times():
@@ -222,7 +257,7 @@ def test_weather_cli_fast(fast_run):
     frame = weather.variant_frame(weather.Variant("jfk", "forecast", ("T", "D")))
     win = frame[(frame["t"] >= 360) & (frame["t"] <= 384)]
     inputs = {k: win[k].to_numpy() for k in mod.INPUTS}
-    y0 = win[["T", "D"]].to_numpy()[0]
+    y0 = win[["A", "AD"]].to_numpy()[0]  # the forecast setting's models integrate the departures
     ours = mod.simulate(y0, win["t"].to_numpy(), inputs=inputs, input_times=win["t"].to_numpy())
     theirs = ud.simulate(found_model, y0, win["t"].to_numpy(), inputs=inputs, input_times=win["t"].to_numpy(),
                          interpolation="linear")  # fmt: skip

@@ -367,7 +367,8 @@ def observed_at(frame: pd.DataFrame, times, column: str = "T") -> np.ndarray:
 
 
 def with_forecast_inputs(frame: pd.DataFrame, station: Station) -> pd.DataFrame:
-    """Add the inputs known at any issue time: clear-sky shortwave and the states of 24 hours before.
+    """Add the inputs known at any issue time (clear-sky shortwave, the states of 24 hours before) and
+    each state's departure from the same hour yesterday.
 
     Parameters
     ----------
@@ -380,16 +381,18 @@ def with_forecast_inputs(frame: pd.DataFrame, station: Station) -> pd.DataFrame:
     -------
     pandas.DataFrame
         A copy with ``Q`` (clear-sky global horizontal irradiance at ``t``, kW/m², from
-        :func:`~udesci.pipelines.weather.solar.clear_sky_ghi`), ``Y`` (``T`` observed 24 h before, °C) and,
-        with ``D``, ``YD`` (``D`` observed 24 h before, °C); the first 24 hours (no ``Y``) are dropped.
+        :func:`~udesci.pipelines.weather.solar.clear_sky_ghi`), ``Y`` (``T`` observed 24 h before, °C),
+        ``A = T - Y`` (°C) and, with ``D``, ``YD`` and ``AD = D - YD`` likewise for the dew point; the
+        first 24 hours (no ``Y``) are dropped.
     """
     from .solar import clear_sky_ghi
 
     out = frame.copy()
     out["Q"] = clear_sky_ghi(station.utc(out["t"]), station.lat, station.lon) / 1000.0
-    lag = {"T": "Y", "D": "YD"}
-    for state, name in lag.items():
+    lag = {"T": ("Y", "A"), "D": ("YD", "AD")}
+    for state, (name, departure) in lag.items():
         if state in out.columns:
             out[name] = observed_at(out, out["t"].to_numpy() - 24.0, column=state)
+            out[departure] = out[state] - out[name]
     keep = np.isfinite(out["Y"].to_numpy())
     return out[keep].reset_index(drop=True)

@@ -15,8 +15,111 @@ BASELINES = METHODS[:3]
 MODELS = METHODS[3:]
 
 
+# hours of input samples before the issue time that each forecast's input interpolation holds
+INPUT_HISTORY = 3
+
+
+def issue_inputs(data, input_names, starts, horizon: float, dtype=torch.float64):
+    """Each issue time's own input series: the samples from ``INPUT_HISTORY`` hours before the issue to
+    the end of the horizon, so the interpolation between samples reads nothing beyond the horizon.
+
+    A cubic spline through the whole series would let samples after the horizon (for ``Y``: temperatures
+    after the issue time) shape the inputs of the last leads; cut per issue, an input defined from the
+    past (:func:`~udesci.pipelines.weather.data.with_forecast_inputs`) stays known at the issue time.
+
+    Parameters
+    ----------
+    data : Dataset
+        Supplies the input series (trajectory 0).
+    input_names : sequence of str
+        The inputs, in the model's order.
+    starts : array of shape (B,)
+        Issue times.
+    horizon : float
+        Hours after each issue.
+    dtype : torch.dtype, default float64
+
+    Returns
+    -------
+    InputInterpolator
+        With one series per issue (call it with ``index = arange(B)``); ``None`` without inputs.
+
+    Raises
+    ------
+    DataError
+        If an issue has fewer than two input samples in its window.
+    """
+    from ... import InputInterpolator
+    from ...errors import DataError
+
+    if not input_names:
+        return None
+    tr = data.trajectories[0]
+    cols = [data.input_names.index(u) for u in input_names]
+    times, values = [], []
+    for s in np.asarray(starts, dtype=float):
+        keep = (tr.u_t >= s - INPUT_HISTORY - 1e-9) & (tr.u_t <= s + horizon + 1e-9)
+        if keep.sum() < 2:
+            raise DataError(f"starts: the issue at t = {s:g} has fewer than two input samples in its window.")
+        times.append(tr.u_t[keep])
+        values.append(tr.u[keep][:, cols])
+    return InputInterpolator(times, values, data.interpolation, dtype)
+
+
+def forecast_windows(data, starts, horizon: float = HORIZON):
+    """The training data of the forecast task: one trajectory per issue time, the observations from the
+    issue time to the end of its horizon, with that issue's own input window (as :func:`issue_inputs`).
+
+    Parameters
+    ----------
+    data : Dataset
+        One trajectory (the series).
+    starts : array of shape (B,)
+        Issue times; windows are cut at ``[start, start + horizon]``.
+    horizon : float
+        Hours per window.
+
+    Returns
+    -------
+    Dataset
+        ``B`` trajectories with ``data``'s states, inputs and interpolation.
+
+    Raises
+    ------
+    DataError
+        If a window holds fewer than two observations or input samples.
+    """
+    from ... import Dataset
+    from ...errors import DataError
+
+    tr = data.trajectories[0]
+    ts, ys, us, uts = [], [], [], []
+    for s in np.asarray(starts, dtype=float):
+        keep = (tr.t >= s - 1e-9) & (tr.t <= s + horizon + 1e-9)
+        ukeep = (tr.u_t >= s - INPUT_HISTORY - 1e-9) & (tr.u_t <= s + horizon + 1e-9)
+        if keep.sum() < 2 or (data.input_names and ukeep.sum() < 2):
+            raise DataError(f"starts: the window from t = {s:g} holds fewer than two samples.")
+        ts.append(tr.t[keep])
+        ys.append(tr.y[keep])
+        us.append(tr.u[ukeep])
+        uts.append(tr.u_t[ukeep])
+    named = bool(data.input_names)
+    return Dataset(
+        ts,
+        ys,
+        states=data.state_names,
+        inputs=us if named else None,
+        input_names=data.input_names or None,
+        input_times=uts if named else None,
+        interpolation=data.interpolation,
+    )
+
+
 def forecast(model, data, starts, y0, horizon: int = HORIZON, step: float = 1.0) -> np.ndarray:
-    """Batched forecasts with measured inputs: one row per start time.
+    """Batched forecasts with inputs known at each issue time: one row per start time.
+
+    Each row reads its own input series (:func:`issue_inputs`): the samples from a few hours before its
+    start to the end of its horizon.
 
     Parameters
     ----------
@@ -38,18 +141,14 @@ def forecast(model, data, starts, y0, horizon: int = HORIZON, step: float = 1.0)
         Row ``b`` at times ``starts[b] + step * arange(horizon + 1)``; NaN where
         the simulation failed or diverged.
     """
-    from ... import InputInterpolator, Solver, integrate
+    from ... import Solver, integrate
 
     field = model.module
     dtype = field.dtype
     starts = np.asarray(starts, dtype=float)
     knots = torch.as_tensor(starts[:, None] + step * np.arange(horizon + 1)[None, :], dtype=dtype)
-    interp = None
-    if model.inputs:
-        tr = data.trajectories[0]
-        cols = [data.input_names.index(u) for u in model.input_names]
-        interp = InputInterpolator([tr.u_t], [tr.u[:, cols]], data.interpolation, dtype)
-    rows = torch.zeros(len(starts), dtype=torch.long)
+    interp = issue_inputs(data, model.input_names, starts, step * horizon, dtype)
+    rows = torch.arange(len(starts))
     try:
         with torch.no_grad():
             y0t = torch.tensor(np.array(y0, dtype=float), dtype=dtype)

@@ -296,8 +296,10 @@ def _intro(summary: dict) -> str:
         "",
         "**Two settings, never mixed.** *Forecast*: the models see only what is known at the issue time — the "
         "clear-sky shortwave `Q` computed from the station's latitude/longitude and the clock (declination, "
-        "equation of time, hour angle: `udesci/pipelines/weather/solar.py`), and the state observed 24 h "
-        "earlier (`Y`, `YD`), which is in the past for every lead up to 24 h. No measured radiation or cloud "
+        "equation of time, hour angle: `udesci/pipelines/weather/solar.py`), the state observed 24 h "
+        "earlier (`Y`, `YD`) and its rate of change then (`DY`, `DYD`, from samples at or before that hour), "
+        "all in the past for every lead up to 24 h; each forecast's input interpolation holds only samples up "
+        "to the end of its horizon. No measured radiation or cloud "
         "of the forecast period enters. *Hindcast* (Greensboro only): the same models driven by the "
         "**measured** radiation `S` and cloud `C` of the forecast period — information no forecast has; it "
         "shows what a perfect forcing forecast would be worth and is labelled as such everywhere.",
@@ -318,12 +320,15 @@ def _definitions_blocks():
     inputs = {n: {"definition": d, "unit": u} for n, (d, u) in INPUTS.items()}
     states = {n: {"definition": d, "unit": u} for n, (d, u) in STATES.items()}
     models = {
-        "physics": {"right-hand side": "dT/dt = −k (T − T_ref) + a F;  dD/dt = −k_D (D − D_ref) + b F"},
+        "physics": {
+            "right-hand side": "forecast: dT/dt = DY + k (Y − T);  dD/dt = DYD + k_D (YD − D).  "
+            "hindcast: dT/dt = −k (T − T_ref) + a S"
+        },
         "UDE": {"right-hand side": "physics + U(T[, D], X, Y) in dT/dt;  + V(T, D, X, YD) in dD/dt"},
         "discovered": {
             "right-hand side": "the UDE with U, V replaced by sparse degree-2 polynomials (udesci.discover)"
         },
-        "neural ODE": {"right-hand side": "dT/dt = N(T[, D], X, Y);  dD/dt = M(T, D, X, YD)"},
+        "neural ODE": {"right-hand side": "dT/dt = N(states, every input the UDE reads);  dD/dt = M(same)"},
         "persistence": {"right-hand side": "the value at the issue time, for every lead"},
         "yesterday": {"right-hand side": "the value observed 24 h before each lead"},
         "climatology": {"right-hand side": "the training window's mean at the hour of day"},
@@ -337,9 +342,10 @@ def _definitions_blocks():
         Table(inputs, index="input"),
         Table(states, index="state"),
         Text(
-            "`F` is the shortwave input of the known physics: `Q` (forecast) or `S` (hindcast); `X` is `Q` "
-            "(forecast) or `C` (hindcast). Learnable coefficients: `k`, `k_D` (1/h, relaxation rates), `T_ref`, "
-            "`D_ref` (°C), `a`, `b` (°C/h per kW/m²). Training: `udesci.fit` with its default stages (warm "
+            'In the forecast setting the known physics is "yesterday plus a decaying anomaly": yesterday\'s '
+            "tendency, with today's departure from yesterday relaxing at rate `k`. `X` is `Q` (forecast) or `C` "
+            "(hindcast). Learnable coefficients: `k`, `k_D` (1/h, relaxation rates), `T_ref` (°C, hindcast), "
+            "`a` (°C/h per kW/m², hindcast). Training: `udesci.fit` with its default stages (warm "
             "start, then multiple shooting); the neural ODE and the UDE's unknowns are udesci's default MLPs."
         ),  # fmt: skip
         Table(models, index="method"),

@@ -15,7 +15,7 @@ import torch
 from ...errors import ConfigError
 from ...evaluate import write_text_atomic
 from .data import STATIONS, observed_at, station_frame, with_forecast_inputs
-from .forecast import BASELINES, HORIZON, MODELS, baselines, forecast, forecast_starts
+from .forecast import BASELINES, HORIZON, MODELS, baselines, forecast, forecast_starts, forecast_windows
 from .models import Variant, build_models, discovery_options, fit_options
 from .scores import bias_by_lead, rmse_by_lead, score_table, skill_by_lead
 
@@ -23,6 +23,10 @@ WINDOWS = (1, 3, 7, 14)
 FAST_WINDOWS = (1,)
 TARGET_WINDOW = 7
 TARGET_SKILL = 0.10
+TRAIN_ISSUE_EVERY = 1.0  # hours between the training windows' issue times
+# discovery scores its candidates on windows that do not overlap, so the information criterion counts
+# each observation once (hourly windows repeat every hour 24 times)
+DISCOVERY_ISSUE_EVERY = 24.0
 
 # The full run: the forecast setting with temperature as the one state at every station and window; the
 # further variants (a dew-point state, the hindcast, winter) at the target window only, to keep the run's
@@ -198,17 +202,20 @@ def run_variant(
     if starts.size == 0:
         raise ConfigError(f"windows: a {test_days}-day training period leaves no full test day in the data.")
     states = list(variant.states)
-    full = Dataset.from_frame(frame, time="t", states=states, inputs=list(variant.inputs), interpolation="cubic")
+    mstates = list(variant.model_states)
+    full = Dataset.from_frame(frame, time="t", states=mstates, inputs=list(variant.inputs), interpolation="cubic")
     grid = starts[:, None] + np.arange(HORIZON + 1)[None, :]
     obs = np.stack([observed_at(frame, grid, column=s) for s in states], axis=-1)
+    y0 = np.stack([observed_at(frame, starts, column=s) for s in mstates], axis=-1)
     opts, dopts = fit_options(fast), discovery_options(fast)
     runs, details = {}, {}
     for w in windows:
         t_end = first + 24.0 * w
         train = frame[(frame["t"] >= first) & (frame["t"] <= t_end)]
-        data = full.window(first, t_end)
+        issues = np.arange(first, t_end - HORIZON + 1e-9, TRAIN_ISSUE_EVERY)
+        data = forecast_windows(full, issues)
         started = time.perf_counter()
-        start = {"T_ref": float(train["T"].mean())}
+        start = {"T_ref": float(train["T"].mean())}  # the hindcast's reference values
         if "D" in states:
             start["D_ref"] = float(train["D"].mean())
         torch.manual_seed(seed)
@@ -218,7 +225,8 @@ def run_variant(
         models = build_models(variant, pvals)  # the UDE's networks start on the physics residual
         fits["UDE"] = fit(models["UDE"], data, seed=seed, progress=not quiet, threads=1, **opts)
         fits["neural ODE"] = fit(models["neural ODE"], data, seed=seed, progress=not quiet, threads=1, **opts)
-        found = discover(fits["UDE"], seed=seed, progress=not quiet, **dopts)
+        days = forecast_windows(full, np.arange(first, t_end - HORIZON + 1e-9, DISCOVERY_ISSUE_EVERY))
+        found = discover(fits["UDE"], days, seed=seed, progress=not quiet, **dopts)
         seconds = time.perf_counter() - started
         preds = {}
         for i, s in enumerate(states):
@@ -226,7 +234,7 @@ def run_variant(
                 preds.setdefault(name, np.zeros_like(obs))[..., i] = p
         closed = {**{k: f.model for k, f in fits.items()}, "discovered": found.model}
         for name, model in closed.items():
-            preds[name] = forecast(model, full, starts, obs[:, 0, :])
+            preds[name] = variant.verified(forecast(model, full, starts, y0), frame, grid)
         col = f"{w} d"
         scores, by_lead = {}, {}
         for i, s in enumerate(states):
