@@ -15,7 +15,7 @@ import numpy as np
 from ...errors import DataError
 from .data import STATIONS
 from .forecast import HORIZON
-from .models import INPUTS, STATES, discovery_options, fit_options
+from .models import DEPARTURES, INPUTS, STATES, discovery_options, fit_options
 from .run import TARGET_SKILL, TARGET_WINDOW, export_window
 
 SHOWN = ("persistence", "yesterday", "climatology", "physics", "neural ODE", "UDE", "discovered")
@@ -417,9 +417,20 @@ def _variant_blocks(out: Path, key: str, res: dict, arrays: dict | None, exporte
             blocks += [Text(f"Exported discovered model ({col} window): `{tex.name}`, "
                             f"`{Path(exported[key]['json']).name}` and the standalone "
                             f"`{Path(exported[key].get('python', '')).name}` (it takes the input series "
-                            f"{', '.join('`' + i + '`' for i in res['inputs'])} with their times)."),
+                            f"{', '.join('`' + i + '`' for i in res['inputs'])} with their times)."
+                            + _departure_note(res)),
                        Math(tex.read_text().strip())]  # fmt: skip
     return blocks
+
+
+def _departure_note(res: dict) -> str:
+    """For the forecast setting: the exported model's states are departures from yesterday."""
+    if res["setting"] != "forecast":
+        return ""
+    mstates = [DEPARTURES[s][1] for s in res["states"]]
+    pairs = ", ".join(f"`{m}` = `{s}` − its value 24 h earlier" for m, s in zip(mstates, res["states"], strict=True))
+    back = ", ".join(res["states"])
+    return f" Its states are the departures from the same hour yesterday ({pairs}); add those values back for {back}."
 
 
 def _state_comparison(summary: dict) -> dict:

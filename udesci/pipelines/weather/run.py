@@ -270,6 +270,7 @@ def run_variant(
         "title": station.title,
         "setting": variant.setting,
         "states": states,
+        "model_states": mstates,
         "inputs": list(variant.inputs),
         "clock": station.clock,
         "test": {
