@@ -45,6 +45,7 @@ from ..train import (
 from .batch_lm import Layout, point_blocks, refit_candidates, refit_on_derivatives, whole_trajectories
 from .criteria import information_criterion, parsimonious
 from .escalation import escalate
+from .identifiability import check_identifiability
 from .joint import joint_choice
 from .library import Library, as_library
 from .proposal import UnknownWork, closed_form, lstsq_on, propose, sample_states, supports
@@ -517,6 +518,8 @@ def refit_final(state: DiscoveryState, refit_iterations: int, progress: bool) ->
     (Levenberg–Marquardt; if that blows up, segments then a polish with L-BFGS) (stage 5)."""
     field_, model, data = state.model.module, state.model, state.data
     result = refit_whole(field_, model, data, state.batch, state.whole, state.y0, refit_iterations)
+    if result is None:  # as in the rescoring: a wrong fitted start must not lose the refit, retry from the data's
+        result = refit_whole(field_, model, data, state.batch, state.whole, data_starts(state), refit_iterations)
     if result is None:  # single shooting failed: segments first, then a polish on the trajectories
         with warnings.catch_warnings():
             # a solver failure in the line search stops the refit with its best weights: that is fine here
@@ -558,6 +561,9 @@ def assemble(state: DiscoveryState) -> Discovery:
     }
     adequacy = assess(state, sse)
     metrics["adequacy"] = adequacy.as_dict()
+    # unknowns of never-observed states: do the data identify them? (None when every argument is observed)
+    samples = {name: work.theta for name, work in state.work.items()}
+    identifiability = check_identifiability(model, state.y0, state.batch, state.details, samples, state.n_observations)
     return Discovery(
         final,
         dict(result_model.equations),
@@ -571,6 +577,7 @@ def assemble(state: DiscoveryState) -> Discovery:
         data=state.data,
         adequacy=adequacy,
         notes=notes,
+        identifiability=identifiability,
     )
 
 

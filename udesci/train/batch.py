@@ -115,15 +115,50 @@ class PaddedBatch:
                 dtype,
             )
         self.data = data
+        # where a trajectory lacks a state: the mean smoothed first value of the trajectories that have it,
+        # and for a state no trajectory observes, 1 (-1 for a SymPy negative=True state): see initial_guess
+        first = smooth[:, 0, :]
+        seen = np.isfinite(first)
+        self.unobserved_start = as_t(
+            [
+                float(first[seen[:, i], i].mean()) if seen[:, i].any() else (-1.0 if sym.is_negative else 1.0)
+                for i, sym in enumerate(model.states)
+            ]
+        )
 
     @property
     def fully_observed(self) -> bool:
         """True if every state has at least two observations in every trajectory."""
         return bool(torch.isfinite(self.smooth[:, 0, :]).all())
 
-    def initial_guess(self) -> torch.Tensor:
-        """Initial states (K, n) from the smoothed data; 0 for unobserved states."""
-        return torch.nan_to_num(self.smooth[:, 0, :], nan=0.0)
+    @property
+    def never_observed(self) -> list[int]:
+        """Indices of the states with no observation in any trajectory (hidden states)."""
+        return [i for i in range(self.n) if not bool(self.mask[..., i].any())]
+
+    def initial_guess(self, given: torch.Tensor | None = None) -> torch.Tensor:
+        """Starting values of the trained initial states.
+
+        Parameters
+        ----------
+        given : torch.Tensor of shape (K, n), optional
+            The user's starting values, NaN where none was given (:func:`~udesci.fit`'s ``initial``).
+
+        Returns
+        -------
+        torch.Tensor of shape (K, n)
+            ``given`` where it is finite; else the smoothed first observation; where a trajectory
+            has fewer than two observations of a state, the mean smoothed first value of the
+            trajectories that have them; for a state no trajectory observes, 1 (-1 for a SymPy
+            ``negative=True`` state).  Not 0: zero is a fixed point of many models' hidden states (an
+            epidemic's susceptibles, a population), from which an unknown that multiplies the state has
+            no gradient to learn from.  The hidden state's level is trained from there.
+        """
+        first = self.smooth[:, 0, :]
+        out = torch.where(torch.isfinite(first), first, self.unobserved_start.expand_as(first))
+        if given is not None:
+            out = torch.where(torch.isfinite(given), given.to(out.dtype), out)
+        return out
 
 
 def set_network_scaling(model: HybridModel, prep: PaddedBatch) -> None:
