@@ -40,6 +40,30 @@ def smooth_series(t: np.ndarray, y: np.ndarray, lam: float | None = None) -> tup
     return spline(t), spline.derivative()(t)
 
 
+def domain_start(symbol) -> float:
+    """Starting value of a state no data observe: a unit step into its declared domain.
+
+    Parameters
+    ----------
+    symbol : sympy.Symbol
+        The state, with its SymPy assumptions.
+
+    Returns
+    -------
+    float
+        1 for a ``nonnegative=True`` or ``positive=True`` state, -1 for a ``nonpositive=True`` or
+        ``negative=True`` one, 0 for an unconstrained one (the middle of its domain).  Not 0 for a
+        sign-constrained state: 0 is its domain's boundary and often a fixed point (an epidemic's
+        susceptibles, a population), where an unknown that multiplies the state has no gradient
+        to learn from.  1 is a unit guess: the data cannot give the scale of a state they never see.
+    """
+    if symbol.is_nonnegative:
+        return 1.0
+    if symbol.is_nonpositive:
+        return -1.0
+    return 0.0
+
+
 class PaddedBatch:
     """Observed trajectories laid out as padded tensors for batched training and scoring.
 
@@ -116,12 +140,12 @@ class PaddedBatch:
             )
         self.data = data
         # where a trajectory lacks a state: the mean smoothed first value of the trajectories that have it,
-        # and for a state no trajectory observes, 1 (-1 for a SymPy negative=True state): see initial_guess
+        # and for a state no trajectory observes, a unit step into its declared domain: see initial_guess
         first = smooth[:, 0, :]
         seen = np.isfinite(first)
         self.unobserved_start = as_t(
             [
-                float(first[seen[:, i], i].mean()) if seen[:, i].any() else (-1.0 if sym.is_negative else 1.0)
+                float(first[seen[:, i], i].mean()) if seen[:, i].any() else domain_start(sym)
                 for i, sym in enumerate(model.states)
             ]
         )
@@ -149,10 +173,9 @@ class PaddedBatch:
         torch.Tensor of shape (K, n)
             ``given`` where it is finite; else the smoothed first observation; where a trajectory
             has fewer than two observations of a state, the mean smoothed first value of the
-            trajectories that have them; for a state no trajectory observes, 1 (-1 for a SymPy
-            ``negative=True`` state).  Not 0: zero is a fixed point of many models' hidden states (an
-            epidemic's susceptibles, a population), from which an unknown that multiplies the state has
-            no gradient to learn from.  The hidden state's level is trained from there.
+            trajectories that have them; for a state no trajectory observes, :func:`domain_start`
+            (1 for a SymPy ``nonnegative``/``positive`` state, -1 for a ``nonpositive``/``negative``
+            one, else 0).  The hidden state's level is trained from there.
         """
         first = self.smooth[:, 0, :]
         out = torch.where(torch.isfinite(first), first, self.unobserved_start.expand_as(first))

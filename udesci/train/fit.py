@@ -212,9 +212,9 @@ def fit(
     initial : dict state -> float or sequence of float, optional
         Starting values of the trained initial states, by state (name or SymPy symbol): one
         number for every trajectory, or one per trajectory.  Most useful for a state the data
-        never observe (a hidden state): without a value it starts at 1 (-1 for a SymPy
-        ``negative=True`` state) in every trajectory, see
-        :meth:`~udesci.train.PaddedBatch.initial_guess`, and ``result.message`` says so.  Where
+        never observe (a hidden state): without a value it starts in every trajectory at 1 if
+        its SymPy symbol is ``nonnegative``/``positive``, -1 if ``nonpositive``/``negative``, else 0
+        (:func:`~udesci.train.batch.domain_start`), and ``result.message`` says so.  Where
         a known conservation law or the experiment fixes a hidden state's start (an epidemic's
         susceptible fraction near 1), give it here.  The values are trained from there.
 
