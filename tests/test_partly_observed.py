@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import sympy as sp
 import torch
 from torch import nn
 
 import udesci as ud
+from udesci import cli
+from udesci.cli_common import EXIT_CHECK
 from udesci.discovery.results import Identifiability, Rival
 from udesci.errors import ConfigError
 from udesci.expr import parse_expression
@@ -265,3 +269,52 @@ def test_identifiability_rule():
         ]
         is None
     )
+
+
+DRIVEN = """
+title = "a decaying hidden driver"
+seed = 0
+
+[data]
+file = "driven.csv"
+time = "t"
+states = ["x"]
+
+[model.equations]
+x = "U(x, h) - 0.5*x"
+h = "-0.3*h"
+
+[model]
+width = 16
+
+[training.shooting]
+iterations = 300
+
+[discovery]
+degree = 1
+shortlist = 4
+rescore = 4
+sweeps = 1
+bootstrap = 0
+
+[output]
+export = ["json"]
+plots = false
+"""
+
+
+@pytest.mark.slow
+def test_udesci_run_exits_1_when_the_data_do_not_identify_the_unknown(tmp_path):
+    # x' = 0.8 h - 0.5 x, h' = -0.3 h from (1, 1), only x in the file: h(0) and U's coefficient trade exactly
+    t = np.linspace(0.0, 10.0, 41)
+    truth = ud.HybridModel({x: 0.8 * h - 0.5 * x, h: -0.3 * h})
+    x_t = ud.simulate(truth, (1.0, 1.0), t)[:, 0] + 0.01 * np.random.default_rng(0).standard_normal(t.size)
+    pd.DataFrame({"t": t, "x": x_t}).to_csv(tmp_path / "driven.csv", index=False)
+    path = tmp_path / "pipeline.toml"
+    path.write_text(textwrap.dedent(DRIVEN))
+    code = cli.main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert code == EXIT_CHECK and summary["check"]["passed"] is False
+    assert summary["identifiability"]["identified"] is False and summary["identifiability"]["hidden_states"] == ["h"]
+    assert any(f.startswith("identifiability: the data do not identify U") for f in summary["check"]["failures"])
+    assert "> **⚠ NOT IDENTIFIED: the data do not identify U" in (tmp_path / "out" / "report.md").read_text()
