@@ -199,8 +199,8 @@ def alternatives(name: str, det, theta: np.ndarray | None, threshold: float, sig
     size = float(np.sqrt(np.mean(mine**2)))
     out = []
     for cand in det.candidates[1:]:
-        if len(cand.support) > len(chosen.support) or not math.isfinite(cand.data_sse):
-            continue
+        if len(cand.support) > len(chosen.support) or not math.isfinite(cand.data_sse) or cand.expression == 0:
+            continue  # (the unknown at 0 is a rival of its own)
         gap = float(np.sqrt(np.mean((theta @ np.asarray(cand.coefficients, dtype=float) - mine) ** 2)))
         if gap <= MATERIAL * size:
             continue
