@@ -366,3 +366,10 @@ def test_udesci_run_exits_1_when_the_data_do_not_identify_the_unknown(tmp_path):
     assert summary["identifiability"]["identified"] is False and summary["identifiability"]["hidden_states"] == ["h"]
     assert any(f.startswith("identifiability: the data do not identify U") for f in summary["check"]["failures"])
     assert "> **⚠ NOT IDENTIFIED: the data do not identify U" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_result_that_could_not_be_assessed_is_not_identified():
+    why = "the discovered model cannot be simulated from its initial states, so no rival can be compared"
+    record = Identifiability(("S",), ("U",), math.nan, unassessed=why)
+    assert not record.identified and record.problems() == [f"not assessed: {why}"]
+    assert record.as_dict()["noise_variance"] is None and record.as_dict()["unassessed"] == why

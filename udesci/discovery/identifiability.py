@@ -40,6 +40,8 @@ SHIFT = 0.5
 MATERIAL = 0.1
 # the alternatives compared (the best-fitting ones)
 MAX_ALTERNATIVES = 3
+# the least noise variance (scaled units: an RMS of 1e-5 of a state's spread) the rivals are measured against
+MIN_VARIANCE = 1e-10
 # Levenberg–Marquardt iterations of each rival's refit
 ITERATIONS = 20
 
@@ -156,14 +158,19 @@ def check_identifiability(
     results = refit_from([y0] + [m[2] for m in moves])
     base = results[0][0]
     p = len(active) + K * n
-    sigma2 = base / max(n_observations - p, 1.0)
-    if not (math.isfinite(sigma2) and sigma2 > 0):
-        sigma2 = math.nan
+    hidden_names = tuple(names[j] for j in hidden)
+    if not math.isfinite(base):
+        return Identifiability(
+            hidden_names, tuple(concerned), math.nan,
+            unassessed="the discovered model cannot be simulated from its initial states, so no rival can be compared",
+        )  # fmt: skip
+    # noise-free data: the misfit is the solver's error, and a ratio of two such numbers says nothing
+    sigma2 = max(base / max(n_observations - p, 1.0), MIN_VARIANCE)
 
     def delta(sse: float, reference: float) -> float:
         if not math.isfinite(sse):
             return math.inf
-        return (sse - reference) / sigma2 if sigma2 == sigma2 else math.inf
+        return (sse - reference) / sigma2
 
     one = float(chi2.ppf(IDENTIFIABILITY_LEVEL, 1))
     rivals = [
@@ -186,14 +193,14 @@ def check_identifiability(
                   forms(theta))
         )  # fmt: skip
         rivals += alternatives(name, det, samples.get(name), one, sigma2)
-    return Identifiability(tuple(names[j] for j in hidden), tuple(concerned), sigma2, tuple(rivals), tuple(zero))
+    return Identifiability(hidden_names, tuple(concerned), sigma2, tuple(rivals), tuple(zero))
 
 
 def alternatives(name: str, det, theta: np.ndarray | None, threshold: float, sigma2: float) -> list[Rival]:
     """The best-fitting scored candidates of ``det`` with no more terms than the chosen one whose closed
     form differs materially from it on the network samples ``theta`` (N, p), as rivals."""
     chosen = det.chosen
-    if theta is None or not math.isfinite(chosen.data_sse) or not sigma2 == sigma2:
+    if theta is None or not math.isfinite(chosen.data_sse):
         return []
     mine = theta @ np.asarray(chosen.coefficients, dtype=float)
     size = float(np.sqrt(np.mean(mine**2)))

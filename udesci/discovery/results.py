@@ -293,6 +293,9 @@ class Identifiability:
     zero : tuple of str
         Unknowns concerned whose discovered closed form is 0 (never an identified result: the data
         then show no effect through which the hidden state could be estimated).
+    unassessed : str
+        Why no rival could be compared (empty when they were); a result that could not be assessed
+        is not identified.
 
     Notes
     -----
@@ -310,11 +313,12 @@ class Identifiability:
     noise_variance: float
     rivals: tuple = ()
     zero: tuple = ()
+    unassessed: str = ""
 
     @property
     def identified(self) -> bool:
-        """False when a rival fits as well or a concerned unknown came out as 0."""
-        return not self.zero and not any(r.fits_as_well for r in self.rivals)
+        """False when a rival fits as well, a concerned unknown came out as 0, or nothing could be compared."""
+        return not self.unassessed and not self.zero and not any(r.fits_as_well for r in self.rivals)
 
     def problems(self) -> list[str]:
         """Why the data do not identify the unknowns, one sentence each (empty when identified)."""
@@ -324,6 +328,8 @@ class Identifiability:
             for name in self.zero
         ]
         out += [r.sentence() for r in self.rivals if r.fits_as_well]
+        if self.unassessed:
+            out.append(f"not assessed: {self.unassessed}")
         return out
 
     def summary(self) -> str:
@@ -345,6 +351,7 @@ class Identifiability:
             "unknowns": list(self.unknowns),
             "noise_variance": _finite(self.noise_variance),
             "zero": list(self.zero),
+            "unassessed": self.unassessed,
             "rivals": [r.as_dict() for r in self.rivals],
             "problems": self.problems(),
             "rule": (
