@@ -94,6 +94,7 @@ def test_fit_trains_the_hidden_start_from_initial_and_says_where_it_started():
     given = ud.fit(model, data, warm_start=None, shooting=ud.Shooting(iterations=0), initial={"S": [0.9, 0.8, 0.7]},
                    **QUIET)  # fmt: skip
     np.testing.assert_allclose(given.initial_states[:, 0], [0.9, 0.8, 0.7])
+    assert given.config["initial"] == {"S": [0.9, 0.8, 0.7]} and plain.config["initial"] is None
     assert "S is never observed: its initial state starts at the given initial values" in given.message
     for bad, match in (
         ({"R": 1.0}, r"initial: 'R' is not a state of the model"),

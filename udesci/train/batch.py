@@ -74,7 +74,8 @@ class PaddedBatch:
     ``knots`` (K, T), ``y`` (K, T, n), ``mask`` (K, T, n) float, ``valid``
     (K, T) bool, ``smooth``/``dsmooth`` (K, T, n) (NaN for unobserved states),
     ``scale`` (n,), ``interp`` (input interpolator or None), ``lengths`` (K,),
-    ``observed`` (indices of observed states), ``smoothing`` (the spline penalty, None = GCV).
+    ``observed`` (indices of observed states), ``smoothing`` (the spline penalty, None = GCV),
+    ``unobserved_start`` (n,) (where a trajectory lacks a state, its start: see :meth:`initial_guess`).
     """
 
     def __init__(self, model: HybridModel, data: Dataset, dtype: torch.dtype, lam: float | None = None):

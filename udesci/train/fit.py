@@ -39,7 +39,7 @@ class FitResult(Predictable):
     seconds : dict
         Wall-clock seconds per stage.
     config : dict
-        The options of the run (stages as dicts, seed, dtype).
+        The options of the run (stages as dicts, seed, dtype, the given initial values per state).
     data : Dataset or None
         The training data.
     batch : PaddedBatch or None
@@ -312,6 +312,13 @@ def fit(
             "seed": seed,
             "init": init,
             "dtype": str(dtype),
+            "initial": None
+            if given is None
+            else {
+                name: given[:, i].tolist()
+                for i, name in enumerate(model.state_names)
+                if bool(given[:, i].isfinite().any())
+            },
         }
         return FitResult(
             model, loop.history, y0.detach().numpy().copy(), loop.status, message, loop.seconds, config, data, batch
