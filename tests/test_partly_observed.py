@@ -222,15 +222,20 @@ def test_the_label_is_in_print_the_json_the_report_and_fails_udesci_run(scale_fr
 def test_an_unknown_of_a_hidden_state_that_comes_out_zero_is_flagged():
     found = ud.discover(hidden_driver(0.0), library=ud.Library(degree=2), selection=FAST, seed=0, **QUIET)
     ident = found.identifiability
-    # the network is 0: so is the closed form, and with no effect of U in x, h(0) can be anything
-    assert sp.expand(found.unknowns["U"]) == 0
-    assert not ident.identified and ident.zero == ("U",)
-    assert (
-        ident.problems()[0]
-        == "U = 0: the data show no effect of U, so the hidden state h it depends on is not determined by them"
-    )
-    starts = [r for r in ident.rivals if r.kind == "hidden start"]
-    assert len(starts) == 4 and all(r.fits_as_well and r.delta == 0 for r in starts)
+    # the network is 0 and x shows no effect of U: h(0) can be anything.  The closed form is 0 (flagged as such)
+    # or a noise-sized term that U = 0 fits as well as (measured: 0.0058 h x; U = 0 at ΔSSE/σ² = 1.77 < 3.84)
+    assert not ident.identified
+    (zero,) = [r for r in ident.rivals if r.kind == "zero"] or [None]
+    if sp.expand(found.unknowns["U"]) == 0:
+        assert ident.zero == ("U",) and zero is None
+        assert ident.problems()[0] == (
+            "U = 0: the data show no effect of U, so the hidden state h it depends on is not determined by them"
+        )
+    else:
+        assert zero.fits_as_well and zero.delta < zero.threshold
+        assert all(abs(float(c)) < 0.05 for c in sp.expand(found.unknowns["U"]).as_coefficients_dict().values())
+    scaled = [r for r in ident.rivals if r.kind == "hidden start" and "×" in r.change]
+    assert len(scaled) == 2 and all(r.fits_as_well and r.delta < 1e-3 for r in scaled)
     assert "NOT IDENTIFIED" in str(found)
 
 

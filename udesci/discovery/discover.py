@@ -45,7 +45,7 @@ from ..train import (
 from .batch_lm import Layout, point_blocks, refit_candidates, refit_on_derivatives, whole_trajectories
 from .criteria import information_criterion, parsimonious
 from .escalation import escalate
-from .identifiability import check_identifiability
+from .identifiability import check_identifiability, estimate_hidden
 from .joint import joint_choice
 from .library import Library, as_library
 from .proposal import UnknownWork, closed_form, lstsq_on, propose, sample_states, supports
@@ -172,7 +172,8 @@ def prepare(fitted, data, model, libraries, selection, samples, seed) -> Discove
     dtype = field_.dtype
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        prep = scoring_batch(fitted, data, model)
+        # a never-observed state: derivative matching reads the trained model's estimate of its trajectory
+        prep = estimate_hidden(fitted, scoring_batch(fitted, data, model))
         t, y, index = sample_states(fitted, prep, seed=seed, **{"copies": 0, **(samples or {})})
     with torch.no_grad(), field_.bound_inputs(prep.interp, index):
         cols = field_.columns(t, y)

@@ -46,6 +46,41 @@ MIN_VARIANCE = 1e-10
 ITERATIONS = 20
 
 
+def estimate_hidden(fitted, prep: PaddedBatch) -> PaddedBatch:
+    """``prep`` with its never-observed states' smoothed series replaced by the trained model's estimate.
+
+    The trained model is simulated from its fitted initial states on ``prep``'s knots; the derivative is
+    the trained field at the simulated states.  Used for derivative matching, which otherwise has no
+    value of a hidden state to evaluate a candidate at.
+
+    Parameters
+    ----------
+    fitted : FitResult
+    prep : PaddedBatch
+
+    Returns
+    -------
+    PaddedBatch
+        ``prep`` itself when every state is observed somewhere or the simulation fails.
+    """
+    if not prep.never_observed:
+        return prep
+    field_ = fitted.model.module
+    K, T = prep.knots.shape
+    index = torch.arange(K)
+    y0 = torch.as_tensor(fitted.initial_states, dtype=field_.dtype)
+    try:
+        with torch.no_grad():
+            path = integrate(field_, y0, prep.knots, SCORING_SOLVER, inputs=(prep.interp, index))
+            with field_.bound_inputs(prep.interp, index.repeat_interleave(T)):
+                slope = field_(prep.knots.reshape(-1), path.reshape(K * T, -1)).reshape(path.shape)
+    except (AssertionError, RuntimeError):
+        return prep
+    if not (bool(torch.isfinite(path).all()) and bool(torch.isfinite(slope).all())):
+        return prep
+    return prep.with_estimates(path, slope)
+
+
 def check_identifiability(
     model: HybridModel,
     y0: torch.Tensor,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from sympy.core.function import AppliedUndef
@@ -160,6 +162,29 @@ class PaddedBatch:
     def never_observed(self) -> list[int]:
         """Indices of the states with no observation in any trajectory (hidden states)."""
         return [i for i in range(self.n) if not bool(self.mask[..., i].any())]
+
+    def with_estimates(self, values: torch.Tensor, derivatives: torch.Tensor) -> PaddedBatch:
+        """A copy whose never-observed states have ``values`` and ``derivatives`` as their smoothed series.
+
+        Derivative matching then compares a candidate with the trained model's estimate of a hidden
+        state's trajectory (its values, and the trained field's derivative there) instead of skipping
+        every point.  Observations, masks and scales are those of this batch: data misfits are unchanged.
+
+        Parameters
+        ----------
+        values, derivatives : torch.Tensor of shape (K, T, n)
+            The estimate on this batch's knots (only the never-observed states' columns are used).
+
+        Returns
+        -------
+        PaddedBatch
+        """
+        hidden = self.never_observed
+        out = copy.copy(self)
+        out.smooth, out.dsmooth = self.smooth.clone(), self.dsmooth.clone()
+        out.smooth[..., hidden] = values[..., hidden].to(self.smooth.dtype)
+        out.dsmooth[..., hidden] = derivatives[..., hidden].to(self.smooth.dtype)
+        return out
 
     def initial_guess(self, given: torch.Tensor | None = None) -> torch.Tensor:
         """Starting values of the trained initial states.
