@@ -84,6 +84,20 @@ def test_a_never_observed_state_starts_inside_its_domain_or_where_initial_says()
     np.testing.assert_allclose(batch.initial_guess(given).numpy(), [[0.3, 0, -1, 2], [0.7, 0, -1, 5]], atol=1e-9)
 
 
+def test_a_batch_with_estimates_fills_only_the_never_observed_states():
+    t = np.linspace(0, 1, 6)
+    model = ud.HybridModel({x: -x, h: -h})
+    batch = PaddedBatch(
+        model, ud.Dataset(t, np.column_stack([np.exp(-t), np.nan * t]), states=["x", "h"]), torch.float64
+    )
+    values, slopes = torch.full((1, 6, 2), 7.0, dtype=torch.float64), torch.full((1, 6, 2), -7.0, dtype=torch.float64)
+    filled = batch.with_estimates(values, slopes)
+    assert torch.isnan(batch.smooth[..., 1]).all()  # the original is left as it was
+    assert (filled.smooth[..., 1] == 7.0).all() and (filled.dsmooth[..., 1] == -7.0).all()
+    assert torch.equal(filled.smooth[..., 0], batch.smooth[..., 0]) and torch.equal(filled.mask, batch.mask)
+    assert filled.never_observed == [1]  # still never observed: the mask, not the estimate, says what was seen
+
+
 def test_fit_trains_the_hidden_start_from_initial_and_says_where_it_started():
     data = infections_only()
     model = ud.HybridModel({S: -BETA * S * I, I: BETA * S * I - GAMMA * I})

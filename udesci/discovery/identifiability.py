@@ -7,11 +7,13 @@ direction free: the hidden state's level can move while the unknown's coefficien
 unknown can vanish altogether, and the observed states come out the same.  A closed form found in such
 a case is one of several accounts of the data, and :func:`check_identifiability` says so.
 
-The check compares the discovered model with materially different rivals, each refit on the whole
-trajectories (Levenberg–Marquardt, :data:`~udesci.discovery.refit.SCORING_SOLVER`), by their increase of
-the scaled squared data misfit in units of the noise variance ``σ²`` (the discovered model's misfit over
-its residual degrees of freedom): a rival whose increase stays below the 95 % chi-square quantile is not
-ruled out by the data (a likelihood-ratio test).
+:func:`estimate_hidden` gives derivative matching the trained model's estimate of a hidden state's
+trajectory (the data hold none).  :func:`check_identifiability` compares the discovered model with
+materially different rivals, each refit on the whole trajectories (Levenberg–Marquardt,
+:data:`~udesci.discovery.refit.SCORING_SOLVER`), by their increase of the scaled squared data misfit
+in units of the noise variance ``σ²`` (the discovered model's misfit over its residual degrees of
+freedom): a rival whose increase stays below the 95 % chi-square quantile is not ruled out by the
+data (a likelihood-ratio test).
 """
 
 from __future__ import annotations
