@@ -158,9 +158,14 @@ def check_identifiability(
         one batched solve: every row is simulated on all ``C`` copies of the trajectories, and weighs only its own."""
         C = len(starts)
         copies = Segments(
-            whole.knots.repeat(C, 1), whole.y.repeat(C, 1, 1), whole.mask.repeat(C, 1, 1), whole.trajectory.repeat(C),
-            whole.first.repeat(C), whole.links, C * K,
-        )  # fmt: skip
+            knots=whole.knots.repeat(C, 1),
+            y=whole.y.repeat(C, 1, 1),
+            mask=whole.mask.repeat(C, 1, 1),
+            trajectory=whole.trajectory.repeat(C),
+            first=whole.first.repeat(C),
+            links=whole.links,
+            count=C * K,
+        )
         own = torch.arange(C).repeat_interleave(K)
         weights = (own[None, :] == torch.arange(C)[:, None]).to(y0.dtype)
         out = refit_candidates(
