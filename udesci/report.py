@@ -10,8 +10,9 @@ references by relative path (so the folder can be moved or zipped as a whole), a
 * the equations with the fitted values substituted (4 significant digits) and a parameter table,
 * for a discovery: each unknown's chosen terms with intervals and inclusion (and what those numbers
   are), its candidates sorted by score with the chosen one marked, and how well the closed form
-  reproduces the networks and the data; a discovery labelled inadequate opens the report with a
-  boxed warning naming the unknowns and the numbers,
+  reproduces the networks and the data; a discovery labelled inadequate, or one whose unknowns of
+  never-observed states the data do not identify, opens the report with a boxed warning naming the
+  unknowns and the numbers,
 * the plots of :mod:`udesci.plots`: every trajectory's fit (or a stated selection), each
   unknown's network against its closed form, a phase portrait for two-state systems, the loss,
 * what is needed to reproduce the run (command, seed, package versions, configuration).
@@ -217,6 +218,29 @@ def adequacy_alert(found) -> Alert | None:
     )
 
 
+def identifiability_alert(found) -> Alert | None:
+    """The banner of a discovery whose unknowns of never-observed states the data do not identify
+    (None if identified or not checked).
+
+    Returns
+    -------
+    Alert or None
+    """
+    ident = getattr(found, "identifiability", None)
+    if ident is None or ident.identified:
+        return None
+    return Alert(
+        f"NOT IDENTIFIED: the data do not identify {', '.join(ident.unknowns)}, which depend on the never-observed "
+        f"{', '.join(ident.hidden)}: do not read these equations as the law",
+        (
+            *ident.problems(),
+            "Materially different accounts reproduce the observed data as well as the one shown.  Observing "
+            f"{', '.join(ident.hidden)} (even a few points), fixing its initial value from the experiment, or "
+            "writing the known physics that links it to the observed states may identify it.",
+        ),
+    )
+
+
 def discovery_blocks(found, *, candidates: int = 8) -> list:
     """Blocks: chosen terms with intervals, candidates sorted by score, and the closed form's fit to the data.
 
@@ -257,6 +281,8 @@ def discovery_blocks(found, *, candidates: int = 8) -> list:
         if defs:
             out.append(Definitions(tuple(defs)))
     out.append(Text(escape_text(adequacy_text(found))))
+    if getattr(found, "identifiability", None) is not None:
+        out.append(Text(escape_text("Identifiability: " + found.identifiability.summary() + ".")))
     for note in found.notes:
         out.append(Text("Note: " + escape_text(note)))
     return out
@@ -595,9 +621,9 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     blocks: list = []
-    alert = adequacy_alert(found) if found is not None else None
-    if alert is not None:
-        blocks.append(alert)  # at the very top, above the introduction (HTML: above the contents)
+    for alert in (adequacy_alert(found), identifiability_alert(found)) if found is not None else ():
+        if alert is not None:
+            blocks.append(alert)  # at the very top, above the introduction (HTML: above the contents)
     if intro:
         blocks.append(Text(intro))
     source = fitted if fitted is not None else found

@@ -502,10 +502,13 @@ def evaluate(setup: Setup, trained: Trained) -> Evaluation:
 
 
 def check(setup: Setup, trained: Trained, evaluation: Evaluation) -> list[str]:
-    """Failures of the run: a discovery labelled inadequate (always checked), then the ``[check]`` table's.
+    """Failures of the run: a discovery labelled inadequate or not identified (always checked), then the
+    ``[check]`` table's.
 
-    A discovered closed form that :class:`~udesci.discovery.Adequacy` labels inadequate fails the run
-    with or without a ``[check]`` table (``udesci run`` exits 1): its equations must not be read as the law.
+    A discovered closed form that :class:`~udesci.discovery.Adequacy` labels inadequate, or that the data
+    do not identify (:class:`~udesci.discovery.results.Identifiability`: an unknown of a never-observed
+    state), fails the run with or without a ``[check]`` table (``udesci run`` exits 1): its equations must
+    not be read as the law.
 
     Returns
     -------
@@ -520,6 +523,12 @@ def check(setup: Setup, trained: Trained, evaluation: Evaluation) -> list[str]:
             f"adequacy: the closed form of {', '.join(adequacy.inadequate_unknowns())} is inadequate ("
             + "; ".join(adequacy.problems())
             + ")"
+        )
+    ident = getattr(trained.found, "identifiability", None)
+    if ident is not None and not ident.identified:
+        failures.append(
+            f"identifiability: the data do not identify {', '.join(ident.unknowns)} (never-observed "
+            f"{', '.join(ident.hidden)}: " + "; ".join(ident.problems()) + ")"
         )
     if c is None:
         return failures
@@ -660,6 +669,9 @@ def summarise(setup: Setup, trained: Trained, evaluation: Evaluation, failures: 
         "fit_status": trained.fitted.status,
         "check": {"passed": not failures, "failures": failures, "configured": cfg.check is not None},
         "adequacy": None if getattr(trained.found, "adequacy", None) is None else trained.found.adequacy.as_dict(),
+        "identifiability": (
+            None if getattr(trained.found, "identifiability", None) is None else trained.found.identifiability.as_dict()
+        ),
         "notes": trained.notes,
     }
 
@@ -701,8 +713,10 @@ def run_config(path, *, out=None, seed: int | None = None, fast: bool = False, q
         ran), ``equations``, ``metrics`` (``train_rmse``/``test_rmse`` per state, of the
         discovered model if any, else the fitted one; also ``fitted_*`` for the network
         model), ``fit_status``, ``check`` (``passed``, ``failures``, ``configured``; a discovery
-        labelled inadequate is a failure with or without a ``[check]`` table), ``adequacy`` (the
-        discovery's :meth:`~udesci.discovery.Adequacy.as_dict`, None without discovery), ``notes``,
+        labelled inadequate or not identified is a failure with or without a ``[check]`` table), ``adequacy``
+        (the discovery's :meth:`~udesci.discovery.Adequacy.as_dict`, None without discovery),
+        ``identifiability`` (its :meth:`~udesci.discovery.results.Identifiability.as_dict` when an unknown
+        depends on a never-observed state, else None), ``notes``,
         ``seconds``.  Also written to ``summary.json`` in the output folder.
 
     Raises

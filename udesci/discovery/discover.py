@@ -45,6 +45,7 @@ from ..train import (
 from .batch_lm import Layout, point_blocks, refit_candidates, refit_on_derivatives, whole_trajectories
 from .criteria import information_criterion, parsimonious
 from .escalation import escalate
+from .identifiability import check_identifiability, estimate_hidden
 from .joint import joint_choice
 from .library import Library, as_library
 from .proposal import (
@@ -196,6 +197,8 @@ def prepare(fitted, data, model, libraries, selection, samples, seed) -> Discove
         torch.manual_seed(seed)
         prep = scoring_batch(fitted, data, model)
         y0 = ude_starts(fitted, data, prep)
+        # a never-observed state: derivative matching reads the trained model's estimate of its trajectory
+        prep = estimate_hidden(fitted, prep, y0)
         t, y, index = sample_states(fitted, prep, y0=y0, seed=seed, **{"copies": 0, **(samples or {})})
     with torch.no_grad(), field_.bound_inputs(prep.interp, index):
         cols = field_.columns(t, y)
@@ -545,6 +548,8 @@ def refit_final(state: DiscoveryState, refit_iterations: int, progress: bool) ->
         return
     field_, model, data = state.model.module, state.model, state.data
     result = refit_whole(field_, model, data, state.batch, state.whole, state.y0, refit_iterations)
+    if result is None:  # as in the rescoring: a wrong fitted start must not lose the refit, retry from the data's
+        result = refit_whole(field_, model, data, state.batch, state.whole, data_starts(state), refit_iterations)
     if result is None:  # single shooting failed: segments first, then a polish on the trajectories
         with warnings.catch_warnings():
             # a solver failure in the line search stops the refit with its best weights: that is fine here
@@ -622,6 +627,9 @@ def assemble(state: DiscoveryState) -> Discovery:
     }
     adequacy = assess(state, sse)
     metrics["adequacy"] = adequacy.as_dict()
+    # unknowns of never-observed states: do the data identify them? (None when every argument is observed)
+    samples = {name: work.theta for name, work in state.work.items()}
+    identifiability = check_identifiability(model, state.y0, state.batch, state.details, samples, state.n_observations)
     return Discovery(
         final,
         dict(result_model.equations),
@@ -635,6 +643,7 @@ def assemble(state: DiscoveryState) -> Discovery:
         data=state.data,
         adequacy=adequacy,
         notes=notes,
+        identifiability=identifiability,
     )
 
 

@@ -215,6 +215,156 @@ class Adequacy:
         return text
 
 
+# a rival fits "as well" when it raises the scaled data SSE by less than this quantile of chi-square times the
+# noise variance: the 95 % likelihood-ratio bound (one degree of freedom: 3.84)
+IDENTIFIABILITY_LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Rival:
+    """Something that differs materially from the discovered model and is compared with it on the data.
+
+    Attributes
+    ----------
+    kind : str
+        ``"hidden start"`` (a never-observed state's initial values moved, everything else refit),
+        ``"zero"`` (the unknown set to 0, everything else refit) or ``"alternative"`` (another scored
+        candidate with no more terms, whose closed form differs materially on the fitted states).
+    subject : str
+        The hidden state or the unknown it concerns.
+    change : str
+        What differs, in words (e.g. ``"S(0) × 2 in every trajectory"``).
+    delta : float
+        Increase of the scaled squared data misfit over the discovered model's, in units of the noise
+        variance (``ΔSSE / σ²``); ``inf`` if the rival cannot be simulated.
+    threshold : float
+        The chi-square quantile (``IDENTIFIABILITY_LEVEL``, degrees of freedom = numbers removed or fixed)
+        it must exceed to be ruled out by the data.
+    expressions : dict name -> str
+        The rival's closed form of each unknown concerned, after its refit.
+    """
+
+    kind: str
+    subject: str
+    change: str
+    delta: float
+    threshold: float
+    expressions: dict = field(default_factory=dict)
+
+    @property
+    def fits_as_well(self) -> bool:
+        """True when the data do not rule the rival out (``delta`` below ``threshold``)."""
+        return bool(self.delta < self.threshold)
+
+    def sentence(self) -> str:
+        """One line: the rival, its refit forms and its ΔSSE/σ² against the bound."""
+        forms = ", ".join(f"{k} = {v}" for k, v in self.expressions.items())
+        verdict = "fits the data as well" if self.fits_as_well else "is ruled out"
+        forms = f" ({forms})" if forms else ""
+        return f"{self.change}{forms} {verdict}: ΔSSE/σ² = {self.delta:.3g} (bound {self.threshold:.3g})"
+
+    def as_dict(self) -> dict:
+        """JSON-ready view."""
+        return {
+            "kind": self.kind,
+            "subject": self.subject,
+            "change": self.change,
+            "delta_sse_over_noise": _finite(self.delta),
+            "threshold": self.threshold,
+            "fits_as_well": self.fits_as_well,
+            "expressions": dict(self.expressions),
+        }
+
+
+@dataclass(frozen=True)
+class Identifiability:
+    """Whether the data identify unknowns that depend on states no trajectory observes.
+
+    Built by :func:`~udesci.discovery.identifiability.check_identifiability` only when some unknown
+    takes a never-observed (hidden) state as an argument; otherwise ``Discovery.identifiability``
+    is None.
+
+    Attributes
+    ----------
+    hidden : tuple of str
+        The states no trajectory observes.
+    unknowns : tuple of str
+        The unknowns that take one of them as an argument.
+    noise_variance : float
+        ``σ²``: the discovered model's scaled squared data misfit over (observations − fitted numbers).
+    rivals : tuple of Rival
+        What the discovered model was compared with.
+    zero : tuple of str
+        Unknowns concerned whose discovered closed form is 0 (never an identified result: the data
+        then show no effect through which the hidden state could be estimated).
+    unassessed : str
+        Why no rival could be compared (empty when they were); a result that could not be assessed
+        is not identified.
+
+    Notes
+    -----
+    ``identified`` is False when the discovered form of such an unknown is 0, or when a rival fits
+    the observed data within the 95 % likelihood-ratio bound (``ΔSSE/σ²`` below the chi-square
+    quantile): moving the hidden state's initial values by a factor 2 or ½, or by ± half its RMS
+    along the fitted trajectories (the rest refit); setting the unknown to 0; or another scored
+    candidate with no more terms whose closed form differs by more than 10 % RMS on the fitted states.
+    Each of these is a materially different account of the same observations, so the data do not
+    decide between them.
+    """
+
+    hidden: tuple
+    unknowns: tuple
+    noise_variance: float
+    rivals: tuple = ()
+    zero: tuple = ()
+    unassessed: str = ""
+
+    @property
+    def identified(self) -> bool:
+        """False when a rival fits as well, a concerned unknown came out as 0, or nothing could be compared."""
+        return not self.unassessed and not self.zero and not any(r.fits_as_well for r in self.rivals)
+
+    def problems(self) -> list[str]:
+        """Why the data do not identify the unknowns, one sentence each (empty when identified)."""
+        out = [
+            f"{name} = 0: the data show no effect of {name}, so the hidden state{'s' if len(self.hidden) > 1 else ''} "
+            f"{', '.join(self.hidden)} it depends on {'are' if len(self.hidden) > 1 else 'is'} not determined by them"
+            for name in self.zero
+        ]
+        out += [r.sentence() for r in self.rivals if r.fits_as_well]
+        if self.unassessed:
+            out.append(f"not assessed: {self.unassessed}")
+        return out
+
+    def summary(self) -> str:
+        """One line for printing."""
+        hidden = ", ".join(self.hidden)
+        if self.identified:
+            worst = min((r for r in self.rivals), key=lambda r: r.delta / r.threshold, default=None)
+            text = f"identified: {', '.join(self.unknowns)} of never-observed {hidden}; every rival is ruled out"
+            if worst is not None:
+                text += f" (closest: {worst.change}, ΔSSE/σ² = {worst.delta:.3g} > {worst.threshold:.3g})"
+            return text
+        return f"NOT IDENTIFIED ({', '.join(self.unknowns)}): {hidden} never observed; " + "; ".join(self.problems())
+
+    def as_dict(self) -> dict:
+        """JSON-ready view."""
+        return {
+            "identified": self.identified,
+            "hidden_states": list(self.hidden),
+            "unknowns": list(self.unknowns),
+            "noise_variance": _finite(self.noise_variance),
+            "zero": list(self.zero),
+            "unassessed": self.unassessed,
+            "rivals": [r.as_dict() for r in self.rivals],
+            "problems": self.problems(),
+            "rule": (
+                f"not identified if an unknown of a never-observed state is 0, or a materially different rival "
+                f"fits the observed data within the {IDENTIFIABILITY_LEVEL:.0%} likelihood-ratio bound"
+            ),
+        }
+
+
 @dataclass
 class Discovery(Predictable):
     """Result of :func:`discover`.
@@ -246,6 +396,10 @@ class Discovery(Predictable):
     adequacy : Adequacy or None
         How well the closed form reproduces the networks and the data relative to the UDE; also
         in ``metrics["adequacy"]``, ``print(found)``, the JSON and the reports.
+    identifiability : Identifiability or None
+        Set when an unknown depends on a state no trajectory observes: whether the data identify it
+        (``identified``; a result that is not is labelled so in ``print(found)``, the JSON and the
+        reports, and fails ``udesci run``).  None when every argument of every unknown is observed.
     escalation : list of LibraryTry
         With the automatic library (``discover(library=None)``): each library tried, in order,
         with its data ratio and label (one entry when the first was adequate).
@@ -269,6 +423,7 @@ class Discovery(Predictable):
     adequacy: Adequacy | None = field(default=None, repr=False)
     seconds: dict = field(default_factory=dict, repr=False)
     escalation: list = field(default_factory=list, repr=False)
+    identifiability: Identifiability | None = field(default=None, repr=False)
 
     def summary(self, digits: int = 4, substitute: bool = True) -> str:
         """Readable account: equations, candidates and uncertainty.
@@ -287,6 +442,11 @@ class Discovery(Predictable):
         if self.adequacy is not None and not self.adequacy.adequate:
             lines.append(f"WARNING: the closed form of {', '.join(self.adequacy.inadequate_unknowns())} is INADEQUATE:")
             lines += [f"  {p}" for p in self.adequacy.problems()]
+        if self.identifiability is not None and not self.identifiability.identified:
+            ident = self.identifiability
+            hidden = ", ".join(ident.hidden)
+            lines.append(f"WARNING: the data do NOT IDENTIFY {', '.join(ident.unknowns)} (never-observed {hidden}):")
+            lines += [f"  {p}" for p in ident.problems()]
         lines.append("Discovered equations:")
         t = self.model.time
         for s, rhs in substituted_equations(self.model, digits, substitute).items():
@@ -319,6 +479,8 @@ class Discovery(Predictable):
                 lines.append(f"   ✗ candidate {rounded(c.expression, digits)}  not scored: {c.problem}")
         if self.adequacy is not None:
             lines.append(f"adequacy: {self.adequacy.summary()}")
+        if self.identifiability is not None:
+            lines.append(f"identifiability: {self.identifiability.summary()}")
         for k, v in self.metrics.items():
             if k == "adequacy":
                 continue
@@ -422,6 +584,8 @@ class Discovery(Predictable):
         }
         if self.adequacy is not None:
             extra["adequacy"] = self.adequacy.as_dict()
+        if self.identifiability is not None:
+            extra["identifiability"] = self.identifiability.as_dict()
         if self.escalation:
             extra["library_escalation"] = [t.as_dict() for t in self.escalation]
         if self.notes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from sympy.core.function import AppliedUndef
@@ -40,6 +42,30 @@ def smooth_series(t: np.ndarray, y: np.ndarray, lam: float | None = None) -> tup
     return spline(t), spline.derivative()(t)
 
 
+def domain_start(symbol) -> float:
+    """Starting value of a state no data observe: a unit step into its declared domain.
+
+    Parameters
+    ----------
+    symbol : sympy.Symbol
+        The state, with its SymPy assumptions.
+
+    Returns
+    -------
+    float
+        1 for a ``nonnegative=True`` or ``positive=True`` state, -1 for a ``nonpositive=True`` or
+        ``negative=True`` one, 0 for an unconstrained one (the middle of its domain).  Not 0 for a
+        sign-constrained state: 0 is its domain's boundary and often a fixed point (an epidemic's
+        susceptibles, a population), where an unknown that multiplies the state has no gradient
+        to learn from.  1 is a unit guess: the data cannot give the scale of a state they never see.
+    """
+    if symbol.is_nonnegative:
+        return 1.0
+    if symbol.is_nonpositive:
+        return -1.0
+    return 0.0
+
+
 class PaddedBatch:
     """Observed trajectories laid out as padded tensors for batched training and scoring.
 
@@ -50,7 +76,8 @@ class PaddedBatch:
     ``knots`` (K, T), ``y`` (K, T, n), ``mask`` (K, T, n) float, ``valid``
     (K, T) bool, ``smooth``/``dsmooth`` (K, T, n) (NaN for unobserved states),
     ``scale`` (n,), ``interp`` (input interpolator or None), ``lengths`` (K,),
-    ``observed`` (indices of observed states), ``smoothing`` (the spline penalty, None = GCV).
+    ``observed`` (indices of observed states), ``smoothing`` (the spline penalty, None = GCV),
+    ``unobserved_start`` (n,) (where a trajectory lacks a state, its start: see :meth:`initial_guess`).
     """
 
     def __init__(self, model: HybridModel, data: Dataset, dtype: torch.dtype, lam: float | None = None):
@@ -115,15 +142,72 @@ class PaddedBatch:
                 dtype,
             )
         self.data = data
+        # where a trajectory lacks a state: the mean smoothed first value of the trajectories that have it,
+        # and for a state no trajectory observes, a unit step into its declared domain: see initial_guess
+        first = smooth[:, 0, :]
+        seen = np.isfinite(first)
+        self.unobserved_start = as_t(
+            [
+                float(first[seen[:, i], i].mean()) if seen[:, i].any() else domain_start(sym)
+                for i, sym in enumerate(model.states)
+            ]
+        )
 
     @property
     def fully_observed(self) -> bool:
         """True if every state has at least two observations in every trajectory."""
         return bool(torch.isfinite(self.smooth[:, 0, :]).all())
 
-    def initial_guess(self) -> torch.Tensor:
-        """Initial states (K, n) from the smoothed data; 0 for unobserved states."""
-        return torch.nan_to_num(self.smooth[:, 0, :], nan=0.0)
+    @property
+    def never_observed(self) -> list[int]:
+        """Indices of the states with no observation in any trajectory (hidden states)."""
+        return [i for i in range(self.n) if not bool(self.mask[..., i].any())]
+
+    def with_estimates(self, values: torch.Tensor, derivatives: torch.Tensor) -> PaddedBatch:
+        """A copy whose never-observed states have ``values`` and ``derivatives`` as their smoothed series.
+
+        Derivative matching then compares a candidate with the trained model's estimate of a hidden
+        state's trajectory (its values, and the trained field's derivative there) instead of skipping
+        every point.  Observations, masks and scales are those of this batch: data misfits are unchanged.
+
+        Parameters
+        ----------
+        values, derivatives : torch.Tensor of shape (K, T, n)
+            The estimate on this batch's knots (only the never-observed states' columns are used).
+
+        Returns
+        -------
+        PaddedBatch
+        """
+        hidden = self.never_observed
+        out = copy.copy(self)
+        out.smooth, out.dsmooth = self.smooth.clone(), self.dsmooth.clone()
+        out.smooth[..., hidden] = values[..., hidden].to(self.smooth.dtype)
+        out.dsmooth[..., hidden] = derivatives[..., hidden].to(self.smooth.dtype)
+        return out
+
+    def initial_guess(self, given: torch.Tensor | None = None) -> torch.Tensor:
+        """Starting values of the trained initial states.
+
+        Parameters
+        ----------
+        given : torch.Tensor of shape (K, n), optional
+            The user's starting values, NaN where none was given (:func:`~udesci.fit`'s ``initial``).
+
+        Returns
+        -------
+        torch.Tensor of shape (K, n)
+            ``given`` where it is finite; else the smoothed first observation; where a trajectory
+            has fewer than two observations of a state, the mean smoothed first value of the
+            trajectories that have them; for a state no trajectory observes, :func:`domain_start`
+            (1 for a SymPy ``nonnegative``/``positive`` state, -1 for a ``nonpositive``/``negative``
+            one, else 0).  The hidden state's level is trained from there.
+        """
+        first = self.smooth[:, 0, :]
+        out = torch.where(torch.isfinite(first), first, self.unobserved_start.expand_as(first))
+        if given is not None:
+            out = torch.where(torch.isfinite(given), given.to(out.dtype), out)
+        return out
 
 
 def set_network_scaling(model: HybridModel, prep: PaddedBatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from dataclasses import asdict, dataclass, field
@@ -38,7 +39,7 @@ class FitResult(Predictable):
     seconds : dict
         Wall-clock seconds per stage.
     config : dict
-        The options of the run (stages as dicts, seed, dtype).
+        The options of the run (stages as dicts, seed, dtype, the given initial values per state).
     data : Dataset or None
         The training data.
     batch : PaddedBatch or None
@@ -163,6 +164,7 @@ def fit(
     checkpoint_every: int = 100,
     resume: str | os.PathLike | None = None,
     init: str = "seed",
+    initial: dict | None = None,
 ) -> FitResult:
     """Train a hybrid model's networks and learnable parameters on data.
 
@@ -207,6 +209,14 @@ def fit(
     resume : path, optional
         Continue from a checkpoint written by an earlier call with the same
         model, data and options; the result equals an uninterrupted run.
+    initial : dict state -> float or sequence of float, optional
+        Starting values of the trained initial states, by state (name or SymPy symbol): one
+        number for every trajectory, or one per trajectory.  Most useful for a state the data
+        never observe (a hidden state): without a value it starts in every trajectory at 1 if
+        its SymPy symbol is ``nonnegative``/``positive``, -1 if ``nonpositive``/``negative``, else 0
+        (:func:`~udesci.train.batch.domain_start`), and ``result.message`` says so.  Where
+        a known conservation law or the experiment fixes a hidden state's start (an epidemic's
+        susceptible fraction near 1), give it here.  The values are trained from there.
 
     Returns
     -------
@@ -217,7 +227,8 @@ def fit(
     DataError
         If the data do not match the model (state names, inputs).
     ConfigError
-        For invalid options, all stages switched off, a checkpoint path in a missing
+        For invalid options (``initial`` naming no state, or with non-finite values or the
+        wrong number of values), all stages switched off, a checkpoint path in a missing
         folder, or an unreadable checkpoint or one written for another model, other
         data or other stages.
 
@@ -279,8 +290,10 @@ def fit(
         batch = PaddedBatch(model, data, dtype, warm_start.smoothing if warm_start else None)
         set_network_scaling(model, batch)
         stages = [s for s in (warm_start, shooting, full) if s is not None]
-        y0 = torch.nn.Parameter(batch.initial_guess().clone())
+        given = initial_values(initial, model, len(batch.lengths), dtype)
+        y0 = torch.nn.Parameter(batch.initial_guess(given).clone())
         ctx = TrainingContext(model, batch, y0, {"y0": y0})
+        ctx.notes += hidden_start_notes(model, batch, given)
         for stage in stages:
             stage.setup(ctx)
         if resume_state is not None:
@@ -299,7 +312,62 @@ def fit(
             "seed": seed,
             "init": init,
             "dtype": str(dtype),
+            "initial": None
+            if given is None
+            else {
+                name: given[:, i].tolist()
+                for i, name in enumerate(model.state_names)
+                if bool(given[:, i].isfinite().any())
+            },
         }
         return FitResult(
             model, loop.history, y0.detach().numpy().copy(), loop.status, message, loop.seconds, config, data, batch
         )
+
+
+def initial_values(initial, model: HybridModel, n_trajectories: int, dtype: torch.dtype) -> torch.Tensor | None:
+    """``fit``'s ``initial`` as a ``(K, n)`` tensor, NaN where no value was given (None without any).
+
+    Raises
+    ------
+    ConfigError
+        If ``initial`` is not a dict, names something that is not a state, or holds values that
+        are not finite numbers (one, or one per trajectory).
+    """
+    if initial is None:
+        return None
+    if not isinstance(initial, dict):
+        raise ConfigError(f"initial: expected a dict state -> value(s), received {describe(initial)}.")
+    names = model.state_names
+    out = torch.full((n_trajectories, len(names)), math.nan, dtype=dtype)
+    for key, value in initial.items():
+        name = str(key)
+        if name not in names:
+            raise ConfigError(f"initial: {name!r} is not a state of the model (states {names}).")
+        try:
+            arr = np.asarray(value, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise ConfigError(f"initial[{name!r}]: expected a number or a sequence of numbers, received "
+                              f"{describe(value)}.") from None  # fmt: skip
+        if arr.size not in (1, n_trajectories) or not np.isfinite(arr).all():
+            raise ConfigError(
+                f"initial[{name!r}]: expected one finite number or {n_trajectories} (one per trajectory), "
+                f"received {value!r}."
+            )
+        out[:, names.index(name)] = torch.as_tensor(np.broadcast_to(arr, (n_trajectories,)).copy(), dtype=dtype)
+    return out
+
+
+def hidden_start_notes(model: HybridModel, batch: PaddedBatch, given: torch.Tensor | None) -> list[str]:
+    """A note per state no trajectory observes: where its trained initial state started."""
+    notes = []
+    for i in batch.never_observed:
+        name = model.state_names[i]
+        if given is not None and bool(torch.isfinite(given[:, i]).all()):
+            notes.append(f"{name} is never observed: its initial state starts at the given initial values")
+        else:
+            notes.append(
+                f"{name} is never observed: its initial state starts at {float(batch.unobserved_start[i]):g} in "
+                f"every trajectory (pass initial={{{name!r}: value}} to fit for a better start) and is trained"
+            )
+    return notes

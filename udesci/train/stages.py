@@ -195,7 +195,7 @@ class Shooting:
         field_ = ctx.model.module
         if self.name not in loop.done and not loop.resuming(self.name):
             with torch.no_grad():
-                starts.copy_(segment_starts(field_, ctx.batch, seg))
+                starts.copy_(segment_starts(field_, ctx.batch, seg, y0))
         loss = shooting_objective(field_, ctx.batch, seg, starts, self.continuity, self.solver)
         ran = loop.run(self.name, ctx.trainable + [starts], loss, self.iterations, self.lr, self.lbfgs)
         # a checkpoint written at the end of shooting holds y0 from before this copy: redo it when
