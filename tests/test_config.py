@@ -452,3 +452,19 @@ def test_rational_library_from_toml(tmp_path):
         with pytest.raises(ConfigError, match=match) as err:
             load_config(path)
         assert f"{path}: [discovery] rational" in str(err.value)
+
+
+def test_training_initial_values_from_toml(tmp_path):
+    """``[training.initial]`` reaches ``fit(initial=...)``; a name that is not a state or a value that is not
+    a finite number is an error naming the file and key."""
+    cfg = load_config(_toml(tmp_path, BASE + "\n[training.initial]\nx = 0.5\n"))
+    assert training_options(cfg)["initial"] == {"x": 0.5}
+    cfg = load_config(_toml(tmp_path, BASE + "\n[training.initial]\nx = [0.5]\n"))
+    assert training_options(cfg)["initial"] == {"x": [0.5]}
+    path = _toml(tmp_path, BASE + "\n[training.initial]\nz = 1.0\n")
+    with pytest.raises(ConfigError, match=r"\[training\] initial: \['z'\] are not states") as err:
+        training_options(load_config(path))
+    assert str(path) in str(err.value)
+    path = _toml(tmp_path, BASE + '\n[training.initial]\nx = "high"\n')
+    with pytest.raises(ConfigError, match=r"\[training.initial\] x: expected a finite number"):
+        load_config(path)

@@ -220,6 +220,8 @@ def test_the_label_is_in_print_the_json_the_report_and_fails_udesci_run(scale_fr
     found = scale_free
     text = str(found)
     assert text.startswith("WARNING: the data do NOT IDENTIFY U (never-observed h):")
+    assert "NOT IDENTIFIED" in repr(found)
+    assert "Not identified by the data: U (never observed: h)" in found._repr_html_()
     assert "h(0) × 2 in every trajectory" in text and "identifiability: NOT IDENTIFIED (U)" in text
     found.to_json(tmp_path / "eq.json")
     record = json.loads((tmp_path / "eq.json").read_text())["extra"]["identifiability"]

@@ -61,6 +61,8 @@ Schema (all paths are relative to the TOML file)::
 
     [training]                        # stages: tables present (or defaults); enabled = false drops one
     threads = 1
+    [training.initial]                # optional: starting values of the trained initial states, by state
+    S = 0.99                          # (a number, or a list with one per trajectory)
     [training.warm_start]             # iterations, lr, smoothing, lbfgs, enabled
     [training.shooting]               # iterations, lr, segment_length, continuity, lbfgs, solver, enabled
     [training.full]                   # iterations, lr, lbfgs, learn_initial, solver, enabled (off by default)
@@ -374,8 +376,29 @@ FULL = {
     "learn_initial": (_bool(), None),
     "solver": (_sub_table(SOLVER), None),
 }
+
+
+def _initial():
+    """``[training.initial]``: a state's starting value for the trained initial states, one number or
+    one per trajectory (:func:`udesci.fit`'s ``initial``; most useful for a state no column observes)."""
+
+    def check(v, w, key):
+        if not isinstance(v, dict) or not v:
+            raise w.error(key, "a table state = number (or a list of numbers, one per trajectory)", v)
+        out = {}
+        for name, value in v.items():
+            values = value if isinstance(value, list) else [value]
+            if not values or not all(_is_num(x) and math.isfinite(x) for x in values):
+                raise w.sub(key).error(name, "a finite number or a non-empty list of finite numbers", value)
+            out[name] = [float(x) for x in values] if isinstance(value, list) else float(value)
+        return out
+
+    return check
+
+
 TRAINING = {
     "threads": (_int(1, "threads"), 1),
+    "initial": (_initial(), None),
     "warm_start": (_sub_table(WARM_START), None),
     "shooting": (_sub_table(SHOOTING), None),
     "full": (_sub_table(FULL), None),
@@ -857,6 +880,15 @@ def training_options(cfg: PipelineConfig) -> dict:
             raise ConfigError(f"{cfg.where.sub('training').sub(key).prefix()}: {exc}") from None
     if all(v is None for v in out.values()):
         raise ConfigError(f"{cfg.where.sub('training').prefix()}: every stage is disabled; enable one.")
+    if t["initial"] is not None:
+        states = set(cfg.model["equations"])
+        stray = sorted(set(t["initial"]) - states)
+        if stray:
+            raise ConfigError(
+                f"{cfg.where.sub('training').prefix('initial')}: {stray} are not states of the model "
+                f"(states {sorted(states)})."
+            )
+        out["initial"] = dict(t["initial"])
     return out
 
 

@@ -273,6 +273,9 @@ def discovery_repr(found) -> str:
     adequacy = getattr(found, "adequacy", None)
     if adequacy is not None and not adequacy.adequate:
         tail += ", INADEQUATE"
+    ident = getattr(found, "identifiability", None)
+    if ident is not None and not ident.identified:
+        tail += ", NOT IDENTIFIED"
     return clip(f"Discovery({forms}{tail})")
 
 
@@ -286,6 +289,14 @@ def discovery_html(found, digits: int = DIGITS, candidates: int = 5) -> str:
             '<div role="alert" style="border:3px solid #c53030;background:#fff5f5;padding:6px 10px">'
             f"<b>⚠ Inadequate closed form: {html.escape(', '.join(adequacy.inadequate_unknowns()))}</b>"
             f"<ul>{items}</ul></div>"
+        )
+    ident = getattr(found, "identifiability", None)
+    if ident is not None and not ident.identified:
+        items = "".join(f"<li>{html.escape(p)}</li>" for p in ident.problems())
+        parts.append(
+            '<div role="alert" style="border:3px solid #c53030;background:#fff5f5;padding:6px 10px">'
+            f"<b>⚠ Not identified by the data: {html.escape(', '.join(ident.unknowns))} "
+            f"(never observed: {html.escape(', '.join(ident.hidden))})</b><ul>{items}</ul></div>"
         )
     parts += ["<b>Discovery</b>", _math(equations_latex(found.model, digits, extra=unknown_forms(found, latex=True)))]
     for name, det in found.details.items():

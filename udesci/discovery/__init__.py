@@ -22,11 +22,12 @@ from .discover import DiscoveryState, discover
 from .library import Library, RationalTerms, as_library
 from .proposal import sample_states
 from .refit import SCORING_SOLVER
-from .results import Adequacy, Candidate, Discovery, UnknownDiscovery
+from .results import Adequacy, Candidate, Discovery, Identifiability, Rival, UnknownDiscovery
 from .selection import Selection
 
 __all__ = [
-    "CRITERIA", "SCORING_SOLVER", "Adequacy", "Candidate", "Discovery", "DiscoveryState", "Layout", "Library",
-    "NetSlice", "ParamSlot", "RationalTerms", "Selection", "UnknownDiscovery", "discover", "information_criterion",
-    "parsimonious", "as_library", "point_blocks", "refit_candidates", "sample_states", "whole_trajectories",
+    "CRITERIA", "SCORING_SOLVER", "Adequacy", "Candidate", "Discovery", "DiscoveryState", "Identifiability", "Layout",
+    "Library", "NetSlice", "ParamSlot", "RationalTerms", "Rival", "Selection", "UnknownDiscovery", "discover",
+    "information_criterion", "parsimonious", "as_library", "point_blocks", "refit_candidates", "sample_states",
+    "whole_trajectories",
 ]  # fmt: skip
