@@ -198,6 +198,61 @@ def build_models(variant: Variant, start: dict) -> dict:
     }
 
 
+def with_learnable_coefficients(ude, found):
+    """The UDE with each unknown replaced by its discovered closed form, every coefficient a learnable
+    parameter (named ``<unknown>_c<i>``, starting at the discovered value) and the physics' parameters
+    starting at the discovered model's values.
+
+    Discovery scores candidates on trajectories whose initial states it fits; a forecast starts from the
+    observed state.  Refitting the discovered structure's coefficients with the forecast task
+    (:func:`fit_options`) keeps the structure discovery chose and makes its numbers those of the task
+    it is verified on.
+
+    Parameters
+    ----------
+    ude : HybridModel
+        The trained UDE.
+    found : Discovery
+        Its discovery.
+
+    Returns
+    -------
+    HybridModel
+        No unknowns; learnable: the UDE's learnable parameters and the coefficients.
+    """
+    exprs, extra, values = {}, {}, {}
+    for name, expr in found.unknowns.items():
+        terms = sp.expand(expr).as_coefficients_dict()
+        total = sp.Integer(0)
+        for i, (term, coef) in enumerate(sorted(terms.items(), key=lambda kv: sp.default_sort_key(kv[0]))):
+            c = sp.Symbol(f"{name}_c{i}")
+            extra[c] = float(coef)
+            total += c * term
+        exprs[name] = total
+    for sym, value in found.model.parameter_values().items():
+        if sym in ude.learnable:
+            values[sym] = value
+    return ude.substitute(exprs, learnable=list(extra), params={**values, **extra})
+
+
+def tuned_equations(model, digits: int = 4) -> dict:
+    """A closed-form model's right-hand sides with its parameter values written in.
+
+    Parameters
+    ----------
+    model : HybridModel
+        Without unknowns (e.g. :func:`with_learnable_coefficients` after training).
+    digits : int, default 4
+        Significant digits of the numbers.
+
+    Returns
+    -------
+    dict state -> sympy.Expr
+    """
+    values = {p: sp.Float(v, digits) for p, v in model.parameter_values().items()}
+    return {s: sp.N(rhs.xreplace(values), digits) for s, rhs in model.equations.items()}
+
+
 def fit_options(fast: bool = False) -> dict:
     """Training options: the task the models are verified on, single shooting over 24-h windows from
     every training hour (:func:`~udesci.pipelines.weather.forecast.forecast_windows`), each rollout

@@ -394,9 +394,10 @@ def _variant_blocks(out: Path, key: str, res: dict, arrays: dict | None, exporte
                 Heading(f"{key}: {col} training window, state {state} (°C; 95% CI)", 3),
                 Table(score_rows(table), index="method"),
             ]
-        eqs = "; ".join(f"{k} = {v}" for k, v in d["equations"].items())
-        params = ", ".join(f"{k} = {v:.4g}" for k, v in d["discovered_params"].items())
-        blocks.append(Text(f"Discovered ({col}): `{eqs}`; parameters {params}; training and discovery "
+        eqs = "; ".join(f"d{k}/dt = {v}" for k, v in d["equations"].items())
+        sel = "; ".join(f"{k} = {v}" for k, v in d.get("selected", {}).items())
+        blocks.append(Text(f"Discovered ({col}): structure `{sel}` selected by discovery; with its coefficients "
+                           f"refit on the forecast task: `{eqs}`. Training and discovery "
                            f"{d['seconds']:.0f} s."))  # fmt: skip
     if arrays is not None:
         w = export_window([int(c.split()[0]) for c in res["windows"]])

@@ -16,7 +16,14 @@ from ...errors import ConfigError
 from ...evaluate import write_text_atomic
 from .data import STATIONS, observed_at, station_frame, with_forecast_inputs
 from .forecast import BASELINES, HORIZON, MODELS, baselines, forecast, forecast_starts, forecast_windows
-from .models import Variant, build_models, discovery_options, fit_options
+from .models import (
+    Variant,
+    build_models,
+    discovery_options,
+    fit_options,
+    tuned_equations,
+    with_learnable_coefficients,
+)
 from .scores import bias_by_lead, rmse_by_lead, score_table, skill_by_lead
 
 WINDOWS = (1, 3, 7, 14)
@@ -84,6 +91,10 @@ class WindowRun:
         ``"physics"``, ``"UDE"``, ``"neural ODE"`` -> FitResult.
     found : Discovery
         The UDE's unknowns in closed form.
+    tuned : FitResult
+        The discovered structure with its coefficients (and the physics' parameters) refit on the
+        forecast task (:func:`~udesci.pipelines.weather.models.with_learnable_coefficients`): the
+        "discovered" forecasts and exports.
     preds : dict method -> ndarray of shape (B, horizon + 1, n_states)
         Rolling forecasts from every issue time (baselines and models).
     seconds : float
@@ -96,6 +107,7 @@ class WindowRun:
     data: object
     fits: dict
     found: object
+    tuned: object
     preds: dict
     seconds: float
 
@@ -227,12 +239,15 @@ def run_variant(
         fits["neural ODE"] = fit(models["neural ODE"], data, seed=seed, progress=not quiet, threads=1, **opts)
         days = forecast_windows(full, np.arange(first, t_end - HORIZON + 1e-9, DISCOVERY_ISSUE_EVERY))
         found = discover(fits["UDE"], days, seed=seed, progress=not quiet, **dopts)
+        # the discovered structure with its coefficients refit on the forecast task
+        tuned = fit(with_learnable_coefficients(fits["UDE"].model, found), data, seed=seed, progress=not quiet,
+                    threads=1, **opts)  # fmt: skip
         seconds = time.perf_counter() - started
         preds = {}
         for i, s in enumerate(states):
             for name, p in baselines(frame, train, starts, state=s).items():
                 preds.setdefault(name, np.zeros_like(obs))[..., i] = p
-        closed = {**{k: f.model for k, f in fits.items()}, "discovered": found.model}
+        closed = {**{k: f.model for k, f in fits.items()}, "discovered": tuned.model}
         for name, model in closed.items():
             preds[name] = variant.verified(forecast(model, full, starts, y0), frame, grid)
         col = f"{w} d"
@@ -256,15 +271,16 @@ def run_variant(
             "params": {
                 k: {str(p): round(v, 6) for p, v in f.model.parameter_values().items()} for k, f in fits.items()
             },
-            "discovered_params": {str(p): round(v, 6) for p, v in found.model.parameter_values().items()},
-            "equations": {str(k): str(v) for k, v in found.unknowns.items()},
+            "discovered_params": {str(p): round(v, 6) for p, v in tuned.model.parameter_values().items()},
+            "equations": {str(s): str(rhs) for s, rhs in tuned_equations(tuned.model).items()},
+            "selected": {str(k): str(v) for k, v in found.unknowns.items()},
             "fit_status": {k: f.status for k, f in fits.items()},
             "seconds": round(seconds, 2),
         }
         if not quiet:
-            eq = "; ".join(f"{k} = {v}" for k, v in found.unknowns.items())
+            eq = "; ".join(f"d{k}/dt = {v}" for k, v in tuned_equations(tuned.model).items())
             print(f"[{variant.key}] {w}-day window: {eq}  ({seconds:.1f} s)", flush=True)
-        runs[w] = WindowRun(w, t_end, train, data, fits, found, preds, seconds)
+        runs[w] = WindowRun(w, t_end, train, data, fits, found, tuned, preds, seconds)
     station = STATIONS[variant.station]
     summary = {
         "title": station.title,
@@ -425,14 +441,12 @@ def run_pipeline(
             "check": target_check({k: r.summary for k, r in results.items()}),
         }
         if out is not None:
-            from .. import write_discovery
-
             outp = Path(out)
             outp.mkdir(parents=True, exist_ok=True)
             exported = {}
             for key, r in results.items():
                 w = export_window(r.windows)
-                paths = write_discovery(r.windows[w].found, outp, prefix=f"{key}_")
+                paths = export_tuned(r.windows[w], outp, prefix=f"{key}_")
                 exported[key] = {k: os.fspath(p) for k, p in paths.items()}
             summary["exported"] = exported
             summary["seconds"] = time.perf_counter() - started
@@ -462,6 +476,41 @@ def run_pipeline(
             chk = summary["check"]
             print(f"\ncheck: {chk['what']}: {'passed' if chk['passed'] else 'NOT met'}; {summary['seconds']:.1f} s")
     return summary
+
+
+def export_tuned(run: WindowRun, folder: Path, prefix: str = "") -> dict:
+    """Write a window's discovered model (structure from discovery, coefficients refit on the forecast
+    task) as ``equations.json``, ``equations.tex`` and a standalone ``model.py``.
+
+    Parameters
+    ----------
+    run : WindowRun
+    folder : Path
+        Output folder (created if missing).
+    prefix : str
+        Put before each file name.
+
+    Returns
+    -------
+    dict
+        The paths written: ``json``, ``latex``, ``python``.
+    """
+    from ... import save_json, to_latex, to_python
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {k: folder / f"{prefix}{name}" for k, name in
+             (("json", "equations.json"), ("latex", "equations.tex"), ("python", "model.py"))}  # fmt: skip
+    extra = {
+        "selected_by_discovery": {str(k): str(v) for k, v in run.found.unknowns.items()},
+        "coefficients": "refit on 24-h forecast windows from every training hour (FullTrajectory, "
+        "learn_initial=False); the structure is discovery's",
+        "adequacy": run.found.adequacy.as_dict() if run.found.adequacy is not None else None,
+        "training_window_days": run.window,
+    }
+    save_json(run.tuned.model, paths["json"], extra=extra)
+    write_text_atomic(paths["latex"], to_latex(run.tuned.model) + "\n")
+    to_python(run.tuned.model, paths["python"])
+    return paths
 
 
 def export_window(windows) -> int:
