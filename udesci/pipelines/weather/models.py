@@ -256,7 +256,8 @@ def tuned_equations(model, digits: int = 4) -> dict:
 def fit_options(fast: bool = False) -> dict:
     """Training options: the task the models are verified on, single shooting over 24-h windows from
     every training hour (:func:`~udesci.pipelines.weather.forecast.forecast_windows`), each rollout
-    starting at its window's first observation as a forecast starts at the issue time.
+    starting at its window's first value (udesci's smoothed first observation), as a forecast starts
+    at the issue time.
 
     No derivative-matching warm start: it fits the hourly tendencies of the departures, which are
     dominated by the day-to-day differences of the diurnal cycle rather than by the decay the 24-h
