@@ -207,6 +207,22 @@ class Bounds:
         below = values < self.upper if self.upper_open else values <= self.upper
         return above & below
 
+    def at_side(self, values: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """Which ``values`` sit on a finite side: within 2 × ``OPEN_MARGIN`` × ``scale`` of it (where
+        :meth:`clip` puts values from outside).
+
+        Parameters
+        ----------
+        values : torch.Tensor of any shape
+        scale : float, default 1.0
+
+        Returns
+        -------
+        torch.Tensor of bool, shaped like ``values``
+        """
+        tol = 2 * OPEN_MARGIN * float(scale)
+        return ((values - self.lower).abs() <= tol) | ((values - self.upper).abs() <= tol)
+
     def outside(self, values: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """Which ``values`` lie beyond a side by more than ``OPEN_MARGIN`` × ``scale`` (round-off).
 

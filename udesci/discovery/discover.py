@@ -412,16 +412,21 @@ def rescore_on_trajectories(state: DiscoveryState, name: str, shortlist: list, a
     theta_t, _, sse_t = refit_from(state.y0, ranked)
     # a candidate whose simulation blew up (or left a state's declared domain) from the fitted initial
     # states gets a second chance from the data's own (smoothed, inside the declared domains): a wrong
-    # start must not lose it
+    # start must not lose it.  Fitted starts on a side of a declared domain (where training's projection
+    # stopped them, often a fixed point: no infected) give every candidate that second chance, the
+    # better refit kept
     exits = domain_exits(state, layout, theta_t)
-    failed = [j for j, s_ in enumerate(sse_t) if not bool(torch.isfinite(s_.sum())) or exits[j]]
-    if failed:
-        again = refit_from(data_starts(state), [ranked[j] for j in failed])
+    first_ok = [bool(torch.isfinite(s_.sum())) and not out for s_, out in zip(sse_t, exits, strict=True)]
+    edge = state.batch.at_sides(state.y0)
+    redo = [j for j, ok in enumerate(first_ok) if edge or not ok]
+    if redo:
+        again = refit_from(data_starts(state), [ranked[j] for j in redo])
         exits_again = domain_exits(state, layout, again.theta)
-        for j, th, s_, out in zip(failed, again.theta, again.extra, exits_again, strict=True):
-            if bool(torch.isfinite(s_.sum())) and not out:
+        for j, th, s_, out in zip(redo, again.theta, again.extra, exits_again, strict=True):
+            ok = bool(torch.isfinite(s_.sum())) and not out
+            if ok and (not first_ok[j] or bool(s_.sum() < sse_t[j].sum())):
                 theta_t[j], sse_t[j], exits[j] = th, s_, []
-            elif exits[j] or out:
+            elif not first_ok[j] and (exits[j] or out):
                 exits[j] = exits[j] or out
                 sse_t[j] = torch.full_like(sse_t[j], math.inf)
     blocks = per_block(sse_t, state.blocks, state.n_blocks)
@@ -602,8 +607,18 @@ def refit_final(state: DiscoveryState, refit_iterations: int, progress: bool) ->
         return
     field_, model, data = state.model.module, state.model, state.data
     result = refit_whole(field_, model, data, state.batch, state.whole, state.y0, refit_iterations)
-    if result is None:  # as in the rescoring: a wrong fitted start must not lose the refit, retry from the data's
-        result = refit_whole(field_, model, data, state.batch, state.whole, data_starts(state), refit_iterations)
+    if result is None or state.batch.at_sides(state.y0):
+        # as in the rescoring: a wrong fitted start (one that blows up, or one on a side of a declared
+        # domain) must not lose the refit: retry from the data's, keep the better
+        with torch.no_grad():
+            kept = [p.detach().clone() for p in field_.parameters()]
+        again = refit_whole(field_, model, data, state.batch, state.whole, data_starts(state), refit_iterations)
+        if again is not None and (result is None or again.history[-1]["loss"] < result.history[-1]["loss"]):
+            result = again
+        elif again is not None:
+            with torch.no_grad():  # the first refit wins: its values back into the field
+                for p, v in zip(field_.parameters(), kept, strict=True):
+                    p.copy_(v)
     if result is None:  # single shooting failed: segments first, then a polish on the trajectories
         with warnings.catch_warnings():
             # a solver failure in the line search stops the refit with its best weights: that is fine here

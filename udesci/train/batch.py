@@ -215,6 +215,14 @@ class PaddedBatch:
         out.dsmooth[..., hidden] = derivatives[..., hidden].to(self.smooth.dtype)
         return out
 
+    def at_sides(self, values: torch.Tensor) -> bool:
+        """True if some state of ``values`` (shape ``(..., n)``) sits on a side of its declared domain
+        (:meth:`~udesci.model.Bounds.at_side`): where :meth:`inside` puts a value from outside, and
+        often a fixed point (no infected, no prey)."""
+        return any(
+            bool(b.at_side(values[..., j], float(self.scale[j])).any()) for j, b in enumerate(self.bounds) if b.declared
+        )
+
     def initial_guess(self, given: torch.Tensor | None = None) -> torch.Tensor:
         """Starting values of the trained initial states.
 
