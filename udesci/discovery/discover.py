@@ -104,7 +104,8 @@ class DiscoveryState:
     n_per_state : ndarray of shape (n,)
         Observations of each state.
     y0 : torch.Tensor of shape (K, n)
-        Initial states of the trajectories (from the fit, later from the refit).
+        Initial states of the trajectories (from the fit, those on a side of a declared domain
+        replaced by the data's: :func:`off_sides`; later from the refit).
     n_collocation : float
         Points behind the derivative-matching loss (interior points times observed states).
     segments : Segments
@@ -190,6 +191,28 @@ def ude_starts(fitted: FitResult, data: Dataset, prep: PaddedBatch) -> torch.Ten
     return prep.initial_guess()
 
 
+def off_sides(prep: PaddedBatch, y0: torch.Tensor) -> torch.Tensor:
+    """The initial states candidates are refit from: the fitted ones, except where a fitted start sits on
+    a side of its state's declared domain (where training's projection stopped it; often a fixed point,
+    such as no infected, from which the true model cannot fit), which starts at the data's smoothed
+    first value instead (inside the domain; the fitted start where the state is not observed).
+
+    Parameters
+    ----------
+    prep : PaddedBatch
+    y0 : torch.Tensor of shape (K, n)
+        The fitted initial states.
+
+    Returns
+    -------
+    torch.Tensor of shape (K, n)
+    """
+    on = prep.on_sides(y0)
+    if not bool(on.any()):
+        return y0
+    return torch.where(on, prep.data_starts(y0), y0)
+
+
 def prepare(fitted, data, model, libraries, selection, samples, seed) -> DiscoveryState:
     """Sample the trained networks and set up the scoring data (stage 1)."""
     field_ = model.module
@@ -221,7 +244,7 @@ def prepare(fitted, data, model, libraries, selection, samples, seed) -> Discove
         n_samples=int(t.shape[0]),
         n_observations=float(prep.mask.sum()),
         n_per_state=prep.mask.sum(dim=(0, 1)).numpy(),
-        y0=y0,
+        y0=off_sides(prep, y0),
         n_collocation=float(sum(m - 2 for m in prep.lengths) * len(prep.observed)),
         segments=seg,
         # segment starts stay at the smoothed data: the same for every candidate, and few free parameters
@@ -412,21 +435,16 @@ def rescore_on_trajectories(state: DiscoveryState, name: str, shortlist: list, a
     theta_t, _, sse_t = refit_from(state.y0, ranked)
     # a candidate whose simulation blew up (or left a state's declared domain) from the fitted initial
     # states gets a second chance from the data's own (smoothed, inside the declared domains): a wrong
-    # start must not lose it.  Fitted starts on a side of a declared domain (where training's projection
-    # stopped them, often a fixed point: no infected) give every candidate that second chance, the
-    # better refit kept
+    # start must not lose it
     exits = domain_exits(state, layout, theta_t)
-    first_ok = [bool(torch.isfinite(s_.sum())) and not out for s_, out in zip(sse_t, exits, strict=True)]
-    edge = state.batch.at_sides(state.y0)
-    redo = [j for j, ok in enumerate(first_ok) if edge or not ok]
-    if redo:
-        again = refit_from(data_starts(state), [ranked[j] for j in redo])
+    failed = [j for j, s_ in enumerate(sse_t) if not bool(torch.isfinite(s_.sum())) or exits[j]]
+    if failed:
+        again = refit_from(data_starts(state), [ranked[j] for j in failed])
         exits_again = domain_exits(state, layout, again.theta)
-        for j, th, s_, out in zip(redo, again.theta, again.extra, exits_again, strict=True):
-            ok = bool(torch.isfinite(s_.sum())) and not out
-            if ok and (not first_ok[j] or bool(s_.sum() < sse_t[j].sum())):
+        for j, th, s_, out in zip(failed, again.theta, again.extra, exits_again, strict=True):
+            if bool(torch.isfinite(s_.sum())) and not out:
                 theta_t[j], sse_t[j], exits[j] = th, s_, []
-            elif not first_ok[j] and (exits[j] or out):
+            elif exits[j] or out:
                 exits[j] = exits[j] or out
                 sse_t[j] = torch.full_like(sse_t[j], math.inf)
     blocks = per_block(sse_t, state.blocks, state.n_blocks)
@@ -458,8 +476,7 @@ def data_starts(state: DiscoveryState) -> torch.Tensor:
     """Initial states from the data: the smoothed first observation of each observed state (the
     fitted start for states never observed), moved inside each state's declared domain
     (:attr:`HybridModel.state_bounds`, through :meth:`PaddedBatch.inside`). Shape ``(K, n)``."""
-    smooth = state.batch.smooth[:, 0]
-    return state.batch.inside(torch.where(torch.isfinite(smooth), smooth, state.y0))
+    return state.batch.data_starts(state.y0)
 
 
 def domain_exits(state: DiscoveryState, layout: Layout, theta: torch.Tensor) -> list[list[str]]:
@@ -607,18 +624,8 @@ def refit_final(state: DiscoveryState, refit_iterations: int, progress: bool) ->
         return
     field_, model, data = state.model.module, state.model, state.data
     result = refit_whole(field_, model, data, state.batch, state.whole, state.y0, refit_iterations)
-    if result is None or state.batch.at_sides(state.y0):
-        # as in the rescoring: a wrong fitted start (one that blows up, or one on a side of a declared
-        # domain) must not lose the refit: retry from the data's, keep the better
-        with torch.no_grad():
-            kept = [p.detach().clone() for p in field_.parameters()]
-        again = refit_whole(field_, model, data, state.batch, state.whole, data_starts(state), refit_iterations)
-        if again is not None and (result is None or again.history[-1]["loss"] < result.history[-1]["loss"]):
-            result = again
-        elif again is not None:
-            with torch.no_grad():  # the first refit wins: its values back into the field
-                for p, v in zip(field_.parameters(), kept, strict=True):
-                    p.copy_(v)
+    if result is None:  # as in the rescoring: a wrong fitted start must not lose the refit, retry from the data's
+        result = refit_whole(field_, model, data, state.batch, state.whole, data_starts(state), refit_iterations)
     if result is None:  # single shooting failed: segments first, then a polish on the trajectories
         with warnings.catch_warnings():
             # a solver failure in the line search stops the refit with its best weights: that is fine here

@@ -215,13 +215,31 @@ class PaddedBatch:
         out.dsmooth[..., hidden] = derivatives[..., hidden].to(self.smooth.dtype)
         return out
 
-    def at_sides(self, values: torch.Tensor) -> bool:
-        """True if some state of ``values`` (shape ``(..., n)``) sits on a side of its declared domain
+    def on_sides(self, values: torch.Tensor) -> torch.Tensor:
+        """Which entries of ``values`` (shape ``(..., n)``) sit on a side of their state's declared domain
         (:meth:`~udesci.model.Bounds.at_side`): where :meth:`inside` puts a value from outside, and
-        often a fixed point (no infected, no prey)."""
-        return any(
-            bool(b.at_side(values[..., j], float(self.scale[j])).any()) for j, b in enumerate(self.bounds) if b.declared
-        )
+        often a fixed point (no infected, no prey).  Boolean, shaped like ``values``."""
+        out = torch.zeros(values.shape, dtype=torch.bool)
+        for j, b in enumerate(self.bounds):
+            if b.declared:
+                out[..., j] = b.at_side(values[..., j], float(self.scale[j]))
+        return out
+
+    def data_starts(self, fallback: torch.Tensor) -> torch.Tensor:
+        """Initial states from the data: each trajectory's smoothed first value of each state, ``fallback``
+        where a trajectory has too few observations of it, moved inside the declared domains (:meth:`inside`).
+
+        Parameters
+        ----------
+        fallback : torch.Tensor of shape (K, n)
+            E.g. the fitted initial states.
+
+        Returns
+        -------
+        torch.Tensor of shape (K, n)
+        """
+        first = self.smooth[:, 0]
+        return self.inside(torch.where(torch.isfinite(first), first, fallback))
 
     def initial_guess(self, given: torch.Tensor | None = None) -> torch.Tensor:
         """Starting values of the trained initial states.
