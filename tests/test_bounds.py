@@ -16,7 +16,7 @@ from torch import nn
 import udesci as ud
 from udesci import plots
 from udesci.config import build_model, load_config
-from udesci.discovery.discover import DiscoveryState, data_starts
+from udesci.discovery.discover import DiscoveryState, data_starts, off_sides
 from udesci.export import load_json, model_from_dict, model_to_dict, save_json
 from udesci.model import Bounds
 from udesci.train import PaddedBatch
@@ -173,6 +173,13 @@ def test_initial_estimates_start_inside_the_declared_domain():
     state.batch = PaddedBatch(ud.HybridModel({x: -x}, bounds={x: (0.1, 1)}), data, torch.float64)
     state.y0 = torch.tensor([[0.5]], dtype=torch.float64)
     assert data_starts(state).tolist() == [[0.1]]
+    # fitted starts on a side of the domain (where training's projection stops them) are refit from the data's
+    t, data = ramp(0.2)
+    three = ud.Dataset([t] * 3, [data.trajectories[0].y] * 3, states=["x"])
+    batch = PaddedBatch(ud.HybridModel({x: -x, y: -y}, bounds={x: (0, None)}), three, torch.float64)
+    fitted = torch.tensor([[0.0, 0.0], [1e-9, 0.0], [0.5, 0.0]], dtype=torch.float64)
+    assert batch.on_sides(fitted).tolist() == [[True, False], [True, False], [False, False]]  # y: undeclared
+    np.testing.assert_allclose(off_sides(batch, fitted).numpy(), [[0.2, 0.0], [0.2, 0.0], [0.5, 0.0]], atol=1e-12)
     # a never-observed state bounded on both sides starts in the middle of its domain
     hidden = ud.HybridModel({x: -x, y: -y}, bounds={y: (2, 4)})
     assert PaddedBatch(hidden, data, torch.float64).initial_guess()[0, 1].item() == 3.0
