@@ -220,15 +220,6 @@ def fit(
         susceptible fraction near 1), give it here.  The values are trained from there.
         Each value must lie in its state's declared domain (:attr:`HybridModel.state_bounds`).
 
-    Notes
-    -----
-    States with a declared domain (SymPy ``positive``/``nonnegative``/... symbols, or the model's
-    ``bounds=``) keep their initial states inside it: the starting values taken from the data
-    are moved inside (:meth:`~udesci.train.PaddedBatch.inside`), and the trained initial states and
-    segment starts are projected back inside before every evaluation of the shooting and
-    full-trajectory objectives and after each stage (projected gradient descent), so
-    ``result.initial_states`` lies in the domain.
-
     Returns
     -------
     FitResult
@@ -248,6 +239,13 @@ def fit(
     -----
     The stages are :class:`~udesci.train.stages.Stage` objects run in order on one
     :class:`~udesci.train.stages.TrainingContext`.
+
+    States with a declared domain (SymPy ``positive``/``nonnegative``/... symbols, or the model's
+    ``bounds=``) keep their initial states inside it: the starting values taken from the data
+    are moved inside (:meth:`~udesci.train.PaddedBatch.inside`), and the trained initial states and
+    segment starts are projected back inside before every evaluation of the shooting and
+    full-trajectory objectives and after each stage (projected gradient descent), so
+    ``result.initial_states`` lies in the domain.
     """
     if not isinstance(model, HybridModel):
         raise ConfigError(f"model: expected a udesci.HybridModel, received {describe(model)}.")
