@@ -58,6 +58,9 @@ Schema (all paths are relative to the TOML file)::
     [model.unknowns]                  # optional: declared arguments of each unknown function;
     U = ["x", "y"]                    # without this table unknowns are detected from calls
     V = ["x", "y"]
+    [model.bounds]                    # optional: each state's declared domain [lower, upper] (closed
+    x = [0, inf]                      # sides; inf or -inf for an open one): HybridModel(bounds=...),
+    y = [0, 100]                      # kept by training, discovery and plots
 
     [training]                        # stages: tables present (or defaults); enabled = false drops one
     threads = 1
@@ -471,6 +474,7 @@ MODEL = {
     "equations": (None, None),
     "parameters": (None, None),
     "unknowns": (None, None),
+    "bounds": (None, None),  # validated in build_model (keys are states)
 }
 EVALUATION = {"start": (_choice("fit", "observed"), "fit")}
 OUTPUT = {
@@ -782,9 +786,10 @@ def build_model(cfg: PipelineConfig):
     Raises
     ------
     ConfigError
-        For an invalid equation string, parameter entry or unknown declaration,
-        a symbol in more than one role, or a state of ``[data]`` without equation
-        (message names the file, table and key).
+        For an invalid equation string, parameter entry, unknown declaration or
+        bound (``[model.bounds]``: not a state, not a ``[lower, upper]`` pair of
+        numbers with ``lower < upper``), a symbol in more than one role, or a
+        state of ``[data]`` without equation (message names the file, table and key).
     """
     from .model import Learnable
     from .spec import ModelText, Places
@@ -838,7 +843,31 @@ def build_model(cfg: PipelineConfig):
         equation=lambda state: f"[{ew.section}] {state}",
         unknown=lambda name: f"[{uw.section}] {name}",
     )
-    return build(text, places)
+    bounds = _bounds(m["bounds"], w, states)
+    model = build(text, places)
+    if not bounds:
+        return model
+    try:
+        return model.with_bounds(bounds)
+    except ValueError as err:  # ModelError, ConfigError: a bound contradicting a state's domain
+        raise ConfigError(f"{w.sub('bounds').prefix()}: {err}") from None
+
+
+def _bounds(raw, w: _Where, states: list) -> dict:
+    """``[model.bounds]``: state = [lower, upper] (numbers, ``inf``/``-inf`` for an open side)."""
+    if raw is None:
+        return {}
+    bw = w.sub("bounds")
+    out = {}
+    for name, pair in _table(raw, w, "bounds", limit="states").items():
+        if name not in states:
+            raise ConfigError(f"{bw.prefix(name)}: not a state of [model.equations] (states: {states}).")
+        if not isinstance(pair, list) or len(pair) != 2 or not all(_is_num(v) and not math.isnan(v) for v in pair):
+            raise bw.error(name, "a [lower, upper] pair of numbers (inf or -inf for an open side)", pair)
+        if not pair[0] < pair[1] or pair[0] == math.inf or pair[1] == -math.inf:
+            raise bw.error(name, "lower < upper (and lower < inf, upper > -inf)", pair)
+        out[name] = (float(pair[0]), float(pair[1]))
+    return out
 
 
 def _solver(spec):

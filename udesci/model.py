@@ -78,6 +78,305 @@ class Unknown:
         return self.function(*self.args)
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The interval a state's values are declared to lie in.
+
+    Parameters
+    ----------
+    lower, upper : float, default -inf, inf
+        The sides; an infinite side is open (no bound).  ``lower < upper``.
+    lower_open, upper_open : bool, default False
+        Whether a finite side is excluded (``positive=True`` is ``Bounds(0, inf, lower_open=True)``);
+        set to False on an infinite side.
+
+    Raises
+    ------
+    ConfigError
+        For a side that is not a real number (a boolean, a string, NaN), ``lower = inf``,
+        ``upper = -inf``, or ``lower >= upper``.
+    """
+
+    lower: float = -math.inf
+    upper: float = math.inf
+    lower_open: bool = False
+    upper_open: bool = False
+
+    def __post_init__(self):
+        for side in ("lower", "upper"):
+            value = getattr(self, side)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+                raise ConfigError(f"Bounds {side}: expected a real number (or ±inf), received {describe(value)}.")
+            value = float(value)
+            if math.isnan(value):
+                raise ConfigError(f"Bounds {side}: expected a real number (or ±inf), received nan.")
+            object.__setattr__(self, side, value)
+        if self.lower == math.inf or self.upper == -math.inf:
+            raise ConfigError(
+                f"Bounds: expected lower < inf and upper > -inf, received lower={self.lower}, upper={self.upper}."
+            )
+        if not self.lower < self.upper:
+            raise ConfigError(
+                f"Bounds: expected lower < upper, received lower={self.lower:g}, upper={self.upper:g}; "
+                "a state bounded to one value is a constant, not a state."
+            )
+        for side in ("lower_open", "upper_open"):
+            if not isinstance(getattr(self, side), (bool, np.bool_)):
+                raise ConfigError(f"Bounds {side}: expected True or False, received {describe(getattr(self, side))}.")
+        object.__setattr__(self, "lower_open", bool(self.lower_open) and math.isfinite(self.lower))
+        object.__setattr__(self, "upper_open", bool(self.upper_open) and math.isfinite(self.upper))
+
+    @property
+    def declared(self) -> bool:
+        """True if a side is finite (the state is bounded at all)."""
+        return math.isfinite(self.lower) or math.isfinite(self.upper)
+
+    def interval(self) -> str:
+        """The interval in the usual notation, e.g. ``"[0, 1]"``, ``"(0, inf)"``."""
+        left = "(" if self.lower_open or not math.isfinite(self.lower) else "["
+        right = ")" if self.upper_open or not math.isfinite(self.upper) else "]"
+        return f"{left}{self.lower:g}, {self.upper:g}{right}"
+
+    def intersect(self, other: Bounds) -> Bounds:
+        """The tighter of the two on each side.
+
+        Parameters
+        ----------
+        other : Bounds
+
+        Returns
+        -------
+        Bounds
+
+        Raises
+        ------
+        ConfigError
+            If the intersection is empty or a single value.
+        """
+        low = self if self.lower > other.lower else other
+        lower, lower_open = low.lower, low.lower_open or (self.lower == other.lower and self.lower_open)
+        high = self if self.upper < other.upper else other
+        upper, upper_open = high.upper, high.upper_open or (self.upper == other.upper and self.upper_open)
+        if not lower < upper:
+            raise ConfigError(f"the intervals {self.interval()} and {other.interval()} do not overlap")
+        return Bounds(lower, upper, lower_open, upper_open)
+
+    def margin(self, scale: float) -> float:
+        """How far inside an open side :meth:`clip` moves a value: ``OPEN_MARGIN`` × ``scale``, at most
+        a quarter of a bounded interval's width."""
+        width = self.upper - self.lower
+        return min(OPEN_MARGIN * float(scale), width / 4) if math.isfinite(width) else OPEN_MARGIN * float(scale)
+
+    def clip(self, values: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """``values`` moved inside: onto a closed side, or ``OPEN_MARGIN`` × ``scale`` inside an open one.
+
+        Parameters
+        ----------
+        values : torch.Tensor of any shape
+        scale : float, default 1.0
+            The state's scale (its data's standard deviation): the margin inside an open side.
+
+        Returns
+        -------
+        torch.Tensor, shaped like ``values``
+            Values inside are unchanged (NaN stays NaN).
+        """
+        eps = self.margin(scale)
+        lo = self.lower + eps if self.lower_open else self.lower
+        hi = self.upper - eps if self.upper_open else self.upper
+        out = values
+        if math.isfinite(lo):
+            out = torch.where(out < lo, torch.full_like(out, lo), out)
+        if math.isfinite(hi):
+            out = torch.where(out > hi, torch.full_like(out, hi), out)
+        return out
+
+    def contains(self, values: torch.Tensor) -> torch.Tensor:
+        """Which ``values`` lie in the interval (exactly: an open side excludes its bound).
+
+        Parameters
+        ----------
+        values : torch.Tensor of any shape
+
+        Returns
+        -------
+        torch.Tensor of bool, shaped like ``values``
+            False for NaN.
+        """
+        above = values > self.lower if self.lower_open else values >= self.lower
+        below = values < self.upper if self.upper_open else values <= self.upper
+        return above & below
+
+    def at_side(self, values: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """Which ``values`` sit on a finite side: within 2 × ``OPEN_MARGIN`` × ``scale`` of it (where
+        :meth:`clip` puts values from outside).
+
+        Parameters
+        ----------
+        values : torch.Tensor of any shape
+        scale : float, default 1.0
+
+        Returns
+        -------
+        torch.Tensor of bool, shaped like ``values``
+        """
+        tol = 2 * OPEN_MARGIN * float(scale)
+        return ((values - self.lower).abs() <= tol) | ((values - self.upper).abs() <= tol)
+
+    def outside(self, values: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """Which ``values`` lie beyond a side by more than ``OPEN_MARGIN`` × ``scale`` (round-off).
+
+        Parameters
+        ----------
+        values : torch.Tensor of any shape
+        scale : float, default 1.0
+
+        Returns
+        -------
+        torch.Tensor of bool, shaped like ``values``
+            False for NaN.
+        """
+        tol = OPEN_MARGIN * float(scale)
+        return (values < self.lower - tol) | (values > self.upper + tol)
+
+
+#: How far inside an open side (``positive=True``: ``x > 0``) a value is moved, relative to the state's scale.
+OPEN_MARGIN = 1e-6
+UNBOUNDED = Bounds()
+
+
+def assumption_bounds(symbol: sp.Symbol) -> Bounds:
+    """The bounds a state symbol's SymPy assumptions declare.
+
+    Parameters
+    ----------
+    symbol : sympy.Symbol
+
+    Returns
+    -------
+    Bounds
+        ``(0, inf)`` for ``positive=True``, ``[0, inf)`` for ``nonnegative=True``, ``(-inf, 0)`` for
+        ``negative=True``, ``(-inf, 0]`` for ``nonpositive=True``, unbounded otherwise.
+    """
+    if symbol.is_positive:
+        return Bounds(0.0, math.inf, lower_open=True)
+    if symbol.is_nonnegative:
+        return Bounds(0.0, math.inf)
+    if symbol.is_negative:
+        return Bounds(-math.inf, 0.0, upper_open=True)
+    if symbol.is_nonpositive:
+        return Bounds(-math.inf, 0.0)
+    return UNBOUNDED
+
+
+def _assumption_text(symbol: sp.Symbol) -> str:
+    for flag in ("positive", "nonnegative", "negative", "nonpositive"):
+        if getattr(symbol, f"is_{flag}"):
+            return f"{flag}=True"
+    return ""
+
+
+def _side(value, name: str, side: str, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, (bool, np.bool_, str, bytes)) or not isinstance(value, numbers.Real):
+        raise ConfigError(
+            f"bounds[{name!r}]: expected the {side} bound as a real number, None or ±inf, received {describe(value)}."
+        )
+    return float(value)
+
+
+def declared_bounds(bounds, states: Iterable[sp.Symbol]) -> dict[str, Bounds]:
+    """Check a ``bounds=`` argument of :class:`HybridModel`: the declared bounds by state name.
+
+    Parameters
+    ----------
+    bounds : mapping state -> (lower, upper) or Bounds, or None
+        Keys are state symbols or names; ``None`` or ``±inf`` leaves a side open.
+    states : iterable of sympy.Symbol
+        The model's states.
+
+    Returns
+    -------
+    dict str -> Bounds
+        In state order; entries that bound nothing (``(None, None)``) are left out.
+
+    Raises
+    ------
+    ModelError
+        If ``bounds`` is not a mapping, a key is not a state (or names one twice), or a value is not
+        a ``(lower, upper)`` pair or :class:`Bounds`.
+    ConfigError
+        For a side that is not a real number, NaN, or ``lower >= upper``.
+    """
+    states = list(states)
+    names = [str(s) for s in states]
+    if bounds is None:
+        return {}
+    if not isinstance(bounds, Mapping):
+        raise ModelError(f"bounds: expected a mapping {{state: (lower, upper)}}, received {describe(bounds)}.")
+    given: dict[str, Bounds] = {}
+    for key, value in bounds.items():
+        if not isinstance(key, (str, sp.Symbol)) or str(key) not in names:
+            raise ModelError(f"bounds: {describe(key)} is not a state of the model; expected one of {names}.")
+        name = str(key)
+        if name in given:
+            raise ModelError(f"bounds: state {name!r} is given twice (as a name and as a symbol); give it once.")
+        if isinstance(value, Bounds):
+            given[name] = value
+            continue
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+            raise ModelError(
+                f"bounds[{name!r}]: expected a (lower, upper) pair (None or ±inf for an open side) or "
+                f"udesci.model.Bounds, received {describe(value)}."
+            )
+        pair = list(value)
+        if len(pair) != 2:
+            raise ModelError(f"bounds[{name!r}]: expected a (lower, upper) pair, received {len(pair)} values {pair!r}.")
+        lower, upper = _side(pair[0], name, "lower", -math.inf), _side(pair[1], name, "upper", math.inf)
+        try:
+            given[name] = Bounds(lower, upper)
+        except ConfigError as err:
+            raise ConfigError(f"bounds[{name!r}]: {err}") from None
+    return {name: given[name] for name in names if name in given and given[name].declared}
+
+
+def merged_bounds(states: Iterable[sp.Symbol], declared: Mapping[str, Bounds]) -> dict[str, Bounds]:
+    """Every state's domain: its SymPy assumptions (:func:`assumption_bounds`) and its declared bounds.
+
+    Parameters
+    ----------
+    states : iterable of sympy.Symbol
+    declared : mapping name -> Bounds
+        As returned by :func:`declared_bounds`.
+
+    Returns
+    -------
+    dict str -> Bounds
+        By state name in state order; the tighter side wins.
+
+    Raises
+    ------
+    ModelError
+        If a declared interval and a symbol's assumption leave no value (e.g. ``positive=True`` and
+        ``bounds={x: (-1, 0)}``).
+    """
+    out = {}
+    for sym in states:
+        name, own = str(sym), assumption_bounds(sym)
+        if name not in declared:
+            out[name] = own
+            continue
+        try:
+            out[name] = own.intersect(declared[name])
+        except ConfigError:
+            raise ModelError(
+                f"bounds[{name!r}]: {declared[name].interval()} contradicts the state's SymPy assumption "
+                f"{_assumption_text(sym)} (the domain {own.interval()}): no value satisfies both."
+            ) from None
+    return out
+
+
 def _as_symbol(key, what: str) -> sp.Symbol:
     if isinstance(key, sp.Symbol):
         return key
@@ -191,6 +490,13 @@ class HybridModel:
         Activation of the default MLPs.
     dtype : torch.dtype, default torch.float64
         Floating dtype of parameters and computations (``fit`` may change it).
+    bounds : mapping state -> (lower, upper) or Bounds, optional
+        The interval each state's values are declared to lie in (keys: state symbols or names;
+        ``None`` or ``±inf`` for an open side; closed sides, or :class:`Bounds` with open ones).
+        They join the state symbols' SymPy assumptions (``positive=True`` is ``(0, inf)``,
+        ``nonnegative=True`` ``[0, inf)``, likewise ``negative``/``nonpositive``), the tighter
+        side winning: :attr:`state_bounds`.  Training keeps initial states inside, discovery
+        refuses candidates whose trajectories leave, plots keep the axes inside.
 
     Raises
     ------
@@ -198,12 +504,13 @@ class HybridModel:
         For a symbol declared in more than one role (see :func:`symbol_roles`), a
         free symbol that is neither state, parameter, input nor time, a state
         without equation, an equation for a non-state, an unknown applied
-        to nothing or to something other than states, inputs or time, or an
-        unknown applied with different arguments in different places.
+        to nothing or to something other than states, inputs or time, an
+        unknown applied with different arguments in different places, or ``bounds``
+        that are not a mapping of states to pairs, or contradict a state's assumptions.
     ConfigError
-        For an invalid parameter value (not a finite real number, a boolean) or
-        network option, or an equation string outside the safe grammar of
-        :func:`udesci.expr.parse_expression`.
+        For an invalid parameter value (not a finite real number, a boolean),
+        network option or bound (not a number, NaN, ``lower >= upper``), or an
+        equation string outside the safe grammar of :func:`udesci.expr.parse_expression`.
 
     Notes
     -----
@@ -227,6 +534,7 @@ class HybridModel:
         depth: int = 2,
         activation: str = "tanh",
         dtype: torch.dtype = torch.float64,
+        bounds: Mapping | None = None,
     ):
         if not isinstance(equations, Mapping) or not equations:
             raise ModelError(
@@ -258,6 +566,9 @@ class HybridModel:
         if isinstance(inputs, (str, sp.Symbol)) or not isinstance(inputs, Iterable):
             raise ModelError(f"inputs: expected a list of symbols or names, received {describe(inputs)}.")
         self.inputs: tuple[sp.Symbol, ...] = tuple(_as_symbol(u, "inputs entry") for u in inputs)
+        #: The bounds declared with ``bounds=`` by state name (see :attr:`state_bounds` for the domains).
+        self.bounds: dict[str, Bounds] = declared_bounds(bounds, self.states)
+        merged_bounds(self.states, self.bounds)  # a contradiction with the assumptions is refused here
 
         self.params: dict[sp.Symbol, float] = {}
         self.learnable: set[sp.Symbol] = set()
@@ -365,6 +676,41 @@ class HybridModel:
         """Names of the inputs, in order."""
         return [str(s) for s in self.inputs]
 
+    @property
+    def state_bounds(self) -> dict[str, Bounds]:
+        """Every state's declared domain: its SymPy assumptions and ``bounds=``, the tighter side winning.
+
+        Returns
+        -------
+        dict str -> Bounds
+            By state name, in state order; an undeclared state is unbounded (``Bounds()``,
+            ``declared`` False).
+        """
+        return merged_bounds(self.states, self.bounds)
+
+    def with_bounds(self, bounds: Mapping | None) -> HybridModel:
+        """A copy whose ``bounds=`` are ``bounds`` (replacing the declared ones; assumptions stay).
+
+        Parameters
+        ----------
+        bounds : mapping state -> (lower, upper) or Bounds, or None
+            As :class:`HybridModel`'s ``bounds``.
+
+        Returns
+        -------
+        HybridModel
+
+        Raises
+        ------
+        ModelError, ConfigError
+            As :class:`HybridModel` for ``bounds``.
+        """
+        declared = declared_bounds(bounds, self.states)
+        merged_bounds(self.states, declared)
+        out = self.copy()
+        out.bounds = declared
+        return out
+
     def parameter_values(self) -> dict[sp.Symbol, float]:
         """Current parameter values (trained values for learnable ones)."""
         out = dict(self.params)
@@ -407,8 +753,9 @@ class HybridModel:
         Returns
         -------
         HybridModel
-            New model; parameters keep their current (trained) values and the
-            networks of unknowns not substituted keep their weights.
+            New model; parameters keep their current (trained) values, the
+            networks of unknowns not substituted keep their weights, and the
+            declared ``bounds`` are kept.
 
         Raises
         ------
@@ -437,7 +784,14 @@ class HybridModel:
             new_params[sym] = Learnable(val) if sym in learn else val
         keep = {n: copy.deepcopy(net) for n, net in self.networks().items() if n not in expressions}
         model = HybridModel(
-            eqs, new_params, self.inputs, states=self.states, time=self.time, networks=keep, **self.net_options
+            eqs,
+            new_params,
+            self.inputs,
+            states=self.states,
+            time=self.time,
+            networks=keep,
+            bounds=self.bounds,
+            **self.net_options,
         )
         model.module.to(self.module.dtype)
         return model

@@ -14,11 +14,13 @@ it uses, scripts and reports write it with :func:`save` (PNG file) or :func:`png
   the pipelines and studies.
 
 Conventions shared by the fit and phase plots: axis limits span the observations (and the truth)
-with a margin, so a diverging model curve cannot squash the data; a state whose observations are
-all nonnegative is treated as nonnegative and its axis starts at 0 (each figure says so in its
-footnote, see :func:`nonnegative_states`); the truth is drawn dashed in black on top of the model
-curves.  Artists carry a ``gid`` ``"<kind>:<trajectory>"`` (kind ``data``, ``held-out``, ``fitted``,
-``discovered``, ``truth``) so that tests and callers can find them.
+with a margin, so a diverging model curve cannot squash the data; a state's declared domain
+(:attr:`~udesci.HybridModel.state_bounds`: SymPy ``positive``/``nonnegative`` symbols or
+``bounds=``) keeps its axis inside, and an undeclared lower side of a state whose observations are
+all nonnegative is taken as 0 (each figure says which in its footnote, see :func:`state_axes`); the
+truth is drawn dashed in black on top of the model curves.  Artists carry a ``gid``
+``"<kind>:<trajectory>"`` (kind ``data``, ``held-out``, ``fitted``, ``discovered``, ``truth``) so
+that tests and callers can find them.
 
 The older call form with a file path first (``plot_fit(path, t_data, y_data, ...)``,
 ``plot_loss(path, history)``, ``plot_phase(path, y_data, curves, names)``, ``plot_forecast(path, ...)``,
@@ -259,7 +261,8 @@ def held_out_by_trajectory(held_out, n_columns: int) -> dict:
 def nonnegative_states(data: Dataset, names: Sequence[str], held_out: Mapping | None = None) -> list[str]:
     """The data columns whose observations (training and held-out) are all ``>= 0``.
 
-    Until models declare bounds, such a state is treated as nonnegative and its axes start at 0.
+    Where a state's model declares no lower bound, such a state is treated as nonnegative and its
+    axes start at 0 (see :func:`state_axes`).
 
     Parameters
     ----------
@@ -283,7 +286,9 @@ def nonnegative_states(data: Dataset, names: Sequence[str], held_out: Mapping | 
     return out
 
 
-def data_limits(values, margin: float = MARGIN, *, nonnegative: bool = False) -> tuple[float, float]:
+def data_limits(
+    values, margin: float = MARGIN, *, nonnegative: bool = False, lower: float = -math.inf, upper: float = math.inf
+) -> tuple[float, float]:
     """Axis limits around the finite ``values``, widened by ``margin`` × their span on each side.
 
     Parameters
@@ -291,21 +296,80 @@ def data_limits(values, margin: float = MARGIN, *, nonnegative: bool = False) ->
     values : array-like
     margin : float, default 0.15
     nonnegative : bool
-        Start at 0 rather than below it.
+        Start at 0 rather than below it (``lower=0``).
+    lower, upper : float, default -inf, inf
+        Sides the limits do not go beyond (a declared domain), unless a value does: an
+        observation outside is never cut off.
 
     Returns
     -------
     (float, float)
-        ``(-1, 1)`` when no value is finite.
+        ``(-1, 1)`` when no value is finite (``(0, 1)`` with ``nonnegative``), moved inside the sides.
     """
+    if nonnegative:
+        lower = max(lower, 0.0)
     v = np.asarray(values, dtype=float).reshape(-1)
     v = v[np.isfinite(v)]
     if v.size == 0:
-        return (0.0, 1.0) if nonnegative else (-1.0, 1.0)
+        lo, hi = (0.0, 1.0) if nonnegative else (-1.0, 1.0)
+        if math.isfinite(lower) and math.isfinite(upper):
+            return lower, upper
+        if math.isfinite(lower):
+            return lower, lower + (hi - lo)
+        return (upper - (hi - lo), upper) if math.isfinite(upper) else (lo, hi)
     lo, hi = float(v.min()), float(v.max())
     span = hi - lo if hi > lo else max(abs(hi), 1.0)
-    lo, hi = lo - margin * span, hi + margin * span
-    return (max(lo, 0.0) if nonnegative else lo), hi
+    low, high = lo - margin * span, hi + margin * span
+    return (max(low, lower) if lo >= lower else low), (min(high, upper) if hi <= upper else high)
+
+
+class StateAxis(NamedTuple):
+    """The sides one state's axes keep to (see :func:`state_axes`).
+
+    Attributes
+    ----------
+    lower, upper : float
+        The axis does not extend beyond these (``-inf``/``inf``: free).
+    declared : str
+        The model's declared domain of the state, e.g. ``"[0, 1]"`` (empty when it declares none).
+    guessed : bool
+        The lower side is 0 because every observation is ``>= 0`` and the model declares no lower bound.
+    """
+
+    lower: float
+    upper: float
+    declared: str
+    guessed: bool
+
+
+def state_axes(model, data: Dataset, observed: Sequence[int], held_out: Mapping | None = None) -> list[StateAxis]:
+    """The sides each state's axes keep to: its declared domain first, then the data's sign.
+
+    A side of the model's :attr:`~udesci.HybridModel.state_bounds` (SymPy ``positive``/``nonnegative``
+    symbols, ``bounds=``) is used as declared; a state whose lower side is not declared and whose
+    observations are all ``>= 0`` (:func:`nonnegative_states`) is treated as nonnegative.
+
+    Parameters
+    ----------
+    model : HybridModel
+    data : Dataset
+    observed : sequence of int
+        The model state of each data column (:func:`observed_columns`).
+    held_out : mapping int -> (t, y), optional
+        As returned by :func:`held_out_by_trajectory`.
+
+    Returns
+    -------
+    list of StateAxis
+        One per model state, in state order.
+    """
+    nonneg = set(nonnegative_states(data, [model.state_names[i] for i in observed], held_out))
+    out = []
+    for name, domain in model.state_bounds.items():
+        guessed = not math.isfinite(domain.lower) and name in nonneg
+        declared = domain.interval() if domain.declared else ""
+        out.append(StateAxis(0.0 if guessed else domain.lower, domain.upper, declared, guessed))
+    return out
 
 
 def time_label(model, data: Dataset | None = None) -> str:
@@ -350,7 +414,7 @@ class _Setup(NamedTuple):
     observed: list
     held: dict
     selection: TrajectorySelection
-    nonnegative: set
+    axes: list
 
 
 def _setup(result, data, names, held_out, trajectories, limit, where: str) -> _Setup:
@@ -365,7 +429,7 @@ def _setup(result, data, names, held_out, trajectories, limit, where: str) -> _S
         obs,
         held,
         select_trajectories(data.n_trajectories, trajectories, limit),
-        set(nonnegative_states(data, [model.state_names[i] for i in obs], held)),
+        state_axes(model, data, obs, held),
     )
 
 
@@ -524,14 +588,15 @@ def plot_fit(
     -------
     matplotlib.figure.Figure
         One axis per model state; y-limits span the observations (and truth) with a 15% margin,
-        nonnegative states start at 0; the footnote states the selection and the bounds.
+        kept inside each state's declared domain, an undeclared lower side at 0 for a state whose
+        observations are all ≥ 0; the footnote states the selection and the bounds.
 
     Raises
     ------
     ConfigError
         Without data, for bad ``trajectories``, ``names``, ``held_out`` or ``truth``.
     """
-    data, model, labels, obs, held, selection, nonneg = _setup(
+    data, model, labels, obs, held, selection, sides = _setup(
         fitted, data, names, held_out, trajectories, limit, "plot_fit"
     )
     truth_y0 = _initial_states(fitted, "fitted") if truth_initial_states is None else truth_initial_states
@@ -577,7 +642,7 @@ def plot_fit(
                 limits[i].append(held[k][1][:, c])
     for i, ax in enumerate(axes):
         values = np.concatenate(limits[i] or fallback[i])
-        ax.set_ylim(*data_limits(values, nonnegative=model.state_names[i] in nonneg))
+        ax.set_ylim(*data_limits(values, lower=sides[i].lower, upper=sides[i].upper))
         ax.set_ylabel(labels[i] + ("" if i in obs else " (not observed)"), fontsize=9)
         ax.grid(alpha=0.25)
     axes[-1].set_xlim(t_lo, t_hi)
@@ -588,8 +653,7 @@ def plot_fit(
     )
     if title:
         axes[0].set_title(title, fontsize=10)
-    bounded = [labels[i] for i in range(n) if model.state_names[i] in nonneg]
-    _footnote(fig, [selection.note, _bounds_note(bounded, truth=truth is not None)])
+    _footnote(fig, [selection.note, _sides_note(labels, sides, range(n), truth is not None)])
     return fig
 
 
@@ -597,12 +661,22 @@ def _column(curve: Curve, i: int):
     return curve.t, curve.y[:, i]
 
 
-def _bounds_note(nonneg: Sequence[str], margin: float = MARGIN, truth: bool = False) -> str:
+def _bounds_note(
+    nonneg: Sequence[str], margin: float = MARGIN, truth: bool = False, declared: Sequence[str] = ()
+) -> str:
     spans = "the observations and the truth" if truth else "the observations"
     note = f"Axes span {spans} with a {margin:.0%} margin; curves leaving them are cut."
+    if declared:
+        note += f" {', '.join(declared)}: declared domain, the axis stays inside it."
     if nonneg:
         note += f" {', '.join(nonneg)}: all observations ≥ 0, so treated as nonnegative (axis starts at 0)."
     return note
+
+
+def _sides_note(labels: Sequence[str], sides: Sequence[StateAxis], shown: Sequence[int], truth: bool) -> str:
+    """The bounds footnote of the states ``shown``: declared domains, then the data-based guesses."""
+    declared = [f"{labels[i]} in {sides[i].declared}" for i in shown if sides[i].declared]
+    return _bounds_note([labels[i] for i in shown if sides[i].guessed], truth=truth, declared=declared)
 
 
 @_path_form()
@@ -784,11 +858,11 @@ plot_loss = plot_history
 # ----------------------------------------------------------------------------------------------
 # phase portraits
 # ----------------------------------------------------------------------------------------------
-def _phase_axes(ax, names, points: list, curves: list, nonneg: Sequence[bool], bounds: list, margin: float) -> None:
+def _phase_axes(ax, names, points: list, curves: list, sides: Sequence, bounds: list, margin: float) -> None:
     """Draw observed points and model curves of two states; the points (and ``bounds``, the truth) set the limits.
 
-    ``points`` and ``curves`` are ``(x, y, style)`` triples, ``bounds`` ``(x, y)`` pairs; without any
-    finite point or bound on an axis, the curves set its limits.
+    ``points`` and ``curves`` are ``(x, y, style)`` triples, ``bounds`` ``(x, y)`` pairs, ``sides`` one
+    :class:`StateAxis` per axis; without any finite point or bound on an axis, the curves set its limits.
     """
     for xs, ys, style in points + curves:
         ax.plot(xs, ys, **style)
@@ -796,7 +870,8 @@ def _phase_axes(ax, names, points: list, curves: list, nonneg: Sequence[bool], b
         chosen = [p[axis] for p in points] + [b[axis] for b in bounds]
         if not any(np.isfinite(c).any() for c in chosen):
             chosen = [c[axis] for c in curves]
-        setter(*data_limits(np.concatenate(chosen) if chosen else [], margin, nonnegative=nonneg[axis]))
+        values = np.concatenate(chosen) if chosen else []
+        setter(*data_limits(values, margin, lower=sides[axis].lower, upper=sides[axis].upper))
     ax.set_xlabel(names[0], fontsize=9)
     ax.set_ylabel(names[1], fontsize=9)
     ax.grid(alpha=0.25)
@@ -809,6 +884,7 @@ def _phase_from_arrays(y_data, curves: dict, names, margin: float | None = None)
     margin = MARGIN if margin is None else margin
     y_data = np.asarray(y_data, dtype=float)
     nonneg = [bool(np.all(y_data[np.isfinite(y_data[:, a]), a] >= 0)) for a in (0, 1)]
+    sides = [StateAxis(0.0 if p else -math.inf, math.inf, "", p) for p in nonneg]
     fig = _figure(5, 5)
     ax = fig.subplots()
     pts = [
@@ -825,7 +901,7 @@ def _phase_from_arrays(y_data, curves: dict, names, margin: float | None = None)
         lines.append((c[:, 0], c[:, 1], {**style, "label": label}))
         if label == "truth":
             bounds.append((c[:, 0], c[:, 1]))
-    _phase_axes(ax, names, pts, lines, nonneg, bounds, margin)
+    _phase_axes(ax, names, pts, lines, sides, bounds, margin)
     ax.legend(fontsize=7)
     _footnote(fig, [_bounds_note([n for n, p in zip(names, nonneg, strict=True) if p], margin, "truth" in curves)])
     return fig
@@ -874,21 +950,21 @@ def plot_phase(
     Returns
     -------
     matplotlib.figure.Figure
-        One axis; limits span the observations (and truth) with a margin, nonnegative states start at 0.
+        One axis; limits span the observations (and truth) with a margin, inside the states' declared
+        domains (an undeclared lower side at 0 for a state whose observations are all ≥ 0).
 
     Raises
     ------
     ConfigError
         For a model with fewer than two states, unknown ``states``, or bad selections.
     """
-    data, model, labels, obs, held, selection, nonneg_names = _setup(
+    data, model, labels, obs, held, selection, sides = _setup(
         result, data, names, held_out, trajectories, limit, "plot_phase"
     )
     if len(model.states) < 2:
         raise ConfigError(f"plot_phase: needs a model with two states or more, received {len(model.states)}.")
     pair = _state_pair(model, states)
     truth_y0 = _initial_states(result, "result") if truth_initial_states is None else truth_initial_states
-    nonneg = [model.state_names[i] in nonneg_names for i in pair]
     column = {i: c for c, i in enumerate(obs)}
     pts, lines, bounds = [], [], []
     for k, tr, drawn, colors in _each_trajectory(result, found, truth, truth_y0, data, held, selection, points):
@@ -939,7 +1015,7 @@ def plot_phase(
             bounds.append((drawn.truth.y[:, p], drawn.truth.y[:, q]))
     fig = _figure(6, 6.2)
     ax = fig.subplots()
-    _phase_axes(ax, [labels[i] for i in pair], pts, lines, nonneg, bounds, MARGIN)
+    _phase_axes(ax, [labels[i] for i in pair], pts, lines, [sides[i] for i in pair], bounds, MARGIN)
     _legend(
         fig,
         selection,
@@ -950,8 +1026,7 @@ def plot_phase(
     )
     if title:
         ax.set_title(title, fontsize=10)
-    bounded = [labels[i] for i, p in zip(pair, nonneg, strict=True) if p]
-    _footnote(fig, [selection.note, _bounds_note(bounded, truth=truth is not None)])
+    _footnote(fig, [selection.note, _sides_note(labels, sides, pair, truth is not None)])
     return fig
 
 

@@ -104,7 +104,8 @@ class DiscoveryState:
     n_per_state : ndarray of shape (n,)
         Observations of each state.
     y0 : torch.Tensor of shape (K, n)
-        Initial states of the trajectories (from the fit, later from the refit).
+        Initial states of the trajectories (from the fit, those on a side of a declared domain
+        replaced by the data's: :func:`off_sides`; later from the refit).
     n_collocation : float
         Points behind the derivative-matching loss (interior points times observed states).
     segments : Segments
@@ -190,6 +191,28 @@ def ude_starts(fitted: FitResult, data: Dataset, prep: PaddedBatch) -> torch.Ten
     return prep.initial_guess()
 
 
+def off_sides(prep: PaddedBatch, y0: torch.Tensor) -> torch.Tensor:
+    """The initial states candidates are refit from: the fitted ones, except where a fitted start sits on
+    a side of its state's declared domain (where training's projection stopped it; often a fixed point,
+    such as no infected, from which the true model cannot fit), which starts at the data's smoothed
+    first value instead (inside the domain; the fitted start where the state is not observed).
+
+    Parameters
+    ----------
+    prep : PaddedBatch
+    y0 : torch.Tensor of shape (K, n)
+        The fitted initial states.
+
+    Returns
+    -------
+    torch.Tensor of shape (K, n)
+    """
+    on = prep.on_sides(y0)
+    if not bool(on.any()):
+        return y0
+    return torch.where(on, prep.data_starts(y0), y0)
+
+
 def prepare(fitted, data, model, libraries, selection, samples, seed) -> DiscoveryState:
     """Sample the trained networks and set up the scoring data (stage 1)."""
     field_ = model.module
@@ -221,7 +244,7 @@ def prepare(fitted, data, model, libraries, selection, samples, seed) -> Discove
         n_samples=int(t.shape[0]),
         n_observations=float(prep.mask.sum()),
         n_per_state=prep.mask.sum(dim=(0, 1)).numpy(),
-        y0=y0,
+        y0=off_sides(prep, y0),
         n_collocation=float(sum(m - 2 for m in prep.lengths) * len(prep.observed)),
         segments=seg,
         # segment starts stay at the smoothed data: the same for every candidate, and few free parameters
@@ -410,16 +433,22 @@ def rescore_on_trajectories(state: DiscoveryState, name: str, shortlist: list, a
         )
 
     theta_t, _, sse_t = refit_from(state.y0, ranked)
-    # a candidate whose simulation blew up from the fitted initial states gets a second chance from
-    # the data's own (smoothed, inside the states' declared domain): a wrong start must not lose it
-    failed = [j for j, s_ in enumerate(sse_t) if not bool(torch.isfinite(s_.sum()))]
+    # a candidate whose simulation blew up (or left a state's declared domain) from the fitted initial
+    # states gets a second chance from the data's own (smoothed, inside the declared domains): a wrong
+    # start must not lose it
+    exits = domain_exits(state, layout, theta_t)
+    failed = [j for j, s_ in enumerate(sse_t) if not bool(torch.isfinite(s_.sum())) or exits[j]]
     if failed:
         again = refit_from(data_starts(state), [ranked[j] for j in failed])
-        for j, th, s_ in zip(failed, again.theta, again.extra, strict=True):
-            if bool(torch.isfinite(s_.sum())):
-                theta_t[j], sse_t[j] = th, s_
+        exits_again = domain_exits(state, layout, again.theta)
+        for j, th, s_, out in zip(failed, again.theta, again.extra, exits_again, strict=True):
+            if bool(torch.isfinite(s_.sum())) and not out:
+                theta_t[j], sse_t[j], exits[j] = th, s_, []
+            elif exits[j] or out:
+                exits[j] = exits[j] or out
+                sse_t[j] = torch.full_like(sse_t[j], math.inf)
     blocks = per_block(sse_t, state.blocks, state.n_blocks)
-    for i, th, s_, pb in zip(ranked, theta_t, sse_t, blocks, strict=True):
+    for i, th, s_, pb, out in zip(ranked, theta_t, sse_t, blocks, exits, strict=True):
         cand = shortlist[i]
         cand.coefficients = th[cur].numpy().copy()
         cand.expression = work.expression(cand.coefficients)
@@ -429,7 +458,14 @@ def rescore_on_trajectories(state: DiscoveryState, name: str, shortlist: list, a
         cand.score = float(
             information_criterion(pb.sum(0), state.n_per_state, len(cand.support), state.selection.criterion)
         )
-        if not math.isfinite(cand.data_sse):
+        if out and not math.isfinite(cand.data_sse):
+            domains = state.model.state_bounds
+            where = ", ".join(f"{name} ({domains[name].interval()})" for name in out)
+            cand.problem = (
+                f"its whole-trajectory simulation leaves the declared domain of {where} from the fitted "
+                "initial states and from the data's"
+            )
+        elif not math.isfinite(cand.data_sse):
             cand.problem = (
                 "its model cannot be simulated over the data's span (it blows up) from the fitted initial "
                 "states nor from the data's"
@@ -438,16 +474,56 @@ def rescore_on_trajectories(state: DiscoveryState, name: str, shortlist: list, a
 
 def data_starts(state: DiscoveryState) -> torch.Tensor:
     """Initial states from the data: the smoothed first observation of each observed state (the
-    fitted start for states never observed), moved inside each state's declared domain (SymPy
-    ``nonnegative=True``/``positive=True`` state symbols). Shape ``(K, n)``."""
-    smooth = state.batch.smooth[:, 0]
-    y0 = torch.where(torch.isfinite(smooth), smooth, state.y0)
-    for j, sym in enumerate(state.model.states):
-        if sym.is_positive:
-            y0[:, j] = y0[:, j].clamp(min=1e-6 * float(state.batch.scale[j]))
-        elif sym.is_nonnegative:
-            y0[:, j] = y0[:, j].clamp(min=0.0)
-    return y0
+    fitted start for states never observed), moved inside each state's declared domain
+    (:attr:`HybridModel.state_bounds`, through :meth:`PaddedBatch.inside`). Shape ``(K, n)``."""
+    return state.batch.data_starts(state.y0)
+
+
+def domain_exits(state: DiscoveryState, layout: Layout, theta: torch.Tensor) -> list[list[str]]:
+    """For each refit row, the states whose whole-trajectory simulation leaves their declared domain.
+
+    Parameters
+    ----------
+    state : DiscoveryState
+    layout : Layout
+        The layout of ``state.model.module``.
+    theta : torch.Tensor of shape (C, D + K·n)
+        Parameter vectors and initial states of a whole-trajectory refit (``free_starts``).
+
+    Returns
+    -------
+    list of C lists of str
+        The names of the states that lie beyond a declared side (by more than round-off,
+        :meth:`~udesci.model.Bounds.outside`) at some observation time, from the refit's initial
+        states with the scoring solver; empty for a row inside (or one that could not be simulated,
+        whose misfit is already infinite).
+    """
+    batch = state.batch
+    declared = [j for j, b in enumerate(batch.bounds) if b.declared]
+    C = theta.shape[0]
+    if not declared or C == 0:
+        return [[] for _ in range(C)]
+    field_, whole = state.model.module, state.whole
+    K, n, D = whole.count, batch.n, layout.size
+    coefficients = {name: theta[:, sl].repeat_interleave(K, dim=0) for name, sl in layout.nets}
+    params = {name: theta[:, at].repeat_interleave(K) for name, at in layout.params}
+    try:
+        with torch.no_grad(), warnings.catch_warnings(), field_.row_values(coefficients, params):
+            warnings.simplefilter("ignore")
+            pred = integrate(
+                field_,
+                theta[:, D:].reshape(C * K, n),
+                whole.knots.repeat(C, 1),
+                state.segment_solver,
+                inputs=(batch.interp, whole.trajectory.repeat(C)),
+            )
+    except (AssertionError, RuntimeError):
+        return [[] for _ in range(C)]
+    pred = pred.reshape(C, K, -1, n)
+    names = state.model.state_names
+    leaves = {j: (batch.bounds[j].outside(pred[..., j], batch.scale[j]) & batch.valid).flatten(1).any(1)
+              for j in declared}  # fmt: skip
+    return [[names[j] for j in declared if bool(leaves[j][c])] for c in range(C)]
 
 
 def inclusion_probabilities(state: DiscoveryState, work: UnknownWork, shortlist: list, cands: list, best):
@@ -620,7 +696,10 @@ def assemble(state: DiscoveryState) -> Discovery:
     notes = uncertainty(state)
     values = model.parameter_values()
     result_model = state.fitted.model.substitute(final)
-    result_model = with_params(result_model, {s: values[s] for s in result_model.params})
+    # with_params builds the model anew from its equations (the symbols' assumptions stay): keep bounds= too
+    result_model = with_params(result_model, {s: values[s] for s in result_model.params}).with_bounds(
+        state.fitted.model.bounds
+    )
     metrics = {
         "data_rmse_scaled": math.sqrt(sse / state.n_observations) if math.isfinite(sse) else math.inf,
         "samples": state.n_samples,

@@ -43,7 +43,8 @@ class Candidate:
     theta : torch.Tensor or None
         Its refit parameter vector (Layout order).
     problem : str
-        Why it could not be scored (empty when it was), e.g. its model blows up from every start.
+        Why it could not be scored (empty when it was), e.g. its model blows up from every start, or its
+        whole-trajectory simulation leaves a state's declared domain (``"leaves the declared domain of x ..."``).
     """
 
     support: tuple

@@ -2,7 +2,7 @@
 
 A model is written as SymPy-printed expression strings, its parameter values and
 the weights of the udesci :class:`~udesci.networks.MLP` networks behind its
-unknowns.  Reading a file never evaluates its text: every expression goes through
+unknowns, and each bounded state's domain.  Reading a file never evaluates its text: every expression goes through
 :func:`udesci.expr.parse_expression`, and the model is built by
 :mod:`udesci.spec`, the builder the TOML loader uses too.
 """
@@ -18,10 +18,10 @@ import torch
 from torch import nn
 
 from .. import limits
-from ..errors import ConfigError, describe
+from ..errors import ConfigError, ModelError, describe
 from ..evaluate import jsonable, write_text_atomic
 from ..expr import CONSTANTS, FUNCTIONS, is_symbol_name, listing, parse_expression, sstr
-from ..model import HybridModel, Learnable
+from ..model import Bounds, HybridModel, Learnable
 from ..networks import ACTIVATIONS, MLP, check_size
 from ..spec import ModelText, Places, resolve
 from .common import exportable, model_functions, model_symbols
@@ -158,7 +158,11 @@ def model_to_dict(model: HybridModel, *, unknowns: Mapping | None = None, extra:
         "inputs": [...], "parameters": {name: value}, "learnable": [...],
         "equations": {state: str}, "unknowns": {name: {"args": [...],
         "expression": str or None, ...}}, "networks": {name: weights or None},
-        "net_options": {...}, "dtype": "float64", "extra": {...}}``.
+        "net_options": {...}, "dtype": "float64", "bounds": {state: {"lower",
+        "upper", "lower_open", "upper_open"}}, "extra": {...}}``.  ``bounds`` holds
+        every bounded state's domain (:attr:`HybridModel.state_bounds`: its SymPy
+        assumptions and ``bounds=``; ``null`` for an infinite side), so a model read
+        back keeps it although its symbols are plain.
         Parameters hold current (trained) values; expressions are SymPy
         ``str`` output with floats printed to round-trip exactly.  Networks
         are stored for unknowns still in the model when they are udesci
@@ -224,6 +228,16 @@ def model_to_dict(model: HybridModel, *, unknowns: Mapping | None = None, extra:
         "networks": networks,
         "net_options": dict(model.net_options),
         "dtype": dtype,
+        "bounds": {
+            name: {
+                "lower": b.lower if math.isfinite(b.lower) else None,
+                "upper": b.upper if math.isfinite(b.upper) else None,
+                "lower_open": b.lower_open,
+                "upper_open": b.upper_open,
+            }
+            for name, b in model.state_bounds.items()
+            if b.declared
+        },
         "extra": jsonable(dict(extra or {}), strict="extra"),
     }
 
@@ -313,7 +327,8 @@ def model_from_dict(data: Mapping, *, source: str = "model dict") -> HybridModel
         For a wrong format tag, a missing or ill-typed key, a name that is not
         an identifier, a symbol in more than one role, an expression outside the
         safe grammar, an unknown applied otherwise than its stored ``args``,
-        stored weights of the wrong shape, a size over a limit of
+        stored weights of the wrong shape, ``bounds`` that are not states' intervals (or
+        contradict the stored model), a size over a limit of
         :mod:`udesci.limits` (nesting, number of states or names, network sizes:
         checked before anything is allocated), or a specification HybridModel
         rejects; the message names the key and ``source``.
@@ -411,11 +426,48 @@ def model_from_dict(data: Mapping, *, source: str = "model dict") -> HybridModel
                 f"{src}: key 'networks'[{name!r}]: stored network maps {nets[name].n_in} -> "
                 f"{nets[name].n_out}, expected {len(unknown.args)} -> 1 for {unknown.call}."
             )
+    bounds = _bounds(data, states, src)
+    if bounds:
+        try:
+            model = model.with_bounds(bounds)
+        except (ConfigError, ModelError) as err:
+            raise ConfigError(f"{src}: key 'bounds': {err}") from None
     model.module.to(dtype)
     with torch.no_grad():
         for name, param in model.module.learnable.items():
             param.fill_(float(params[name]))
     return model
+
+
+def _bounds(data: Mapping, states: list, src: str) -> dict:
+    """The ``bounds`` entry of a model dict as :class:`~udesci.model.Bounds` by state name."""
+    raw = _require(data, "bounds", dict, "an object {state: {lower, upper, lower_open, upper_open}}", src, {})
+    out = {}
+    for name, entry in raw.items():
+        where = f"{src}: key 'bounds'[{name!r}]"
+        if name not in states:
+            raise ConfigError(f"{where}: not a state (states {states}).")
+        if not isinstance(entry, dict) or set(entry) - {"lower", "upper", "lower_open", "upper_open"}:
+            raise ConfigError(
+                f"{where}: expected an object with some of lower, upper (numbers or null), lower_open, "
+                f"upper_open (true/false), received {describe(entry)}."
+            )
+        sides = {}
+        for key, default in (("lower", -math.inf), ("upper", math.inf)):
+            value = entry.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ConfigError(f"{where}[{key!r}]: expected a number or null, received {describe(value)}.")
+            sides[key] = default if value is None else float(value)
+        for key in ("lower_open", "upper_open"):
+            value = entry.get(key, False)
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}[{key!r}]: expected true or false, received {describe(value)}.")
+            sides[key] = value
+        try:
+            out[name] = Bounds(**sides)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+    return out
 
 
 def load_json(path) -> tuple[HybridModel, dict]:

@@ -236,7 +236,9 @@ def to_python(model: HybridModel, path, *, unknowns: Mapping | None = None) -> P
 
     Unknowns given a closed form in ``unknowns`` are substituted; unknowns
     left in the model are evaluated by a small numpy MLP with the trained
-    weights embedded in the file.
+    weights embedded in the file.  The states' declared domains
+    (:attr:`HybridModel.state_bounds`) are not written: the module simulates
+    the equations as they are (the JSON export keeps the domains).
 
     Parameters
     ----------

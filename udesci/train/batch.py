@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import torch
@@ -10,7 +11,7 @@ from sympy.core.function import AppliedUndef
 
 from ..data import Dataset, InputInterpolator
 from ..errors import DataError, describe
-from ..model import HybridModel
+from ..model import Bounds, HybridModel
 from ..networks import MLP
 
 
@@ -42,27 +43,31 @@ def smooth_series(t: np.ndarray, y: np.ndarray, lam: float | None = None) -> tup
     return spline(t), spline.derivative()(t)
 
 
-def domain_start(symbol) -> float:
+def domain_start(bounds: Bounds) -> float:
     """Starting value of a state no data observe: a unit step into its declared domain.
 
     Parameters
     ----------
-    symbol : sympy.Symbol
-        The state, with its SymPy assumptions.
+    bounds : Bounds
+        The state's domain (:attr:`HybridModel.state_bounds`: its SymPy assumptions and ``bounds=``).
 
     Returns
     -------
     float
-        1 for a ``nonnegative=True`` or ``positive=True`` state, -1 for a ``nonpositive=True`` or
-        ``negative=True`` one, 0 for an unconstrained one (the middle of its domain).  Not 0 for a
-        sign-constrained state: 0 is its domain's boundary and often a fixed point (an epidemic's
-        susceptibles, a population), where an unknown that multiplies the state has no gradient
-        to learn from.  1 is a unit guess: the data cannot give the scale of a state they never see.
+        The middle of a domain bounded on both sides; one unit inside a domain bounded on one side
+        (1 for a ``nonnegative=True`` or ``positive=True`` state, -1 for a ``nonpositive=True`` or
+        ``negative=True`` one); 0 for an unbounded state.  Not the bound itself: a sign-constrained
+        state's 0 is its domain's boundary and often a fixed point (an epidemic's susceptibles, a
+        population), where an unknown that multiplies the state has no gradient to learn from.
+        1 is a unit guess: the data cannot give the scale of a state they never see.
     """
-    if symbol.is_nonnegative:
-        return 1.0
-    if symbol.is_nonpositive:
-        return -1.0
+    lower, upper = bounds.lower, bounds.upper
+    if math.isfinite(lower) and math.isfinite(upper):
+        return 0.5 * (lower + upper)
+    if math.isfinite(lower):
+        return lower + 1.0
+    if math.isfinite(upper):
+        return upper - 1.0
     return 0.0
 
 
@@ -77,7 +82,9 @@ class PaddedBatch:
     (K, T) bool, ``smooth``/``dsmooth`` (K, T, n) (NaN for unobserved states),
     ``scale`` (n,), ``interp`` (input interpolator or None), ``lengths`` (K,),
     ``observed`` (indices of observed states), ``smoothing`` (the spline penalty, None = GCV),
-    ``unobserved_start`` (n,) (where a trajectory lacks a state, its start: see :meth:`initial_guess`).
+    ``unobserved_start`` (n,) (where a trajectory lacks a state, its start: see :meth:`initial_guess`),
+    ``bounds`` (the model's :attr:`~udesci.HybridModel.state_bounds`, one :class:`~udesci.model.Bounds`
+    per state: see :meth:`inside`).
     """
 
     def __init__(self, model: HybridModel, data: Dataset, dtype: torch.dtype, lam: float | None = None):
@@ -144,14 +151,36 @@ class PaddedBatch:
         self.data = data
         # where a trajectory lacks a state: the mean smoothed first value of the trajectories that have it,
         # and for a state no trajectory observes, a unit step into its declared domain: see initial_guess
+        self.bounds = list(model.state_bounds.values())
         first = smooth[:, 0, :]
         seen = np.isfinite(first)
         self.unobserved_start = as_t(
-            [
-                float(first[seen[:, i], i].mean()) if seen[:, i].any() else domain_start(sym)
-                for i, sym in enumerate(model.states)
-            ]
+            [float(first[seen[:, i], i].mean()) if seen[:, i].any() else domain_start(self.bounds[i]) for i in range(n)]
         )
+
+    @property
+    def bounded(self) -> bool:
+        """True if some state has a declared domain (SymPy assumptions or ``bounds=``)."""
+        return any(b.declared for b in self.bounds)
+
+    def inside(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` moved inside each state's declared domain (:meth:`~udesci.model.Bounds.clip`).
+
+        Parameters
+        ----------
+        values : torch.Tensor of shape (..., n)
+            States in the last dimension.
+
+        Returns
+        -------
+        torch.Tensor of shape (..., n)
+            Values inside their domain unchanged; others moved onto a closed side, or
+            ``OPEN_MARGIN`` (1e-6) × the state's scale inside an open one (``positive=True``).
+        """
+        if not self.bounded:
+            return values
+        columns = [b.clip(values[..., j], float(self.scale[j])) for j, b in enumerate(self.bounds)]
+        return torch.stack(columns, dim=-1)
 
     @property
     def fully_observed(self) -> bool:
@@ -186,6 +215,32 @@ class PaddedBatch:
         out.dsmooth[..., hidden] = derivatives[..., hidden].to(self.smooth.dtype)
         return out
 
+    def on_sides(self, values: torch.Tensor) -> torch.Tensor:
+        """Which entries of ``values`` (shape ``(..., n)``) sit on a side of their state's declared domain
+        (:meth:`~udesci.model.Bounds.at_side`): where :meth:`inside` puts a value from outside, and
+        often a fixed point (no infected, no prey).  Boolean, shaped like ``values``."""
+        out = torch.zeros(values.shape, dtype=torch.bool)
+        for j, b in enumerate(self.bounds):
+            if b.declared:
+                out[..., j] = b.at_side(values[..., j], float(self.scale[j]))
+        return out
+
+    def data_starts(self, fallback: torch.Tensor) -> torch.Tensor:
+        """Initial states from the data: each trajectory's smoothed first value of each state, ``fallback``
+        where a trajectory has too few observations of it, moved inside the declared domains (:meth:`inside`).
+
+        Parameters
+        ----------
+        fallback : torch.Tensor of shape (K, n)
+            E.g. the fitted initial states.
+
+        Returns
+        -------
+        torch.Tensor of shape (K, n)
+        """
+        first = self.smooth[:, 0]
+        return self.inside(torch.where(torch.isfinite(first), first, fallback))
+
     def initial_guess(self, given: torch.Tensor | None = None) -> torch.Tensor:
         """Starting values of the trained initial states.
 
@@ -201,10 +256,12 @@ class PaddedBatch:
             has fewer than two observations of a state, the mean smoothed first value of the
             trajectories that have them; for a state no trajectory observes, :func:`domain_start`
             (1 for a SymPy ``nonnegative``/``positive`` state, -1 for a ``nonpositive``/``negative``
-            one, else 0).  The hidden state's level is trained from there.
+            one, the middle of a domain bounded on both sides, else 0).  The hidden state's level is
+            trained from there.  Estimates from the data are moved inside each state's declared
+            domain (:meth:`inside`): a smoothed first value of -0.02 of a nonnegative state starts at 0.
         """
         first = self.smooth[:, 0, :]
-        out = torch.where(torch.isfinite(first), first, self.unobserved_start.expand_as(first))
+        out = self.inside(torch.where(torch.isfinite(first), first, self.unobserved_start.expand_as(first)))
         if given is not None:
             out = torch.where(torch.isfinite(given), given.to(out.dtype), out)
         return out

@@ -214,9 +214,11 @@ def fit(
         number for every trajectory, or one per trajectory.  Most useful for a state the data
         never observe (a hidden state): without a value it starts in every trajectory at 1 if
         its SymPy symbol is ``nonnegative``/``positive``, -1 if ``nonpositive``/``negative``, else 0
-        (:func:`~udesci.train.batch.domain_start`), and ``result.message`` says so.  Where
+        (:func:`~udesci.train.batch.domain_start`; the middle of a domain ``bounds=`` closes on both
+        sides), and ``result.message`` says so.  Where
         a known conservation law or the experiment fixes a hidden state's start (an epidemic's
         susceptible fraction near 1), give it here.  The values are trained from there.
+        Each value must lie in its state's declared domain (:attr:`HybridModel.state_bounds`).
 
     Returns
     -------
@@ -227,8 +229,9 @@ def fit(
     DataError
         If the data do not match the model (state names, inputs).
     ConfigError
-        For invalid options (``initial`` naming no state, or with non-finite values or the
-        wrong number of values), all stages switched off, a checkpoint path in a missing
+        For invalid options (``initial`` naming no state, or with non-finite values, values
+        outside the state's declared domain or the wrong number of values), all stages switched off,
+        a checkpoint path in a missing
         folder, or an unreadable checkpoint or one written for another model, other
         data or other stages.
 
@@ -236,6 +239,13 @@ def fit(
     -----
     The stages are :class:`~udesci.train.stages.Stage` objects run in order on one
     :class:`~udesci.train.stages.TrainingContext`.
+
+    States with a declared domain (SymPy ``positive``/``nonnegative``/... symbols, or the model's
+    ``bounds=``) keep their initial states inside it: the starting values taken from the data
+    are moved inside (:meth:`~udesci.train.PaddedBatch.inside`), and the trained initial states and
+    segment starts are projected back inside before every evaluation of the shooting and
+    full-trajectory objectives and after each stage (projected gradient descent), so
+    ``result.initial_states`` lies in the domain.
     """
     if not isinstance(model, HybridModel):
         raise ConfigError(f"model: expected a udesci.HybridModel, received {describe(model)}.")
@@ -332,7 +342,8 @@ def initial_values(initial, model: HybridModel, n_trajectories: int, dtype: torc
     ------
     ConfigError
         If ``initial`` is not a dict, names something that is not a state, or holds values that
-        are not finite numbers (one, or one per trajectory).
+        are not finite numbers (one, or one per trajectory) or lie outside the state's declared
+        domain (:attr:`HybridModel.state_bounds`).
     """
     if initial is None:
         return None
@@ -352,6 +363,12 @@ def initial_values(initial, model: HybridModel, n_trajectories: int, dtype: torc
         if arr.size not in (1, n_trajectories) or not np.isfinite(arr).all():
             raise ConfigError(
                 f"initial[{name!r}]: expected one finite number or {n_trajectories} (one per trajectory), "
+                f"received {value!r}."
+            )
+        domain = model.state_bounds[name]
+        if not bool(domain.contains(torch.as_tensor(arr)).all()):
+            raise ConfigError(
+                f"initial[{name!r}]: expected values in {name}'s declared domain {domain.interval()}, "
                 f"received {value!r}."
             )
         out[:, names.index(name)] = torch.as_tensor(np.broadcast_to(arr, (n_trajectories,)).copy(), dtype=dtype)

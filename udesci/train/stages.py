@@ -63,6 +63,43 @@ class TrainingContext:
         return list(self.model.module.parameters())
 
 
+def projected(loss, batch: PaddedBatch, tensors: list):
+    """``loss`` that first moves ``tensors`` (initial states or segment starts, states last) inside
+    their states' declared domains (:meth:`PaddedBatch.inside`): projected gradient descent.
+
+    Each optimiser step may leave the domain; the next evaluation starts from the projected point, so
+    the loss, the gradient and the best weights the loop keeps all belong to values inside.  With no
+    declared domain ``loss`` is returned unchanged.
+
+    Parameters
+    ----------
+    loss : callable () -> torch.Tensor
+    batch : PaddedBatch
+    tensors : list of torch.Tensor of shape (..., n)
+        Trainable leaf tensors, changed in place.
+
+    Returns
+    -------
+    callable () -> torch.Tensor
+    """
+    if not batch.bounded:
+        return loss
+
+    def inside_first():
+        project(batch, tensors)
+        return loss()
+
+    return inside_first
+
+
+def project(batch: PaddedBatch, tensors: list) -> None:
+    """Move ``tensors`` (states last) inside their declared domains in place (see :func:`projected`)."""
+    if batch.bounded:
+        with torch.no_grad():
+            for tensor in tensors:
+                tensor.copy_(batch.inside(tensor))
+
+
 class Stage(Protocol):
     """A training stage: options plus ``setup(ctx)`` and ``run(ctx)``."""
 
@@ -188,16 +225,20 @@ class Shooting:
         )
 
     def run(self, ctx: TrainingContext) -> None:
-        """Multiple shooting; afterwards each trajectory's initial state is its first segment's start."""
+        """Multiple shooting; afterwards each trajectory's initial state is its first segment's start.
+        Segment starts stay inside the states' declared domains (:func:`projected`)."""
         loop, seg, starts, y0 = ctx.loop, ctx.segments, ctx.extras["starts"], ctx.y0
         if loop.status != "ok":
             return
         field_ = ctx.model.module
         if self.name not in loop.done and not loop.resuming(self.name):
             with torch.no_grad():
-                starts.copy_(segment_starts(field_, ctx.batch, seg, y0))
-        loss = shooting_objective(field_, ctx.batch, seg, starts, self.continuity, self.solver)
+                starts.copy_(ctx.batch.inside(segment_starts(field_, ctx.batch, seg, y0)))
+        loss = projected(
+            shooting_objective(field_, ctx.batch, seg, starts, self.continuity, self.solver), ctx.batch, [starts]
+        )
         ran = loop.run(self.name, ctx.trainable + [starts], loss, self.iterations, self.lr, self.lbfgs)
+        project(ctx.batch, [starts])
         # a checkpoint written at the end of shooting holds y0 from before this copy: redo it when
         # resuming from there (but not once the full stage has trained y0)
         from_checkpoint = self.name in loop.done and not loop.resuming("full") and "full" not in loop.done
@@ -255,9 +296,12 @@ class FullTrajectory:
         """Nothing to add: the initial states ``y0`` are always part of the context."""
 
     def run(self, ctx: TrainingContext) -> None:
-        """Single shooting over whole trajectories (initial states trained if ``learn_initial``)."""
+        """Single shooting over whole trajectories (initial states trained if ``learn_initial``, inside
+        the states' declared domains: :func:`projected`)."""
         if ctx.loop.status != "ok":
             return
         ctx.y0.requires_grad_(self.learn_initial)
         loss = full_trajectory_objective(ctx.model.module, ctx.batch, ctx.y0, self.solver)
+        loss = projected(loss, ctx.batch, [ctx.y0])
         ctx.loop.run(self.name, ctx.trainable + [ctx.y0], loss, self.iterations, self.lr, self.lbfgs)
+        project(ctx.batch, [ctx.y0])
