@@ -22,7 +22,7 @@ _SOURCES = {
     "load_json": "export", "parse_expression": "export", "save_json": "export", "to_latex": "export",
     "to_python": "export",
     "FUNCTION_TABLE": "lambdify", "torch_function": "lambdify",
-    "HybridModel": "model", "Learnable": "model", "Unknown": "model", "VectorField": "field",
+    "Bounds": "model", "HybridModel": "model", "Learnable": "model", "Unknown": "model", "VectorField": "field",
     "MLP": "networks", "TermSum": "networks",
     "Solver": "solve", "integrate": "solve", "simulate": "solve",
     "FitResult": "train", "FullTrajectory": "train", "Shooting": "train", "TrainingWarning": "train",
@@ -62,6 +62,7 @@ _SUBMODULES = frozenset(info.name for info in pkgutil.iter_modules(__path__))
 
 __all__ = [
     "__version__",
+    "Bounds",
     "Candidate",
     "ConfigError",
     "DataError",

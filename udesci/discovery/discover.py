@@ -696,10 +696,7 @@ def assemble(state: DiscoveryState) -> Discovery:
     notes = uncertainty(state)
     values = model.parameter_values()
     result_model = state.fitted.model.substitute(final)
-    # with_params builds the model anew from its equations (the symbols' assumptions stay): keep bounds= too
-    result_model = with_params(result_model, {s: values[s] for s in result_model.params}).with_bounds(
-        state.fitted.model.bounds
-    )
+    result_model = with_params(result_model, {s: values[s] for s in result_model.params})
     metrics = {
         "data_rmse_scaled": math.sqrt(sse / state.n_observations) if math.isfinite(sse) else math.inf,
         "samples": state.n_samples,

@@ -102,9 +102,11 @@ def refit_whole(field_, model, data, prep, whole, y0, iterations) -> FitResult |
 
 
 def with_params(model: HybridModel, values: dict) -> HybridModel:
-    """Copy of a closed-form model with parameter values replaced (learnable flags kept)."""
+    """Copy of a closed-form model with parameter values replaced (learnable flags and declared bounds kept)."""
     params = {s: (Learnable(values[s]) if s in model.learnable else values[s]) for s in model.params}
-    out = HybridModel(model.equations, params, model.inputs, states=model.states, time=model.time)
+    out = HybridModel(
+        model.equations, params, model.inputs, states=model.states, time=model.time, bounds=model.bounds or None
+    )
     out.module.to(model.module.dtype)
     return out
 
