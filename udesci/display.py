@@ -279,25 +279,26 @@ def discovery_repr(found) -> str:
     return clip(f"Discovery({forms}{tail})")
 
 
+def _alert(title: str, items) -> str:
+    """A red-bordered warning box: a bold title and a list of reasons (both HTML-escaped)."""
+    lis = "".join(f"<li>{html.escape(p)}</li>" for p in items)
+    return (
+        '<div role="alert" style="border:3px solid #c53030;background:#fff5f5;padding:6px 10px">'
+        f"<b>⚠ {html.escape(title)}</b><ul>{lis}</ul></div>"
+    )
+
+
 def discovery_html(found, digits: int = DIGITS, candidates: int = 5) -> str:
     """Equations, each unknown's terms with intervals and inclusion, and its best candidates."""
     parts = []
     adequacy = getattr(found, "adequacy", None)
     if adequacy is not None and not adequacy.adequate:
-        items = "".join(f"<li>{html.escape(p)}</li>" for p in adequacy.problems())
-        parts.append(
-            '<div role="alert" style="border:3px solid #c53030;background:#fff5f5;padding:6px 10px">'
-            f"<b>⚠ Inadequate closed form: {html.escape(', '.join(adequacy.inadequate_unknowns()))}</b>"
-            f"<ul>{items}</ul></div>"
-        )
+        title = f"Inadequate closed form: {', '.join(adequacy.inadequate_unknowns())}"
+        parts.append(_alert(title, adequacy.problems()))
     ident = getattr(found, "identifiability", None)
     if ident is not None and not ident.identified:
-        items = "".join(f"<li>{html.escape(p)}</li>" for p in ident.problems())
-        parts.append(
-            '<div role="alert" style="border:3px solid #c53030;background:#fff5f5;padding:6px 10px">'
-            f"<b>⚠ Not identified by the data: {html.escape(', '.join(ident.unknowns))} "
-            f"(never observed: {html.escape(', '.join(ident.hidden))})</b><ul>{items}</ul></div>"
-        )
+        title = f"Not identified by the data: {', '.join(ident.unknowns)} (never observed: {', '.join(ident.hidden)})"
+        parts.append(_alert(title, ident.problems()))
     parts += ["<b>Discovery</b>", _math(equations_latex(found.model, digits, extra=unknown_forms(found, latex=True)))]
     for name, det in found.details.items():
         parts.append(f"<p><b>{html.escape(name)}</b>: chosen terms</p>")
