@@ -19,6 +19,23 @@ MODELS = METHODS[3:]
 INPUT_HISTORY = 3
 
 
+def input_window(u_t: np.ndarray, start: float, horizon: float) -> np.ndarray:
+    """Which input samples one issue reads: from ``INPUT_HISTORY`` hours before ``start`` to
+    ``start + horizon``.
+
+    Parameters
+    ----------
+    u_t : array of shape (T_u,)
+        Input sample times.
+    start, horizon : float
+
+    Returns
+    -------
+    ndarray of bool, shape (T_u,)
+    """
+    return (u_t >= start - INPUT_HISTORY - 1e-9) & (u_t <= start + horizon + 1e-9)
+
+
 def issue_inputs(data, input_names, starts, horizon: float, dtype=torch.float64):
     """Each issue time's own input series: the samples from ``INPUT_HISTORY`` hours before the issue to
     the end of the horizon, so the interpolation between samples reads nothing beyond the horizon.
@@ -58,7 +75,7 @@ def issue_inputs(data, input_names, starts, horizon: float, dtype=torch.float64)
     cols = [data.input_names.index(u) for u in input_names]
     times, values = [], []
     for s in np.asarray(starts, dtype=float):
-        keep = (tr.u_t >= s - INPUT_HISTORY - 1e-9) & (tr.u_t <= s + horizon + 1e-9)
+        keep = input_window(tr.u_t, s, horizon)
         if keep.sum() < 2:
             raise DataError(f"starts: the issue at t = {s:g} has fewer than two input samples in its window.")
         times.append(tr.u_t[keep])
@@ -96,7 +113,7 @@ def forecast_windows(data, starts, horizon: float = HORIZON):
     ts, ys, us, uts = [], [], [], []
     for s in np.asarray(starts, dtype=float):
         keep = (tr.t >= s - 1e-9) & (tr.t <= s + horizon + 1e-9)
-        ukeep = (tr.u_t >= s - INPUT_HISTORY - 1e-9) & (tr.u_t <= s + horizon + 1e-9)
+        ukeep = input_window(tr.u_t, s, horizon)
         if keep.sum() < 2 or (data.input_names and ukeep.sum() < 2):
             raise DataError(f"starts: the window from t = {s:g} holds fewer than two samples.")
         ts.append(tr.t[keep])
