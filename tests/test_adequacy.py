@@ -16,7 +16,7 @@ from torch import nn
 import udesci as ud
 from udesci import cli
 from udesci.cli_common import EXIT_CHECK
-from udesci.discovery.results import MAX_DATA_RATIO, Adequacy
+from udesci.discovery.results import MAX_DATA_RATIO, MAX_START_RATIO, Adequacy
 
 x, y = sp.symbols("x y")
 U = sp.Function("U")
@@ -100,6 +100,25 @@ def test_adequacy_rule_is_the_data_ratio_and_the_network_r2_is_reported():
     assert Adequacy({"U": 1.0}, float("inf")).as_dict()["data_ratio"] is None
 
 
+def test_a_closed_form_that_fits_only_from_its_own_refit_start_is_inadequate():
+    # ODEBench 8's degree-2 answer: data ratio 1.71 from a start refit onto its unstable equilibrium
+    moved = Adequacy({"U": 0.98}, 1.71, 2.4e3)
+    assert not moved.adequate and moved.ratio == 2.4e3 * MAX_DATA_RATIO / MAX_START_RATIO
+    assert moved.inadequate_unknowns() == ["U"]
+    problems = moved.problems()
+    assert len(problems) == 2 and "2.4e+03× as much as the UDE (its own refit starts give 1.71×; inadequate above 10" in problems[0]
+    assert moved.as_dict()["start_ratio"] == 2.4e3 and "from the UDE's" in moved.as_dict()["rule"]
+    assert "2.4e+03× from the UDE's initial states" in moved.summary()
+    # a right closed form on a sensitive system can need its own start (the Allee cubic: 2.56): adequate
+    steady = Adequacy({"U": 1.0}, 1.0, 2.56)
+    assert steady.adequate and steady.ratio == 1.0 and steady.problems() == []
+    assert not Adequacy({"U": 1.0}, 1.0, MAX_START_RATIO * 1.01).adequate
+    # not measured: the data ratio alone decides
+    assert Adequacy({"U": 0.98}, 1.3).adequate and Adequacy({"U": 0.98}, 1.3).as_dict()["start_ratio"] is None
+    both = Adequacy({"U": 0.98}, 2.5, 30.0).problems()
+    assert len(both) == 3 and "2.5× as much as the trained UDE" in both[0]
+
+
 CUBIC = """
 title = "cubic decay with a linear library"
 seed = 0
@@ -171,3 +190,30 @@ def test_the_automatic_library_escalates_until_the_closed_form_is_adequate(van_d
     # a library the user gives is respected: checked and labelled, never replaced
     given = ud.discover(fitted, library=ud.Library(degree=2), selection=FAST, refit=False, progress=False)
     assert given.escalation == [] and not given.adequacy.adequate
+
+
+class AlleeNet(nn.Module):
+    """An exact 'trained network' for logistic growth with an Allee effect: x' = -0.14 x + U(x),
+    U = 0.14 x² (1/130 + 1/4.4) - 0.14 x³ / (130 · 4.4) (ODEBench system 8)."""
+
+    def forward(self, z):
+        v = z[..., 0]
+        return (0.14 * v * v * (1 / 130 + 1 / 4.4 - v / (130 * 4.4))).unsqueeze(-1)
+
+
+def test_the_right_closed_form_of_a_start_sensitive_system_stays_adequate():
+    # start 6.12 near the unstable equilibrium 4.4: the right cubic's refit trades a start within the noise
+    # against coefficients within 0.1 %; from the UDE's start it lags the data (start ratio ~2.6) but stays
+    truth = ud.HybridModel({x: 0.14 * x * (1 - x / 130) * (x / 4.4 - 1)})
+    t = np.linspace(0, 10, 150)
+    clean = ud.simulate(truth, [6.123], t)
+    noisy = clean + 0.01 * np.abs(clean).mean() * np.random.default_rng(0).standard_normal(clean.shape)
+    model = ud.HybridModel({x: -0.14 * x + U(x)}, networks={"U": AlleeNet()})
+    model.module.to(torch.float64)
+    fitted = ud.FitResult(model, [], np.array([[6.123]]), data=ud.Dataset(t, noisy, states=["x"]))
+    found = ud.discover(fitted, library=ud.Library(degree=3), selection=FAST, progress=False)
+    coef = sp.expand(found.unknowns["U"]).as_coefficients_dict()
+    assert set(coef) == {x**2, x**3}
+    assert abs(float(coef[x**3]) / (-0.14 / 572) - 1) < 0.01 and abs(float(coef[x**2]) / 0.0328951 - 1) < 0.01
+    assert found.adequacy.adequate and abs(found.adequacy.data_ratio - 1) < 0.05
+    assert 1.5 < found.adequacy.start_ratio < MAX_START_RATIO

@@ -308,3 +308,26 @@ def test_fast_smoke_run_of_three_systems(tmp_path):
     assert (row["scored"], row["skipped"]) == (3, 1)
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=200, cwd=ROOT)
     assert again.returncode == 0 and "4 of 4 tasks already recorded" in again.stdout
+
+
+@pytest.mark.slow
+def test_allee_growth_is_labelled_when_its_degree_2_answer_fits_only_from_its_own_start():
+    """ODEBench 8 (logistic growth with an Allee effect, U = c x² - d x³), 1 % noise, trained UDE.
+
+    With a degree-2 library the answer is linear, ``U ≈ 1.08 x - 6.5``: its refit moves the start onto
+    the closed form's unstable equilibrium, where it misfits the data only 1.7× the UDE's, while from
+    the UDE's start it decays instead of growing.  The start ratio labels it; the automatic library then
+    escalates to degree 3 and recovers the cubic (about 90 s)."""
+    import udesci as ud
+
+    system = ob.load_systems()[8]
+    truth = ob.make_data(system, 0.01, 0)
+    equations, truths = ob.model_parts(system, "ude")
+    model = ud.HybridModel(equations, states=system.states)
+    fitted = ud.fit(model, ud.Dataset(truth.t, truth.noisy, states=["x_0"]), seed=0, progress=False)
+    quadratic = ud.discover(fitted, library=ud.Library(degree=2), seed=0, progress=False)
+    adequacy = quadratic.adequacy
+    assert not adequacy.adequate and adequacy.start_ratio > 10 * adequacy.data_ratio
+    found = ud.discover(fitted, seed=0, progress=False)
+    assert found.adequacy.adequate and ob.exact_structure(found.unknowns["U_0"], truths["U_0"])
+    assert [t.adequate for t in found.escalation] == [False, True]

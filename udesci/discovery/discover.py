@@ -793,7 +793,8 @@ def assess(state: DiscoveryState, sse: float) -> Adequacy:
 
     ``network_r2[name]``: 1 − SSE/SST of the final closed form against the network's output on the
     samples discovery regressed.  ``data_ratio``: the closed-form model's scaled data RMSE divided by
-    the trained UDE's (both simulated from their own fitted initial states with the scoring solver).
+    the trained UDE's (both simulated from their own fitted initial states with the scoring solver);
+    ``start_ratio``: the same with the closed-form model simulated from the UDE's initial states.
     """
     r2 = {}
     for name, det in state.details.items():
@@ -803,12 +804,18 @@ def assess(state: DiscoveryState, sse: float) -> Adequacy:
         ssr = float(np.sum((pred - work.target) ** 2))
         r2[name] = 1.0 - ssr / sst if sst > 0 else (1.0 if ssr == 0 else -math.inf)
     fitted = state.fitted
-    sse_ude = data_misfit(fitted.model.module, ude_starts(fitted, state.data, state.batch), state.batch)
+    y0_ude = ude_starts(fitted, state.data, state.batch)
+    sse_ude = data_misfit(fitted.model.module, y0_ude, state.batch)
+    sse_start = data_misfit(state.model.module, y0_ude, state.batch)
+    return Adequacy(r2, misfit_ratio(sse, sse_ude), misfit_ratio(sse_start, sse_ude))
+
+
+def misfit_ratio(sse: float, sse_ude: float) -> float:
+    """``sqrt(sse / sse_ude)``: a closed form's scaled data RMSE over the UDE's (1 when both are 0,
+    ``inf`` when either is not finite or only the UDE's is 0)."""
     if math.isfinite(sse) and math.isfinite(sse_ude) and sse_ude > 0:
-        ratio = math.sqrt(sse / sse_ude)
-    else:
-        ratio = 1.0 if sse == sse_ude == 0 else math.inf
-    return Adequacy(r2, ratio)
+        return math.sqrt(sse / sse_ude)
+    return 1.0 if sse == sse_ude == 0 else math.inf
 
 
 def context_of(field_, name: str) -> tuple:

@@ -22,7 +22,8 @@ class LibraryTry:
     library : str
         What it holds, in words.
     data_ratio : float
-        The closed-form model's scaled data RMSE over the trained UDE's (:class:`Adequacy`).
+        The closed-form model's scaled data RMSE over the trained UDE's, the larger of the two
+        :class:`Adequacy` measures (:attr:`Adequacy.ratio`).
     adequate : bool
     """
 
@@ -82,7 +83,7 @@ def escalate(found: Discovery, libraries: dict, model: HybridModel, attempt) -> 
     """
 
     def ratio(d: Discovery) -> float:
-        return d.adequacy.data_ratio if d.adequacy is not None else math.inf
+        return d.adequacy.ratio if d.adequacy is not None else math.inf
 
     tries = [LibraryTry(tuple(libraries), describe_library(ESCALATION[0]), ratio(found), found.adequacy.adequate)]
     best, current = found, dict(libraries)
