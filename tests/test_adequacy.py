@@ -106,7 +106,10 @@ def test_a_closed_form_that_fits_only_from_its_own_refit_start_is_inadequate():
     assert not moved.adequate and moved.ratio == 2.4e3 * MAX_DATA_RATIO / MAX_START_RATIO
     assert moved.inadequate_unknowns() == ["U"]
     problems = moved.problems()
-    assert len(problems) == 2 and "2.4e+03× as much as the UDE (its own refit starts give 1.71×; inadequate above 10" in problems[0]
+    assert (
+        len(problems) == 2
+        and "2.4e+03× as much as the UDE (its own refit starts give 1.71×; inadequate above 10" in problems[0]
+    )
     assert moved.as_dict()["start_ratio"] == 2.4e3 and "from the UDE's" in moved.as_dict()["rule"]
     assert "2.4e+03× from the UDE's initial states" in moved.summary()
     # a right closed form on a sensitive system can need its own start (the Allee cubic: 2.56): adequate
