@@ -529,7 +529,8 @@ def run_udesci(system: System, truth: Truth, setting: str, fast: bool, seed: int
     Returns
     -------
     dict
-        ``fit_seconds``, ``discover_seconds``, ``seconds``, ``equations`` and ``unknowns`` (strings),
+        ``fit_seconds``, ``discover_seconds``, ``discover_stages`` (seconds by stage,
+        :attr:`udesci.Discovery.seconds`), ``seconds``, ``equations`` and ``unknowns`` (strings),
         ``true_unknowns``, ``exact`` (all unknowns), ``exact_unknowns`` (each), ``adequate`` and
         ``adequacy`` (:class:`udesci.discovery.results.Adequacy`), ``notes`` and the scores of :func:`scores`.
 
@@ -557,6 +558,7 @@ def run_udesci(system: System, truth: Truth, setting: str, fast: bool, seed: int
     out = {
         "fit_seconds": fit_seconds,
         "discover_seconds": discover_seconds,
+        "discover_stages": {k: float(v) for k, v in found.seconds.items()},
         "seconds": fit_seconds + discover_seconds,
         "equations": {n: str(e) for n, e in zip(names, rhs, strict=True)},
         "unknowns": {n: str(found.unknowns[n]) for n in truths},
