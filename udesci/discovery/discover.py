@@ -623,9 +623,11 @@ def refit_final(state: DiscoveryState, refit_iterations: int, progress: bool) ->
     if free_constants(state, refit_iterations):
         return
     field_, model, data = state.model.module, state.model, state.data
-    result = refit_whole(field_, model, data, state.batch, state.whole, state.y0, refit_iterations)
+    solver = state.segment_solver
+    result = refit_whole(field_, model, data, state.batch, state.whole, state.y0, refit_iterations, solver)
     if result is None:  # as in the rescoring: a wrong fitted start must not lose the refit, retry from the data's
-        result = refit_whole(field_, model, data, state.batch, state.whole, data_starts(state), refit_iterations)
+        y0 = data_starts(state)
+        result = refit_whole(field_, model, data, state.batch, state.whole, y0, refit_iterations, solver)
     if result is None:  # single shooting failed: segments first, then a polish on the trajectories
         with warnings.catch_warnings():
             # a solver failure in the line search stops the refit with its best weights: that is fine here
@@ -794,7 +796,8 @@ def assess(state: DiscoveryState, sse: float) -> Adequacy:
     ``network_r2[name]``: 1 − SSE/SST of the final closed form against the network's output on the
     samples discovery regressed.  ``data_ratio``: the closed-form model's scaled data RMSE divided by
     the trained UDE's (both simulated from their own fitted initial states with the scoring solver);
-    ``start_ratio``: the same with the closed-form model simulated from the UDE's initial states.
+    ``start_ratio``: the same with the closed-form model simulated from the UDE's initial states or
+    from the data's (:func:`data_starts`), whichever fits better.
     """
     r2 = {}
     for name, det in state.details.items():
@@ -806,7 +809,9 @@ def assess(state: DiscoveryState, sse: float) -> Adequacy:
     fitted = state.fitted
     y0_ude = ude_starts(fitted, state.data, state.batch)
     sse_ude = data_misfit(fitted.model.module, y0_ude, state.batch)
-    sse_start = data_misfit(state.model.module, y0_ude, state.batch)
+    # from starts the data support: the UDE's, or the smoothed first observations (where the UDE's start is
+    # itself off, e.g. on a fixed point of the closed form: SIR with a fitted I(0) = 0)
+    sse_start = min(data_misfit(state.model.module, y0, state.batch) for y0 in (y0_ude, data_starts(state)))
     return Adequacy(r2, misfit_ratio(sse, sse_ude), misfit_ratio(sse_start, sse_ude))
 
 
