@@ -16,7 +16,7 @@ from torch import nn
 import udesci as ud
 from udesci import cli
 from udesci.cli_common import EXIT_CHECK
-from udesci.discovery.results import MAX_DATA_RATIO, MAX_START_RATIO, Adequacy
+from udesci.discovery.results import MAX_DATA_RATIO, MAX_NOISE_RATIO, MAX_START_RATIO, Adequacy
 
 x, y = sp.symbols("x y")
 U = sp.Function("U")
@@ -220,3 +220,31 @@ def test_the_right_closed_form_of_a_start_sensitive_system_stays_adequate():
     assert abs(float(coef[x**3]) / (-0.14 / 572) - 1) < 0.01 and abs(float(coef[x**2]) / 0.0328951 - 1) < 0.01
     assert found.adequacy.adequate and abs(found.adequacy.data_ratio - 1) < 0.05
     assert 1.5 < found.adequacy.start_ratio < MAX_START_RATIO
+
+
+def test_a_closed_form_far_from_the_data_is_inadequate_however_poorly_the_ude_fits():
+    # ODEBench 38's degree-2 answer: better than a UDE that did not fit (data ratio 0.17), 22× the noise
+    poor_ude = Adequacy({"U": 0.9}, 0.17, 0.2, 22.0, 132.0)
+    assert not poor_ude.adequate and poor_ude.ratio == 22.0 * MAX_DATA_RATIO / MAX_NOISE_RATIO
+    text = " ".join(poor_ude.problems())
+    assert "22× their noise level" in text and "the trained UDE misfits them 132× too" in text
+    assert poor_ude.as_dict()["noise_ratio"] == 22.0 and "0.17× the UDE's" in poor_ude.summary()
+    assert Adequacy({"U": 0.9}, 1.0, 1.0, 0.82, 1.0).adequate
+
+
+def test_the_noise_level_is_estimated_from_the_observations_alone():
+    # irregular times, 10 % NaNs, two trajectories: the three-point estimate recovers the noise SD
+    rng = np.random.default_rng(0)
+    trajectories = []
+    for phase in (0.0, 1.0):
+        t = np.sort(rng.uniform(0, 10, 300))
+        values = np.stack([np.sin(t + phase), np.cos(t)], 1) + 0.05 * rng.standard_normal((300, 2))
+        values[rng.random(values.shape) < 0.1] = np.nan
+        trajectories.append((t, values))
+    data = ud.Dataset([t for t, _ in trajectories], [v for _, v in trajectories], states=["x", "y"])
+    model = ud.HybridModel({x: y, y: -x})
+    from udesci.train import PaddedBatch
+
+    batch = PaddedBatch(model, data, torch.float64)
+    scale = float(batch.scale.mean())
+    assert abs(batch.noise_rms() * scale / 0.05 - 1) < 0.08  # 540 interior points per state: SE about 4 %

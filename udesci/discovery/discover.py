@@ -59,7 +59,7 @@ from .proposal import (
     unknown_library,
 )
 from .refit import SCORING_SOLVER, data_misfit, refit_constants, refit_whole, with_params
-from .results import Adequacy, Candidate, Discovery, UnknownDiscovery
+from .results import NOISE_FLOOR, Adequacy, Candidate, Discovery, UnknownDiscovery
 from .selection import Selection
 from .uncertainty import (
     GAUSS_NEWTON_BASIS,
@@ -797,7 +797,9 @@ def assess(state: DiscoveryState, sse: float) -> Adequacy:
     samples discovery regressed.  ``data_ratio``: the closed-form model's scaled data RMSE divided by
     the trained UDE's (both simulated from their own fitted initial states with the scoring solver);
     ``start_ratio``: the same with the closed-form model simulated from the UDE's initial states or
-    from the data's (:func:`data_starts`), whichever fits better.
+    from the data's (:func:`data_starts`), whichever fits better; ``noise_ratio`` and ``ude_noise_ratio``:
+    the closed form's and the UDE's scaled data RMSE over the data's noise level
+    (:meth:`~udesci.train.PaddedBatch.noise_rms`, at least ``NOISE_FLOOR``).
     """
     r2 = {}
     for name, det in state.details.items():
@@ -812,7 +814,15 @@ def assess(state: DiscoveryState, sse: float) -> Adequacy:
     # from starts the data support: the UDE's, or the smoothed first observations (where the UDE's start is
     # itself off, e.g. on a fixed point of the closed form: SIR with a fitted I(0) = 0)
     sse_start = min(data_misfit(state.model.module, y0, state.batch) for y0 in (y0_ude, data_starts(state)))
-    return Adequacy(r2, misfit_ratio(sse, sse_ude), misfit_ratio(sse_start, sse_ude))
+    noise = max(state.batch.noise_rms(), NOISE_FLOOR) if state.n_observations else math.nan
+    sse_noise = noise**2 * state.n_observations
+    return Adequacy(
+        r2,
+        misfit_ratio(sse, sse_ude),
+        misfit_ratio(sse_start, sse_ude),
+        misfit_ratio(sse, sse_noise),
+        misfit_ratio(sse_ude, sse_noise),
+    )
 
 
 def misfit_ratio(sse: float, sse_ude: float) -> float:

@@ -158,6 +158,37 @@ class PaddedBatch:
             [float(first[seen[:, i], i].mean()) if seen[:, i].any() else domain_start(self.bounds[i]) for i in range(n)]
         )
 
+    def noise_rms(self) -> float:
+        """The data's noise level estimated from the observations alone, in scaled units: the pooled RMS of
+        each observation's departure from the straight line through its two observed neighbours (in
+        time, per trajectory and state), divided by that departure's noise factor ``sqrt(1 + w² + (1 - w)²)``
+        (``w`` the interpolation weight; ``sqrt(1.5)`` on an even grid).
+
+        The estimate is unbiased for independent noise on a trajectory whose curvature is small over
+        two sampling intervals, and larger than the noise where it is not (sharp or coarsely sampled
+        dynamics, kinks of the inputs): a check against it errs towards passing.
+
+        Returns
+        -------
+        float
+            ``sqrt(Σ e²/f² / N)`` over every state's interior observations; NaN with none (fewer than
+            three observations per trajectory and state).
+        """
+        total, count = 0.0, 0
+        t_all, y_all, m_all = self.knots.numpy(), self.y.numpy(), self.mask.numpy() > 0
+        scale = self.scale.numpy()
+        for k, m in enumerate(self.lengths):
+            for i in self.observed:
+                ok = m_all[k, :m, i]
+                t, y = t_all[k, :m][ok], y_all[k, :m, i][ok] / scale[i]
+                if t.size < 3:
+                    continue
+                w = (t[2:] - t[1:-1]) / np.maximum(t[2:] - t[:-2], 1e-300)
+                e = y[1:-1] - (w * y[:-2] + (1 - w) * y[2:])
+                total += float(np.sum(e**2 / (1 + w**2 + (1 - w) ** 2)))
+                count += e.size
+        return math.sqrt(total / count) if count else math.nan
+
     @property
     def bounded(self) -> bool:
         """True if some state has a declared domain (SymPy assumptions or ``bounds=``)."""
