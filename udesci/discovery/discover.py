@@ -623,11 +623,9 @@ def refit_final(state: DiscoveryState, refit_iterations: int, progress: bool) ->
     if free_constants(state, refit_iterations):
         return
     field_, model, data = state.model.module, state.model, state.data
-    solver = state.segment_solver
-    result = refit_whole(field_, model, data, state.batch, state.whole, state.y0, refit_iterations, solver)
+    result = refit_whole(field_, model, data, state.batch, state.whole, state.y0, refit_iterations)
     if result is None:  # as in the rescoring: a wrong fitted start must not lose the refit, retry from the data's
-        y0 = data_starts(state)
-        result = refit_whole(field_, model, data, state.batch, state.whole, y0, refit_iterations, solver)
+        result = refit_whole(field_, model, data, state.batch, state.whole, data_starts(state), refit_iterations)
     if result is None:  # single shooting failed: segments first, then a polish on the trajectories
         with warnings.catch_warnings():
             # a solver failure in the line search stops the refit with its best weights: that is fine here
@@ -797,7 +795,8 @@ def assess(state: DiscoveryState, sse: float) -> Adequacy:
     samples discovery regressed.  ``data_ratio``: the closed-form model's scaled data RMSE divided by
     the trained UDE's (both simulated from their own fitted initial states with the scoring solver);
     ``start_ratio``: the same with the closed-form model simulated from the UDE's initial states or
-    from the data's (:func:`data_starts`), whichever fits better; ``noise_ratio`` and ``ude_noise_ratio``:
+    from the data's (:func:`data_starts`), whichever fits better (never-observed states keep the closed
+    form's own starts in both); ``noise_ratio`` and ``ude_noise_ratio``:
     the closed form's and the UDE's scaled data RMSE over the data's noise level
     (:meth:`~udesci.train.PaddedBatch.noise_rms`, at least ``NOISE_FLOOR``).
     """
@@ -812,8 +811,12 @@ def assess(state: DiscoveryState, sse: float) -> Adequacy:
     y0_ude = ude_starts(fitted, state.data, state.batch)
     sse_ude = data_misfit(fitted.model.module, y0_ude, state.batch)
     # from starts the data support: the UDE's, or the smoothed first observations (where the UDE's start is
-    # itself off, e.g. on a fixed point of the closed form: SIR with a fitted I(0) = 0)
-    sse_start = min(data_misfit(state.model.module, y0, state.batch) for y0 in (y0_ude, data_starts(state)))
+    # itself off, e.g. on a fixed point of the closed form: SIR with a fitted I(0) = 0); a never-observed state
+    # keeps the closed form's own start (the data do not support the UDE's, and may not tell them apart)
+    hidden = state.batch.never_observed
+    y0_seen = y0_ude.clone()
+    y0_seen[:, hidden] = state.y0[:, hidden].to(y0_seen.dtype)
+    sse_start = min(data_misfit(state.model.module, y0, state.batch) for y0 in (y0_seen, data_starts(state)))
     noise = max(state.batch.noise_rms(), NOISE_FLOOR) if state.n_observations else math.nan
     sse_noise = noise**2 * state.n_observations
     return Adequacy(

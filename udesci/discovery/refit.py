@@ -63,9 +63,9 @@ def lbfgs(params, loss_fn, iterations: int) -> None:
     opt.step(closure)
 
 
-def refit_whole(field_, model, data, prep, whole, y0, iterations, solver: Solver = SCORING_SOLVER) -> FitResult | None:
+def refit_whole(field_, model, data, prep, whole, y0, iterations) -> FitResult | None:
     """Levenberg–Marquardt refit of all active coefficients, learnable parameters and initial
-    states on whole trajectories (with ``solver``, by default ``SCORING_SOLVER``); the field is updated in place.
+    states on whole trajectories (``SCORING_SOLVER`` solver); the field is updated in place.
 
     Returns a :class:`FitResult` for the closed-form ``model``, or None if the solve blew up.
     """
@@ -78,7 +78,7 @@ def refit_whole(field_, model, data, prep, whole, y0, iterations, solver: Solver
         whole,
         y0,
         0.0,
-        solver,
+        SCORING_SOLVER,
         layout,
         th0[None],
         [layout.active(field_)],
