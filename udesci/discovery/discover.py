@@ -796,9 +796,9 @@ def assess(state: DiscoveryState, sse: float) -> Adequacy:
     the trained UDE's (both simulated from their own fitted initial states with the scoring solver);
     ``start_ratio``: the same with the closed-form model simulated from the UDE's initial states or
     from the data's (:func:`data_starts`), whichever fits better (never-observed states keep the closed
-    form's own starts in both); ``noise_ratio`` and ``ude_noise_ratio``:
-    the closed form's and the UDE's scaled data RMSE over the data's noise level
-    (:meth:`~udesci.train.PaddedBatch.noise_rms`, at least ``NOISE_FLOOR``).
+    form's own starts in both), over the UDE's misfit or the noise level's, whichever is smaller;
+    ``noise_ratio`` and ``ude_noise_ratio``: the closed form's and the UDE's scaled data RMSE over the
+    data's noise level (:meth:`~udesci.train.PaddedBatch.noise_rms`, at least ``NOISE_FLOOR``).
     """
     r2 = {}
     for name, det in state.details.items():
@@ -819,10 +819,12 @@ def assess(state: DiscoveryState, sse: float) -> Adequacy:
     sse_start = min(data_misfit(state.model.module, y0, state.batch) for y0 in (y0_seen, data_starts(state)))
     noise = max(state.batch.noise_rms(), NOISE_FLOOR) if state.n_observations else math.nan
     sse_noise = noise**2 * state.n_observations
+    # the start check's reference: the UDE's misfit, or the noise level where the UDE did not fit (chaotic
+    # systems: a UDE whose own trajectory decorrelates from the data must not excuse the closed form's)
     return Adequacy(
         r2,
         misfit_ratio(sse, sse_ude),
-        misfit_ratio(sse_start, sse_ude),
+        misfit_ratio(sse_start, min(sse_ude, sse_noise) if math.isfinite(sse_noise) else sse_ude),
         misfit_ratio(sse, sse_noise),
         misfit_ratio(sse_ude, sse_noise),
     )

@@ -147,7 +147,9 @@ class Adequacy:
     start_ratio : float
         The same ratio with the closed-form model simulated from starts the data support instead
         of its own refit ones: the trained UDE's initial states or the smoothed first observations,
-        whichever fits better (``nan``: not measured).  It is large when the closed form
+        whichever fits better, over the UDE's own misfit or, where the UDE misfits the data more
+        than their noise level (:attr:`ude_noise_ratio` above 1), over the noise's (``nan``: not measured).  It is
+        large when the closed form
         reproduces the data only from initial states the data do not support: e.g. a linear
         ``U = 1.08 x - 6.5`` for a logistic growth with an Allee effect, whose refit moved the start
         onto its unstable equilibrium (data ratio 1.7) and which, from the UDE's start or the data's, decays away
