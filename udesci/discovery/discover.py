@@ -58,7 +58,7 @@ from .proposal import (
     supports,
     unknown_library,
 )
-from .refit import SCORING_SOLVER, data_misfit, refit_constants, refit_whole, with_params
+from .refit import SCORING_SOLVER, data_misfit, data_misfits, refit_constants, refit_whole, with_params
 from .results import NOISE_FLOOR, Adequacy, Candidate, Discovery, UnknownDiscovery
 from .selection import Selection
 from .uncertainty import (
@@ -692,7 +692,8 @@ def assemble(state: DiscoveryState) -> Discovery:
         coef = (module.coef.detach() * module.mask).numpy()
         det.expression = final[name] = closed_form(det.terms, coef)
         det.candidates[0].coefficients = coef
-    sse = data_misfit(model.module, state.y0, state.batch)
+    # the misfit from the closed form's own starts and from the starts the data support, in one solve
+    sse, sse_seen, sse_first = data_misfits(model.module, [state.y0, *supported_starts(state)], state.batch)
     notes = uncertainty(state)
     values = model.parameter_values()
     result_model = state.fitted.model.substitute(final)
@@ -701,7 +702,7 @@ def assemble(state: DiscoveryState) -> Discovery:
         "data_rmse_scaled": math.sqrt(sse / state.n_observations) if math.isfinite(sse) else math.inf,
         "samples": state.n_samples,
     }
-    adequacy = assess(state, sse)
+    adequacy = assess(state, sse, min(sse_seen, sse_first))
     metrics["adequacy"] = adequacy.as_dict()
     # unknowns of never-observed states: do the data identify them? (None when every argument is observed)
     samples = {name: work.theta for name, work in state.work.items()}
@@ -788,15 +789,28 @@ def uncertainty(state: DiscoveryState) -> list[str]:
     return notes
 
 
-def assess(state: DiscoveryState, sse: float) -> Adequacy:
+def supported_starts(state: DiscoveryState) -> tuple[torch.Tensor, torch.Tensor]:
+    """Initial states the data support, for the adequacy's start check: the trained UDE's
+    (:func:`ude_starts`) and the data's (:func:`data_starts`; for where the UDE's start is itself off, e.g.
+    on a fixed point of the closed form: SIR with a fitted I(0) = 0), each shape ``(K, n)``.  A never-observed
+    state keeps the closed form's own start in both: the data do not support the UDE's, and may not
+    tell them apart (a hidden susceptible shifted along the SIR symmetry)."""
+    hidden = state.batch.never_observed
+    y0_seen = ude_starts(state.fitted, state.data, state.batch).clone()
+    y0_seen[:, hidden] = state.y0[:, hidden].to(y0_seen.dtype)
+    return y0_seen, data_starts(state)
+
+
+def assess(state: DiscoveryState, sse: float, sse_start: float) -> Adequacy:
     """How well the closed form reproduces the trained networks and the data, relative to the UDE.
 
-    ``network_r2[name]``: 1 − SSE/SST of the final closed form against the network's output on the
+    ``sse`` is the closed-form model's scaled squared data misfit from its own initial states and
+    ``sse_start`` the smaller one from the starts of :func:`supported_starts` (as :func:`data_misfits`
+    gives them).  ``network_r2[name]``: 1 − SSE/SST of the final closed form against the network's output on the
     samples discovery regressed.  ``data_ratio``: the closed-form model's scaled data RMSE divided by
     the trained UDE's (both simulated from their own fitted initial states with the scoring solver);
-    ``start_ratio``: the same with the closed-form model simulated from the UDE's initial states or
-    from the data's (:func:`data_starts`), whichever fits better (never-observed states keep the closed
-    form's own starts in both), over the UDE's misfit or the noise level's, whichever is smaller;
+    ``start_ratio``: the same from ``sse_start`` (the UDE's or the data's starts, whichever fits better),
+    over the UDE's misfit or the noise level's, whichever is smaller;
     ``noise_ratio`` and ``ude_noise_ratio``: the closed form's and the UDE's scaled data RMSE over the
     data's noise level (:meth:`~udesci.train.PaddedBatch.noise_rms`, at least ``NOISE_FLOOR``).
     """
@@ -808,15 +822,7 @@ def assess(state: DiscoveryState, sse: float) -> Adequacy:
         ssr = float(np.sum((pred - work.target) ** 2))
         r2[name] = 1.0 - ssr / sst if sst > 0 else (1.0 if ssr == 0 else -math.inf)
     fitted = state.fitted
-    y0_ude = ude_starts(fitted, state.data, state.batch)
-    sse_ude = data_misfit(fitted.model.module, y0_ude, state.batch)
-    # from starts the data support: the UDE's, or the smoothed first observations (where the UDE's start is
-    # itself off, e.g. on a fixed point of the closed form: SIR with a fitted I(0) = 0); a never-observed state
-    # keeps the closed form's own start (the data do not support the UDE's, and may not tell them apart)
-    hidden = state.batch.never_observed
-    y0_seen = y0_ude.clone()
-    y0_seen[:, hidden] = state.y0[:, hidden].to(y0_seen.dtype)
-    sse_start = min(data_misfit(state.model.module, y0, state.batch) for y0 in (y0_seen, data_starts(state)))
+    sse_ude = data_misfit(fitted.model.module, ude_starts(fitted, state.data, state.batch), state.batch)
     noise = max(state.batch.noise_rms(), NOISE_FLOOR) if state.n_observations else math.nan
     sse_noise = noise**2 * state.n_observations
     # the start check's reference: the UDE's misfit, or the noise level where the UDE did not fit (chaotic

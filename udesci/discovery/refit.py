@@ -26,18 +26,47 @@ SCORING_SOLVER = Solver("rk4", substeps=4)
 
 
 def data_misfit(field_, y0: torch.Tensor, prep: PaddedBatch) -> float:
-    """Scaled squared misfit to the data of ``field_`` simulated from ``y0`` (K, n)."""
+    """Scaled squared misfit to the data of ``field_`` simulated from ``y0`` (K, n) (``inf`` if it blows up)."""
+    return data_misfits(field_, [y0], prep)[0]
+
+
+def data_misfits(field_, starts: list, prep: PaddedBatch) -> list[float]:
+    """:func:`data_misfit` from each of several sets of initial states, in one batched solve.
+
+    A solve's cost is dominated by its number of steps, not its rows, so ``m`` start sets cost about
+    what one does.
+
+    Parameters
+    ----------
+    field_ : VectorField
+    starts : list of torch.Tensor of shape (K, n)
+        Initial states of ``prep``'s ``K`` trajectories, one tensor per set.
+    prep : PaddedBatch
+
+    Returns
+    -------
+    list of float
+        The scaled squared data misfit from each set, in order; ``inf`` for a set whose simulation
+        blows up (all of them if the solver itself fails).
+    """
+    m, K = len(starts), len(prep.lengths)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pred = integrate(
-                field_, y0, prep.knots, SCORING_SOLVER, inputs=(prep.interp, torch.arange(len(prep.lengths)))
+                field_,
+                torch.cat([torch.as_tensor(y0, dtype=prep.y.dtype) for y0 in starts]),
+                prep.knots.repeat(m, 1),
+                SCORING_SOLVER,
+                inputs=(prep.interp, torch.arange(K).repeat(m)),
             )
     except (AssertionError, RuntimeError):  # torchdiffeq step-size underflow on an exploding candidate
-        return math.inf
-    r = ((pred - prep.y) / prep.scale).pow(2) * prep.mask
-    sse = float(r.sum())
-    return sse if math.isfinite(sse) else math.inf
+        return [math.inf] * m
+    r = ((pred.reshape(m, K, *pred.shape[1:]) - prep.y) / prep.scale).pow(2) * prep.mask
+    out = []
+    for sse in r.flatten(1).sum(1).tolist():
+        out.append(sse if math.isfinite(sse) else math.inf)
+    return out
 
 
 def lbfgs(params, loss_fn, iterations: int) -> None:
