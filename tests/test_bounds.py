@@ -266,3 +266,13 @@ def test_plot_axes_keep_to_a_declared_domain_and_say_so():
     phase = plots.plot_phase(fitted)
     assert phase.axes[0].get_xlim()[1] == 1.0
     assert "x in [0, 1]: declared domain" in phase.get_supxlabel().replace("\n", " ")
+
+
+def test_the_report_caption_names_the_declared_domain_and_the_guess(tmp_path):
+    t = np.linspace(0, 1, 11)
+    data = ud.Dataset(t, np.column_stack([0.5 + 0.45 * np.sin(3 * t), 2.0 + t]), states=["x", "y"])
+    model = ud.HybridModel({x: 0 * x, y: 0 * y}, bounds={x: (0, 1)})
+    fitted = ud.FitResult(model, [], np.array([[0.5, 2.0]]), data=data)
+    md = ud.report.write_report(tmp_path / "rep", title="Bounded", fitted=fitted).read_text()
+    assert "Axes stay inside the declared domains (x [0, 1])." in md
+    assert "Axes of y start at 0: all their observations are ≥ 0" in md and "Axes of x, y" not in md

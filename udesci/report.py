@@ -320,12 +320,20 @@ def model_blocks(fitted=None, found=None) -> list:
     return out
 
 
-def _bounds_caption(nonneg: Sequence[str]) -> str:
-    if not nonneg:
-        return ""
-    return (
-        f" Axes of {', '.join(nonneg)} start at 0: all their observations are ≥ 0, so they are treated as nonnegative."
-    )
+def _bounds_caption(labels: Sequence[str], sides: Sequence, observed: Sequence[int]) -> str:
+    """What keeps the shown states' axes: their declared domains, or the guess from the data's sign
+    (``sides`` from :func:`udesci.plots.state_axes`, one per model state; ``observed`` the shown states)."""
+    declared = [f"{labels[i]} {sides[i].declared}" for i in observed if sides[i].declared]
+    guessed = [labels[i] for i in observed if sides[i].guessed]
+    out = ""
+    if declared:
+        out += f" Axes stay inside the declared domains ({', '.join(declared)})."
+    if guessed:
+        out += (
+            f" Axes of {', '.join(guessed)} start at 0: all their observations are ≥ 0, so they are treated as "
+            "nonnegative."
+        )
+    return out
 
 
 def model_section(
@@ -415,8 +423,7 @@ def _figure_blocks(out_dir, fitted, found, data, held, predictions, names, prefi
     obs = plotting.observed_columns(model, data)
     tname = time_label or plotting.time_label(model, data)
     shown = _shown(plotting.select_trajectories(data.n_trajectories))
-    nonneg = plotting.nonnegative_states(data, [model.state_names[i] for i in obs], held)
-    nonneg_labels = [labels[model.state_names.index(s)] for s in nonneg]
+    axes_note = _bounds_caption(labels, plotting.state_axes(model, data, obs, held), obs)
     out = [Heading("Fit and held-out prediction" if held else "Fit", 3)]
     models = "fitted model (solid)" + (", discovered model (dash-dot)" if found is not None else "")
     if predictions is not None:
@@ -440,8 +447,7 @@ def _figure_blocks(out_dir, fitted, found, data, held, predictions, names, prefi
         which = "Trajectory 0" + (f" of {data.n_trajectories}" if data.n_trajectories > 1 else "")
         out.append(
             Image(
-                f"{which}: training data (black), held-out data (red circles) and model simulations."
-                + _bounds_caption(nonneg_labels),
+                f"{which}: training data (black), held-out data (red circles) and model simulations." + axes_note,
                 plotting.save(fig, out_dir / f"{prefix}fit.png"),
             )
         )
@@ -449,7 +455,7 @@ def _figure_blocks(out_dir, fitted, found, data, held, predictions, names, prefi
             fig = plotting.plot_fit(fitted, data, found=found, held_out=held, names=names, time_name=tname)
             out.append(
                 Image(
-                    f"{shown}: observations (dots) and the {models}." + _bounds_caption(nonneg_labels),
+                    f"{shown}: observations (dots) and the {models}." + axes_note,
                     plotting.save(fig, out_dir / f"{prefix}fit_trajectories.png"),
                 )
             )
@@ -460,7 +466,7 @@ def _figure_blocks(out_dir, fitted, found, data, held, predictions, names, prefi
         out.append(
             Image(
                 f"{shown}: observations (dots{'; held out: open circles' if held else ''}) and the {models}."
-                + _bounds_caption(nonneg_labels),
+                + axes_note,
                 plotting.save(fig, out_dir / f"{prefix}fit.png"),
             )
         )
@@ -487,8 +493,7 @@ def _figure_blocks(out_dir, fitted, found, data, held, predictions, names, prefi
         out.append(Heading("Phase portrait", 3))
         out.append(
             Image(
-                f"Phase portrait: observations (dots) and the {models} of each trajectory."
-                + _bounds_caption(nonneg_labels),
+                f"Phase portrait: observations (dots) and the {models} of each trajectory." + axes_note,
                 plotting.save(fig, out_dir / f"{prefix}phase.png"),
             )
         )
