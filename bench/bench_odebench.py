@@ -779,7 +779,8 @@ def summarize(records: Sequence[dict]) -> list[dict]:
         ``truth_failed``, ``scored`` (the rest: the denominator), ``failed``, ``timeouts``; for udesci
         ``rec_0.9``, ``rec_0.99``, ``gen_0.9``, ``gen_0.99`` (share of scored systems with R² above the
         threshold: a failure or timeout counts as below), ``exact``, ``flagged`` (share of the finished
-        results with reconstruction R² < 0.9 that carry the inadequate label; NaN without such results),
+        results with reconstruction R² ≤ 0.9 that carry the inadequate label; NaN without such results), ``poor``
+        and ``poor_flagged`` (their counts), ``good_flagged`` (results with R² > 0.9 labelled all the same),
         ``seconds`` (median fit + discover); the same prefixed ``sindy_`` for PySINDy.
     """
     rows = []
@@ -805,6 +806,9 @@ def summarize(records: Sequence[dict]) -> list[dict]:
             row[f"{prefix}seconds"] = _median(x.get("seconds") for x in res)
         poor = [r["udesci"] for r in scored if r.get("udesci") and _r2(r["udesci"], "r2_reconstruction") <= SUCCESS]
         row["flagged"] = _share(x.get("adequate") is False for x in poor)
+        row["poor"], row["poor_flagged"] = len(poor), sum(x.get("adequate") is False for x in poor)
+        good = [r["udesci"] for r in scored if r.get("udesci") and _r2(r["udesci"], "r2_reconstruction") > SUCCESS]
+        row["good_flagged"] = sum(x.get("adequate") is False for x in good)
         rows.append(row)
     return rows
 
@@ -872,7 +876,8 @@ def system_table(records: Sequence[dict]) -> str:
 
 SUMMARY_COLUMNS = (
     "setting", "noise", "scored", "skipped", "truth unsolved", "failed", "timeouts",
-    f"rec {SUCCESS}", f"rec {STRICT}", f"gen {SUCCESS}", f"gen {STRICT}", "exact", "flagged", "median s",
+    f"rec {SUCCESS}", f"rec {STRICT}", f"gen {SUCCESS}", f"gen {STRICT}", "exact", "flagged", "labelled, rec ok",
+    "median s",
     f"SINDy rec {SUCCESS}", f"SINDy rec {STRICT}", f"SINDy gen {SUCCESS}", f"SINDy gen {STRICT}",
     "SINDy exact", "SINDy median s",
 )  # fmt: skip
@@ -895,7 +900,8 @@ def summary_table(rows: Sequence[dict]) -> str:
     for r in rows:
         values = [r["setting"], f"{r['noise']:g}", r["scored"], r["skipped"], r["truth_failed"], r["failed"]]
         values += [r["timeouts"]] + [_pct(r[f"{k}_{v}"]) for k in ("rec", "gen") for v in (SUCCESS, STRICT)]
-        values += [_pct(r["exact"]), _pct(r["flagged"]), _num(r["seconds"], ".0f")]
+        flagged = _pct(r["flagged"]) + (f" ({r['poor_flagged']} of {r['poor']})" if r.get("poor") else "")
+        values += [_pct(r["exact"]), flagged, r.get("good_flagged", 0), _num(r["seconds"], ".0f")]
         values += [_pct(r[f"sindy_{k}_{v}"]) for k in ("rec", "gen") for v in (SUCCESS, STRICT)]
         values += [_pct(r["sindy_exact"]), _num(r["sindy_seconds"], ".1f")]
         cells.append(dict(zip(SUMMARY_COLUMNS, values, strict=True)))
@@ -909,7 +915,8 @@ NOTE = (
     "scored systems (a failure or timeout counts as below the threshold): rec 0.9 is the share with reconstruction R² "
     "> 0.9, gen 0.99 the share with generalisation R² > 0.99, and so on. exact: every unknown has exactly the "
     "terms of the truth's unknown part (expanded), each coefficient within 10 %. flagged: share of the finished "
-    "results with rec R² ≤ 0.9 that discovery labelled inadequate. median s: fit + discover wall-clock. SINDy: "
+    "results with rec R² ≤ 0.9 that discovery labelled inadequate (and how many); labelled, rec ok: how many "
+    "results with rec R² > 0.9 were labelled inadequate all the same. median s: fit + discover wall-clock. SINDy: "
     "PySINDy alone on the same noisy series (smoothed finite differences, degree-2 polynomials, STLSQ with the "
     "threshold chosen by BIC), its exact structure against the whole right-hand side."
 )

@@ -257,6 +257,7 @@ def test_summary_shares_by_hand(tmp_path):
     assert (row["scored"], row["skipped"], row["failed"], row["timeouts"]) == (3, 1, 0, 0)
     assert row["rec_0.9"] == pytest.approx(2 / 3) and row["gen_0.99"] == pytest.approx(2 / 3)
     assert row["exact"] == pytest.approx(2 / 3) and row["flagged"] == 1.0 and row["seconds"] == 2.0
+    assert (row["poor"], row["poor_flagged"], row["good_flagged"]) == (1, 1, 0)
     assert row["sindy_rec_0.9"] == pytest.approx(2 / 3) and row["sindy_seconds"] == 0.5
     text = (tmp_path / "odebench.md").read_text()
     assert "| 27 | Lotka-Volterra simple" in text and "67%" in text
