@@ -168,3 +168,43 @@ def test_state_criterion_is_the_gaussian_bic_with_a_variance_per_state():
         float(information_criterion([2.0, 0.0], [40.0, 0.0], 3, "bic")), information_criterion(2.0, 40.0, 3, "bic")
     )
     assert float(information_criterion([math.inf, 1.0], [10.0, 10.0], 1, "bic")) == math.inf
+
+
+def test_termsum_features_match_the_lambdified_terms_values_and_gradients():
+    # monomials go through the power table, the rest through the lambdified function; the
+    # columns come back in the terms' order either way
+    from udesci.lambdify import broadcast_outputs, torch_function
+    from udesci.networks import TermSum, monomial_exponents
+
+    x, y, w = sp.symbols("x y w")
+    args = [x, y, w]
+    terms = [sp.Integer(1), x, sp.sin(y), x**2 * y * w, x / (2 + x), y**3, w**4 * x, 2 * x]
+    assert [monomial_exponents(t, args) for t in terms] == [
+        (0, 0, 0),
+        (1, 0, 0),
+        None,
+        (2, 1, 1),
+        None,
+        (0, 3, 0),
+        (1, 0, 4),
+        None,
+    ]
+    weights = torch.arange(1.0, len(terms) + 1, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    for chosen in (terms, [t for t in terms if monomial_exponents(t, args) is not None], [sp.sin(y), sp.cos(x)]):
+        module = TermSum(chosen, args, np.ones(len(chosen)), np.ones(len(chosen)))
+        z = torch.randn(4, 3, 3, dtype=torch.float64, generator=gen)
+        z[0, 0] = 0.0  # zero arguments: the power table's gradient must stay finite and right
+        z.requires_grad_(True)
+        got = module.features(z)
+        want = broadcast_outputs(torch_function(chosen, args)(*z.unbind(-1)), z[..., 0])
+        assert got.shape == (4, 3, len(chosen))
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        (g_got,) = torch.autograd.grad((got * weights[: len(chosen)]).sum(), z)
+        (g_want,) = torch.autograd.grad((want * weights[: len(chosen)]).sum(), z)
+        torch.testing.assert_close(g_got, g_want, rtol=1e-12, atol=1e-12)
+    # the derived tables are not state: a checkpoint holds only the coefficients and the mask
+    module = TermSum(terms, args, np.ones(len(terms)), np.ones(len(terms)))
+    assert set(module.state_dict()) == {"coef", "mask"}
+    single = module.to(torch.float32).features(torch.ones(5, 3))
+    assert single.dtype == torch.float32 and single.shape == (5, len(terms))

@@ -181,6 +181,34 @@ class MLP(nn.Module):
         return torch.nn.functional.linear(h, last.weight, last.bias) * self.out_scale
 
 
+def monomial_exponents(term, args) -> tuple[int, ...] | None:
+    """Exponents of ``term`` as a product of nonnegative integer powers of ``args``, or ``None``.
+
+    Parameters
+    ----------
+    term : sympy.Expr
+    args : sequence of sympy.Symbol, length k
+
+    Returns
+    -------
+    tuple of int of length k, or None
+        ``(e_1, ..., e_k)`` when ``term == args[0]**e_1 * ... * args[k-1]**e_k`` exactly (``1`` gives
+        all zeros); ``None`` for anything else (a coefficient, another symbol, a function, a negative
+        or non-integer power).
+    """
+    import sympy as sp
+
+    index = {a: i for i, a in enumerate(args)}
+    out = [0] * len(args)
+    factors = sp.Mul.make_args(term) if term != 1 else ()
+    for factor in factors:
+        base, power = factor.as_base_exp()
+        if base not in index or not (power.is_Integer and power > 0):
+            return None
+        out[index[base]] += int(power)
+    return tuple(out)
+
+
 class TermSum(nn.Module):
     """Linear combination of fixed SymPy terms, ``sum_j mask_j c_j term_j(z)``.
 
@@ -201,14 +229,49 @@ class TermSum(nn.Module):
         super().__init__()
         from .lambdify import broadcast_outputs, torch_function
 
-        self._features = torch_function(list(terms), list(args))
+        terms, args = list(terms), list(args)
+        # monomials of the arguments (the polynomial library) are evaluated from a table of powers
+        # (each argument's 1, z, ..., z^d by one cumulative product) gathered and multiplied: a few
+        # tensor operations for all of them, where the lambdified function costs a power and a stack
+        # entry per term (discovery evaluates features in every solver stage of every batched refit)
+        exponents = [monomial_exponents(term, args) for term in terms]
+        mono = [j for j, e in enumerate(exponents) if e is not None]
+        rest = [j for j, e in enumerate(exponents) if e is None]
+        self._rest_features = torch_function([terms[j] for j in rest], args) if rest else None
         self._broadcast = broadcast_outputs
+        self._k = len(args)
+        self._degree = max((max(exponents[j], default=0) for j in mono), default=0)
+        # non-persistent buffers: derived from the terms, so neither part of state_dict nor of checkpoints;
+        # row (i * (degree + 1) + e_ij) of the flattened power table, argument-major: (k * n_mono,)
+        gather = [i * (self._degree + 1) + exponents[j][i] for i in range(self._k) for j in mono]
+        self.register_buffer("_gather", torch.tensor(gather, dtype=torch.long), persistent=False)
+        order = torch.argsort(torch.tensor(mono + rest)) if rest and mono else None
+        self.register_buffer("_order", order, persistent=False)
+        self._n_mono = len(mono)
         self.coef = nn.Parameter(torch.as_tensor(coefficients, dtype=torch.float64).clone())
         self.register_buffer("mask", torch.as_tensor(mask, dtype=torch.float64).clone())
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
         """Library terms at ``z`` (..., k) -> (..., p)."""
-        return self._broadcast(self._features(*z.unbind(-1)), z[..., 0])
+        parts = []
+        if self._n_mono:
+            parts.append(self._monomials(z))
+        if self._rest_features is not None:
+            parts.append(self._broadcast(self._rest_features(*z.unbind(-1)), z[..., 0]))
+        if len(parts) <= 1:
+            return parts[0] if parts else z.new_zeros(*z.shape[:-1], 0)
+        return torch.cat(parts, dim=-1)[..., self._order]
+
+    def _monomials(self, z: torch.Tensor) -> torch.Tensor:
+        """The monomial terms at ``z`` (..., k) -> (..., n_mono), in their order among the terms."""
+        batch = z.shape[:-1]
+        zt = z.movedim(-1, 0).unsqueeze(1)  # (k, 1, ...)
+        table = torch.ones_like(zt)
+        if self._degree:
+            powers = zt.expand(self._k, self._degree, *batch).cumprod(1)
+            table = torch.cat([table, powers], dim=1)  # (k, degree + 1, ...)
+        picked = table.flatten(0, 1).index_select(0, self._gather).view(self._k, self._n_mono, *batch)
+        return picked.prod(0).movedim(0, -1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """``(..., k) -> (..., 1)``."""
