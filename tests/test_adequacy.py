@@ -16,7 +16,7 @@ from torch import nn
 import udesci as ud
 from udesci import cli
 from udesci.cli_common import EXIT_CHECK
-from udesci.discovery.results import MAX_DATA_RATIO, MAX_NOISE_RATIO, MAX_START_RATIO, Adequacy
+from udesci.discovery.results import MAX_DATA_RATIO, MAX_NOISE_RATIO, MAX_SPREAD_RATIO, MAX_START_RATIO, Adequacy
 
 x, y = sp.symbols("x y")
 U = sp.Function("U")
@@ -220,6 +220,7 @@ def test_the_right_closed_form_of_a_start_sensitive_system_stays_adequate():
     assert abs(float(coef[x**3]) / (-0.14 / 572) - 1) < 0.01 and abs(float(coef[x**2]) / 0.0328951 - 1) < 0.01
     assert found.adequacy.adequate and abs(found.adequacy.data_ratio - 1) < 0.05
     assert 1.5 < found.adequacy.start_ratio < MAX_START_RATIO
+    assert found.adequacy.spread_ratio < MAX_SPREAD_RATIO  # small changes of its start stay small
 
 
 def test_a_closed_form_far_from_the_data_is_inadequate_however_poorly_the_ude_fits():
@@ -248,3 +249,19 @@ def test_the_noise_level_is_estimated_from_the_observations_alone():
     batch = PaddedBatch(model, data, torch.float64)
     scale = float(batch.scale.mean())
     assert abs(batch.noise_rms() * scale / 0.05 - 1) < 0.08  # 540 interior points per state: SE about 4 %
+
+
+def test_a_closed_form_that_blows_up_from_starts_within_the_noise_is_inadequate():
+    # ODEBench 55's degree-2 answer: noise ratio 1.9 and start ratio 2.0 from starts tuned to the data, and it
+    # blows up from most starts within the noise of its own (spread ratio inf)
+    blows_up = Adequacy({"U": 1.0}, 1.0, 2.0, 1.9, 1e9, float("inf"))
+    assert not blows_up.adequate and blows_up.ratio == float("inf")
+    problems = blows_up.problems()
+    assert len(problems) == 2 and "inf× that noise level (median of 8 starts; inadequate above 1000)" in problems[0]
+    assert "blows up or leaves the data's range" in problems[0]
+    assert "inf× from starts within it" in blows_up.summary() and blows_up.as_dict()["spread_ratio"] is None
+    # finite and large: the Allee growth's exact cubic, sensitive to its start near an unstable equilibrium (53)
+    sensitive = Adequacy({"U": 1.0}, 1.0, 1.01, 1.0, 1.0, 53.0)
+    assert sensitive.adequate and sensitive.ratio == 1.0 and "53× from starts within it" in sensitive.summary()
+    assert not Adequacy({"U": 1.0}, 1.0, 1.0, 1.0, 1.0, MAX_SPREAD_RATIO * 1.01).adequate
+    assert Adequacy({"U": 1.0}, 1.0).as_dict()["spread_ratio"] is None  # not measured: no label from it

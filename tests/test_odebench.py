@@ -332,3 +332,28 @@ def test_allee_growth_is_labelled_when_its_degree_2_answer_fits_only_from_its_ow
     found = ud.discover(fitted, seed=0, progress=False)
     assert found.adequacy.adequate and ob.exact_structure(found.unknowns["U_0"], truths["U_0"])
     assert [t.adequate for t in found.escalation] == [False, True]
+
+
+@pytest.mark.slow
+def test_a_periodic_rossler_answer_that_blows_up_from_starts_within_the_noise_is_labelled():
+    """ODEBench 58 (a periodic Rössler system), 1 % noise, trained UDE, degree-2 library.
+
+    The answer fits the noisy data from its own start (noise ratio 1.8) and from the UDE's (start
+    ratio 4.1), so the misfit measures pass it; from the true start its R² is 0.56.  From starts within
+    the noise of its own it blows up: the spread ratio labels it (about 20 s)."""
+    import udesci as ud
+    from udesci.discovery.results import MAX_NOISE_RATIO, MAX_SPREAD_RATIO, MAX_START_RATIO
+
+    system = ob.load_systems()[58]
+    truth = ob.make_data(system, 0.01, 0)
+    equations, _ = ob.model_parts(system, "ude")
+    model = ud.HybridModel(equations, states=system.states)
+    data = ud.Dataset(truth.t, truth.noisy, states=[str(s) for s in system.states])
+    fitted = ud.fit(model, data, seed=0, progress=False)
+    found = ud.discover(fitted, library=ud.Library(degree=2), seed=0, progress=False)
+    values = found.model.parameter_values()
+    rhs = [found.model.equations[s].xreplace(values) for s in system.states]
+    assert ob.scores(rhs, system, truth)["r2_reconstruction"] < 0.9
+    adequacy = found.adequacy
+    assert adequacy.noise_ratio < MAX_NOISE_RATIO and adequacy.start_ratio < MAX_START_RATIO
+    assert adequacy.spread_ratio > MAX_SPREAD_RATIO and not adequacy.adequate

@@ -59,7 +59,7 @@ from .proposal import (
     unknown_library,
 )
 from .refit import SCORING_SOLVER, data_misfit, data_misfits, refit_constants, refit_whole, with_params
-from .results import NOISE_FLOOR, Adequacy, Candidate, Discovery, UnknownDiscovery
+from .results import NOISE_FLOOR, SPREAD_DRAWS, Adequacy, Candidate, Discovery, UnknownDiscovery
 from .selection import Selection
 from .uncertainty import (
     GAUSS_NEWTON_BASIS,
@@ -692,8 +692,13 @@ def assemble(state: DiscoveryState) -> Discovery:
         coef = (module.coef.detach() * module.mask).numpy()
         det.expression = final[name] = closed_form(det.terms, coef)
         det.candidates[0].coefficients = coef
-    # the misfit from the closed form's own starts and from the starts the data support, in one solve
-    sse, sse_seen, sse_first = data_misfits(model.module, [state.y0, *supported_starts(state)], state.batch)
+    # the misfit from the closed form's own starts, from the starts the data support and from starts within the
+    # noise of its own, in one solve
+    noise = max(state.batch.noise_rms(), NOISE_FLOOR) if state.n_observations else math.nan
+    nearby = noise_starts(state, noise) if math.isfinite(noise) else []
+    sse, sse_seen, sse_first, *sse_near = data_misfits(
+        model.module, [state.y0, *supported_starts(state), *nearby], state.batch
+    )
     notes = uncertainty(state)
     values = model.parameter_values()
     result_model = state.fitted.model.substitute(final)
@@ -702,7 +707,7 @@ def assemble(state: DiscoveryState) -> Discovery:
         "data_rmse_scaled": math.sqrt(sse / state.n_observations) if math.isfinite(sse) else math.inf,
         "samples": state.n_samples,
     }
-    adequacy = assess(state, sse, min(sse_seen, sse_first))
+    adequacy = assess(state, sse, min(sse_seen, sse_first), sse_near)
     metrics["adequacy"] = adequacy.as_dict()
     # unknowns of never-observed states: do the data identify them? (None when every argument is observed)
     samples = {name: work.theta for name, work in state.work.items()}
@@ -801,7 +806,22 @@ def supported_starts(state: DiscoveryState) -> tuple[torch.Tensor, torch.Tensor]
     return y0_seen, data_starts(state)
 
 
-def assess(state: DiscoveryState, sse: float, sse_start: float) -> Adequacy:
+def noise_starts(state: DiscoveryState, noise: float) -> list[torch.Tensor]:
+    """``SPREAD_DRAWS`` sets of initial states within the data's noise level of the closed form's own
+    (``state.y0``): each observed state moved by Gaussian noise of ``noise`` (scaled units, as
+    :meth:`~udesci.train.PaddedBatch.noise_rms`) times its scale, a never-observed state left alone,
+    then moved inside the declared domains; drawn from ``state.seed``.  Each has shape ``(K, n)``."""
+    gen = torch.Generator().manual_seed(state.seed)
+    scale = (noise * state.batch.scale).to(state.y0.dtype)
+    scale[state.batch.never_observed] = 0.0
+    out = []
+    for _ in range(SPREAD_DRAWS):
+        step = torch.randn(state.y0.shape, generator=gen, dtype=state.y0.dtype) * scale
+        out.append(state.batch.inside(state.y0 + step))
+    return out
+
+
+def assess(state: DiscoveryState, sse: float, sse_start: float, sse_near: list | None = None) -> Adequacy:
     """How well the closed form reproduces the trained networks and the data, relative to the UDE.
 
     ``sse`` is the closed-form model's scaled squared data misfit from its own initial states and
@@ -812,7 +832,9 @@ def assess(state: DiscoveryState, sse: float, sse_start: float) -> Adequacy:
     ``start_ratio``: the same from ``sse_start`` (the UDE's or the data's starts, whichever fits better),
     over the UDE's misfit or the noise level's, whichever is smaller;
     ``noise_ratio`` and ``ude_noise_ratio``: the closed form's and the UDE's scaled data RMSE over the
-    data's noise level (:meth:`~udesci.train.PaddedBatch.noise_rms`, at least ``NOISE_FLOOR``).
+    data's noise level (:meth:`~udesci.train.PaddedBatch.noise_rms`, at least ``NOISE_FLOOR``);
+    ``spread_ratio``: the median of the same for the closed form from the starts of :func:`noise_starts`,
+    whose misfits are ``sse_near`` (``nan`` without them).
     """
     r2 = {}
     for name, det in state.details.items():
@@ -833,6 +855,7 @@ def assess(state: DiscoveryState, sse: float, sse_start: float) -> Adequacy:
         misfit_ratio(sse_start, min(sse_ude, sse_noise) if math.isfinite(sse_noise) else sse_ude),
         misfit_ratio(sse, sse_noise),
         misfit_ratio(sse_ude, sse_noise),
+        float(np.median([misfit_ratio(v, sse_noise) for v in sse_near])) if sse_near else math.nan,
     )
 
 
