@@ -265,3 +265,24 @@ def test_a_closed_form_that_blows_up_from_starts_within_the_noise_is_inadequate(
     assert sensitive.adequate and sensitive.ratio == 1.0 and "53× from starts within it" in sensitive.summary()
     assert not Adequacy({"U": 1.0}, 1.0, 1.0, 1.0, 1.0, MAX_SPREAD_RATIO * 1.01).adequate
     assert Adequacy({"U": 1.0}, 1.0).as_dict()["spread_ratio"] is None  # not measured: no label from it
+
+
+def test_samples_of_a_runaway_ude_are_left_out_of_the_regression():
+    # ODEBench 55's trained UDE ran away (states of 1e100 and beyond): its samples overflowed the cubic
+    # library's columns and the least squares failed; now they are left out, and all-bad samples are an error
+    from udesci.discovery.discover import SAMPLE_RANGE, usable_samples
+    from udesci.train import PaddedBatch
+
+    t = np.linspace(0, 1, 11)
+    data = ud.Dataset(t, np.stack([t, 2 - t], 1), states=["x", "y"])
+    batch = PaddedBatch(ud.HybridModel({x: y, y: -x}), data, torch.float64)
+    reach = SAMPLE_RANGE * float(batch.scale[0])
+    y_s = torch.tensor(
+        [[0.5, 1.5], [1.0 + 0.5 * reach, 1.0], [1.0 + 2 * reach, 1.0], [float("inf"), 1.0], [0.2, 1.2], [0.3, 1.3]],
+        dtype=torch.float64,
+    )
+    out = {"U": torch.tensor([1.0, 1.0, 1.0, 1.0, float("nan"), 1.0], dtype=torch.float64)}
+    keep = usable_samples(batch, y_s, out)
+    assert keep.tolist() == [True, True, False, False, False, True]
+    with pytest.raises(ud.TrainingError, match="none of the 2 samples of the trained model is usable"):
+        usable_samples(batch, y_s[2:4], {"U": out["U"][2:4]})

@@ -127,6 +127,8 @@ class DiscoveryState:
     refit : FitResult or None
     seconds : dict stage -> float
         Wall-clock seconds spent in each stage so far (see :meth:`timed`).
+    dropped_samples : int
+        Network samples left out of the regression (:func:`usable_samples`); ``n_samples`` counts the rest.
     """
 
     fitted: FitResult
@@ -155,6 +157,7 @@ class DiscoveryState:
     details: dict = field(default_factory=dict)
     refit: FitResult | None = None
     seconds: dict = field(default_factory=dict)
+    dropped_samples: int = 0
 
     @contextmanager
     def timed(self, stage: str):
@@ -226,6 +229,10 @@ def prepare(fitted, data, model, libraries, selection, samples, seed) -> Discove
     with torch.no_grad(), field_.bound_inputs(prep.interp, index):
         cols = field_.columns(t, y)
         net_out = dict(zip(model.unknowns, field_.unknown_values(cols), strict=True))
+    keep = usable_samples(prep, y, net_out)
+    if not bool(keep.all()):
+        t, y, cols = t[keep], y[keep], {k: v[keep] for k, v in cols.items()}
+        net_out = {k: v[keep] for k, v in net_out.items()}
     for p in field_.parameters():
         p.requires_grad_(False)
     seg = make_segments(prep, SEGMENT_LENGTH)
@@ -255,7 +262,57 @@ def prepare(fitted, data, model, libraries, selection, samples, seed) -> Discove
         block_counts=block_counts(prep, blocks, n_blocks),
         resamples=rng.multinomial(n_blocks, np.full(n_blocks, 1.0 / n_blocks), size=selection.bootstrap),
         segment_solver=comparison_solver(field_, prep, y0),
+        dropped_samples=int((~keep).sum()),
     )
+
+
+# a network sample whose state lies more than this many data spreads (PaddedBatch.scale) outside the observed
+# range of that state carries nothing the data can check, and its library columns overflow at high degrees
+SAMPLE_RANGE = 1000.0
+
+
+def usable_samples(prep: PaddedBatch, y: torch.Tensor, outputs: dict) -> torch.Tensor:
+    """Which network samples discovery can regress on: finite states and network outputs, and every
+    observed state within ``SAMPLE_RANGE`` data spreads of the range the data cover (a trained UDE whose
+    trajectory ran away, ODEBench 55, samples states of 1e100 and beyond).
+
+    Parameters
+    ----------
+    prep : PaddedBatch
+    y : torch.Tensor of shape (N, n)
+        Sampled states.
+    outputs : dict name -> torch.Tensor of shape (N,)
+        Network outputs at the samples.
+
+    Returns
+    -------
+    torch.Tensor of shape (N,), bool
+
+    Raises
+    ------
+    TrainingError
+        If none is usable: the trained model cannot be regressed (training did not fit the data).
+    """
+    keep = torch.isfinite(y).all(dim=1)
+    for out in outputs.values():
+        keep &= torch.isfinite(out)
+    observed = prep.mask > 0
+    big = torch.finfo(prep.y.dtype).max
+    for i in prep.observed:
+        seen = prep.y[..., i][observed[..., i]]
+        if not seen.numel():
+            continue
+        lo, hi = float(seen.min()), float(seen.max())
+        reach = SAMPLE_RANGE * float(prep.scale[i])
+        keep &= (y[:, i] >= max(lo - reach, -big)) & (y[:, i] <= min(hi + reach, big))
+    if not bool(keep.any()):
+        raise TrainingError(
+            f"discover: none of the {y.shape[0]} samples of the trained model is usable (every one has a "
+            f"non-finite state or network output, or a state more than {SAMPLE_RANGE:g} data spreads outside "
+            "the data's range): training did not fit the data; fit again (more iterations, another seed) "
+            "before discovering."
+        )
+    return keep
 
 
 # the most RK4 substeps per observation interval comparison_solver chooses, and the share of the trained
@@ -700,6 +757,13 @@ def assemble(state: DiscoveryState) -> Discovery:
         model.module, [state.y0, *supported_starts(state), *nearby], state.batch
     )
     notes = uncertainty(state)
+    if state.dropped_samples:
+        total = state.dropped_samples + state.n_samples
+        notes.append(
+            f"{state.dropped_samples} of {total} samples of the trained model were left out of the regression: "
+            f"a non-finite state or network output, or a state more than {SAMPLE_RANGE:g} data spreads outside "
+            "the data's range (the trained UDE's trajectory ran away)"
+        )
     values = model.parameter_values()
     result_model = state.fitted.model.substitute(final)
     result_model = with_params(result_model, {s: values[s] for s in result_model.params})
