@@ -213,8 +213,9 @@ class Adequacy:
     system (54).  The bound is loose because a right closed form can be sensitive to its start without
     being wrong: the Allee growth's exact cubic (ODEBench 8, start near its unstable equilibrium, whose
     noise-sized changes move the take-off in time) has 53.  A chaotic system's right closed form,
-    whose trajectories from nearby starts decorrelate but stay on the attractor, is near 1/noise
-    (about 100 at 1 % noise) and is not labelled by this measure alone.
+    whose trajectories from nearby starts decorrelate but stay on the attractor, should stay below
+    the bound (misfits of the attractor's size, about 1/noise times the noise; not measured here), so
+    this measure alone does not label it.
 
     The network R² is reported but does not label by itself: it measures the closed form against a
     network that carries the data's noise.  On the same Lotka–Volterra runs, the correct form
