@@ -22,7 +22,8 @@ Axes (1 % Gaussian noise of each state's mean absolute value, seed 0):
 
 For each axis the table gives seconds of fit, discover (and its slowest stages) and their sum, whether
 the structure is right (every unknown's term set equals the truth's and every coefficient is within
-10 %), PySINDy's seconds, and the exponent ``b`` of a least-squares fit ``seconds ∝ size^b`` in log–log.
+10 %), whether discovery labelled it inadequate (``Discovery.adequacy``), PySINDy's seconds, and the
+exponent ``b`` of a least-squares fit ``seconds ∝ size^b`` in log–log.
 
 Run ``python bench/bench_discovery_scale.py`` (all axes, ~20–40 min on 2 cores) or ``--fast``
 (short training, the two smallest sizes per axis; a smoke run).  ``--axes library,points`` picks
@@ -206,12 +207,14 @@ def run_axis(axis: str, cases: list[Case], fast: bool, seed: int) -> list[dict]:
             "total_s": sum(fitted.seconds.values()) + disc_s,
             "slowest_stages": {k: round(v, 2) for k, v in stages},
             "correct_structure": structure_ok(found, case.expected),
+            "adequate": None if found.adequacy is None else found.adequacy.adequate,
             "equations": {str(k): str(v) for k, v in found.unknowns.items()},
             "pysindy_s": pysindy_seconds(case.t, noisy, case.degree),
         }
         rows.append(row)
         print(f"  {case.label}: fit {row['fit_s_of_model']:.1f} s, discover {disc_s:.1f} s, "
-              f"structure {'ok' if row['correct_structure'] else 'WRONG'}", file=sys.stderr, flush=True)  # fmt: skip
+              f"structure {'ok' if row['correct_structure'] else 'WRONG'}, {_label(row['adequate'])}",
+              file=sys.stderr, flush=True)  # fmt: skip
     return rows
 
 
@@ -224,6 +227,11 @@ def exponent(sizes, seconds) -> float | None:
     return float(np.linalg.lstsq(X, np.array([p[1] for p in pts]), rcond=None)[0][1])
 
 
+def _label(adequate) -> str:
+    """The adequacy label of a row: "inadequate", "no" (adequate) or "–" (not assessed)."""
+    return "–" if adequate is None else ("no" if adequate else "inadequate")
+
+
 def markdown(rows: list[dict]) -> str:
     """One table per axis with the log–log exponents below it."""
     out = []
@@ -233,13 +241,15 @@ def markdown(rows: list[dict]) -> str:
         if not part:
             continue
         out.append(f"### {names[axis]}\n")
-        out.append(f"| case | {names[axis]} | fit s | discover s | total s | slowest stages | structure | PySINDy s |")
-        out.append("| --- | ---: | ---: | ---: | ---: | --- | --- | ---: |")
+        head = "fit s | discover s | total s | slowest stages | structure | labelled | PySINDy s"
+        out.append(f"| case | {names[axis]} | {head} |")
+        out.append("| --- | ---: | ---: | ---: | ---: | --- | --- | --- | ---: |")
         for r in part:
             stages = ", ".join(f"{k} {v:.1f}" for k, v in r["slowest_stages"].items())
             out.append(
                 f"| {r['case']} | {r['size']} | {r['fit_s_of_model']:.1f} | {r['discover_s']:.1f} | {r['total_s']:.1f} "
-                f"| {stages} | {'ok' if r['correct_structure'] else '**wrong**'} | {r['pysindy_s']:.3f} |"
+                f"| {stages} | {'ok' if r['correct_structure'] else '**wrong**'} | {_label(r.get('adequate'))} "
+                f"| {r['pysindy_s']:.3f} |"
             )
         sizes = [r["size"] for r in part]
         exps = {key: exponent(sizes, [r[key] for r in part]) for key in ("fit_s_of_model", "discover_s", "total_s")}
