@@ -13,7 +13,7 @@ import torch
 
 from ..errors import TrainingError
 from ..model import Unknown
-from ..networks import TermSum, monomial_exponents
+from ..networks import TermSum
 from ..solve import Solver, integrate
 from ..train import FitResult, PaddedBatch, solver_gave_up
 from .library import Library, SaturatingTerm, round_constant
@@ -218,59 +218,6 @@ def propose(spec: Unknown, terms: list, columns: dict, target: np.ndarray, selec
     norms[norms == 0] = 1.0
     tscale = float(np.std(target)) or 1.0
     theta_n, target_n = theta / norms, target / tscale
-    swept: dict[tuple, float] = {}
-    for cols in nested_columns(terms, spec.args):
-        for sup, thr in threshold_sweep(theta_n[:, cols], target_n, selection).items():
-            full = tuple(cols[i] for i in sup)
-            if full not in swept:
-                swept[full] = thr
-    module = TermSum(terms, spec.args, np.zeros(p), np.zeros(p)).to(dtype)
-    return UnknownWork(spec, terms, theta, target, swept, module)
-
-
-# above this many terms no supports are enumerated (see ``supports``), and the threshold sweep also runs on
-# each lower-degree part of the library
-EXHAUSTIVE_LIMIT = 15
-
-
-def nested_columns(terms: list, args) -> list[list[int]]:
-    """Column sets the threshold sweep runs on: the whole library, and for a library of more than
-    ``EXHAUSTIVE_LIMIT`` terms also its monomials of each lower total degree.
-
-    Among 35 or 56 collinear columns of a short trajectory the sweep can miss a small support the
-    lower-degree library finds: Lorenz's ``U(x, y, z) = x y`` with ``Library(degree=4)`` gave no
-    support below 17 terms, while degree 3's sweep holds ``{x y}``, which scores better than any of
-    them.  The nested parts add those supports as candidates; scoring still chooses.
-
-    Parameters
-    ----------
-    terms : list of sympy.Expr, length p
-    args : sequence of sympy.Symbol
-
-    Returns
-    -------
-    list of list of int
-        ``[0, ..., p - 1]`` first, then the positions of the monomials of total degree at most ``d``
-        for each degree ``d`` below the largest (only those with at least one term).
-    """
-    out = [list(range(len(terms)))]
-    if len(terms) <= EXHAUSTIVE_LIMIT:
-        return out
-    degrees = []
-    for term in terms:
-        exps = monomial_exponents(term, args)
-        degrees.append(None if exps is None else sum(exps))
-    found = sorted({d for d in degrees if d is not None})
-    for d in found[:-1]:
-        cols = [j for j, g in enumerate(degrees) if g is not None and g <= d]
-        if cols and cols != out[-1]:
-            out.append(cols)
-    return out
-
-
-def threshold_sweep(theta_n: np.ndarray, target_n: np.ndarray, selection: Selection) -> dict[tuple, float]:
-    """STLSQ supports over ``selection.thresholds`` thresholds, geometric from 1e-3 to 1 times the largest
-    least-squares coefficient, with the smallest threshold giving each (normalised columns ``(N, q)``)."""
     full_ls = np.linalg.lstsq(theta_n, target_n, rcond=None)[0]
     top = float(np.max(np.abs(full_ls))) or 1.0
     swept: dict[tuple, float] = {}
@@ -279,7 +226,8 @@ def threshold_sweep(theta_n: np.ndarray, target_n: np.ndarray, selection: Select
         sup = tuple(int(i) for i in np.flatnonzero(coef))
         if sup and sup not in swept:
             swept[sup] = float(thr)
-    return swept
+    module = TermSum(terms, spec.args, np.zeros(p), np.zeros(p)).to(dtype)
+    return UnknownWork(spec, terms, theta, target, swept, module)
 
 
 def sample_states(
@@ -431,7 +379,7 @@ def closed_form(terms, coef) -> sp.Expr:
 
 def supports(p: int, exhaustive: int, swept: dict, companions: dict | None = None) -> list[tuple]:
     """Candidate supports: the empty one, every support of up to ``exhaustive`` terms (libraries of
-    at most ``EXHAUSTIVE_LIMIT`` = 15 terms), then the sweep's.
+    at most 15 terms), then the sweep's.
 
     Parameters
     ----------
@@ -456,7 +404,7 @@ def supports(p: int, exhaustive: int, swept: dict, companions: dict | None = Non
         return tuple(sorted(set(sup) | {companions[i] for i in sup if i in companions}))
 
     out: list[tuple] = [()]
-    if len(free) <= EXHAUSTIVE_LIMIT:
+    if len(free) <= 15:
         for size in range(1, exhaustive + 1):
             out += [complete(c) for c in combinations(free, size)]
     seen = set(out)
