@@ -270,7 +270,7 @@ def test_a_closed_form_that_blows_up_from_starts_within_the_noise_is_inadequate(
 def test_samples_of_a_runaway_ude_are_left_out_of_the_regression():
     # ODEBench 55's trained UDE ran away (states of 1e100 and beyond): its samples overflowed the cubic
     # library's columns and the least squares failed; now they are left out, and all-bad samples are an error
-    from udesci.discovery.discover import SAMPLE_RANGE, usable_samples
+    from udesci.discovery.proposal import SAMPLE_RANGE, usable_samples
     from udesci.train import PaddedBatch
 
     t = np.linspace(0, 1, 11)

@@ -230,6 +230,55 @@ def propose(spec: Unknown, terms: list, columns: dict, target: np.ndarray, selec
     return UnknownWork(spec, terms, theta, target, swept, module)
 
 
+# a network sample whose state lies more than this many data spreads (PaddedBatch.scale) outside the observed
+# range of that state carries nothing the data can check, and its library columns overflow at high degrees
+SAMPLE_RANGE = 1000.0
+
+
+def usable_samples(prep: PaddedBatch, y: torch.Tensor, outputs: dict) -> torch.Tensor:
+    """Which network samples discovery can regress on: finite states and network outputs, and every
+    observed state within ``SAMPLE_RANGE`` data spreads of the range the data cover (a trained UDE whose
+    trajectory ran away, ODEBench 55, samples states of 1e100 and beyond).
+
+    Parameters
+    ----------
+    prep : PaddedBatch
+    y : torch.Tensor of shape (N, n)
+        Sampled states.
+    outputs : dict name -> torch.Tensor of shape (N,)
+        Network outputs at the samples.
+
+    Returns
+    -------
+    torch.Tensor of shape (N,), bool
+
+    Raises
+    ------
+    TrainingError
+        If none is usable: the trained model cannot be regressed (training did not fit the data).
+    """
+    keep = torch.isfinite(y).all(dim=1)
+    for out in outputs.values():
+        keep &= torch.isfinite(out)
+    observed = prep.mask > 0
+    big = torch.finfo(prep.y.dtype).max
+    for i in prep.observed:
+        seen = prep.y[..., i][observed[..., i]]
+        if not seen.numel():
+            continue
+        lo, hi = float(seen.min()), float(seen.max())
+        reach = SAMPLE_RANGE * float(prep.scale[i])
+        keep &= (y[:, i] >= max(lo - reach, -big)) & (y[:, i] <= min(hi + reach, big))
+    if not bool(keep.any()):
+        raise TrainingError(
+            f"discover: none of the {y.shape[0]} samples of the trained model is usable (every one has a "
+            f"non-finite state or network output, or a state more than {SAMPLE_RANGE:g} data spreads outside "
+            "the data's range): training did not fit the data; fit again (more iterations, another seed) "
+            "before discovering."
+        )
+    return keep
+
+
 def sample_states(
     fitted: FitResult,
     prep: PaddedBatch,
