@@ -724,7 +724,7 @@ def assemble(state: DiscoveryState) -> Discovery:
         "data_rmse_scaled": math.sqrt(sse / state.n_observations) if math.isfinite(sse) else math.inf,
         "samples": state.n_samples,
     }
-    adequacy = assess(state, sse, min(sse_seen, sse_first), sse_near)
+    adequacy = assess(state, sse, min(sse_seen, sse_first), noise, sse_near)
     metrics["adequacy"] = adequacy.as_dict()
     # unknowns of never-observed states: do the data identify them? (None when every argument is observed)
     samples = {name: work.theta for name, work in state.work.items()}
@@ -838,7 +838,7 @@ def noise_starts(state: DiscoveryState, noise: float) -> list[torch.Tensor]:
     return out
 
 
-def assess(state: DiscoveryState, sse: float, sse_start: float, sse_near: list | None = None) -> Adequacy:
+def assess(state: DiscoveryState, sse: float, sse_start: float, noise: float, sse_near: list | None = None) -> Adequacy:
     """How well the closed form reproduces the trained networks and the data, relative to the UDE.
 
     ``sse`` is the closed-form model's scaled squared data misfit from its own initial states and
@@ -849,7 +849,8 @@ def assess(state: DiscoveryState, sse: float, sse_start: float, sse_near: list |
     ``start_ratio``: the same from ``sse_start`` (the UDE's or the data's starts, whichever fits better),
     over the UDE's misfit or the noise level's, whichever is smaller;
     ``noise_ratio`` and ``ude_noise_ratio``: the closed form's and the UDE's scaled data RMSE over the
-    data's noise level (:meth:`~udesci.train.PaddedBatch.noise_rms`, at least ``NOISE_FLOOR``);
+    data's noise level ``noise`` (:meth:`~udesci.train.PaddedBatch.noise_rms`, at least ``NOISE_FLOOR``;
+    ``nan`` without observations);
     ``spread_ratio``: the median of the same for the closed form from the starts of :func:`noise_starts`,
     whose misfits are ``sse_near`` (``nan`` without them).
     """
@@ -862,7 +863,6 @@ def assess(state: DiscoveryState, sse: float, sse_start: float, sse_near: list |
         r2[name] = 1.0 - ssr / sst if sst > 0 else (1.0 if ssr == 0 else -math.inf)
     fitted = state.fitted
     sse_ude = data_misfit(fitted.model.module, ude_starts(fitted, state.data, state.batch), state.batch)
-    noise = max(state.batch.noise_rms(), NOISE_FLOOR) if state.n_observations else math.nan
     sse_noise = noise**2 * state.n_observations
     # the start check's reference: the UDE's misfit, or the noise level where the UDE did not fit (chaotic
     # systems: a UDE whose own trajectory decorrelates from the data must not excuse the closed form's)
