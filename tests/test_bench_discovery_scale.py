@@ -58,3 +58,17 @@ def test_pipeline_seconds_fast_run_reports_both_lotka_volterra_runs(capsys):
     assert module.main(["--fast"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Lotka–Volterra")]
     assert len(lines) == 2 and all("fit" in line and "discover" in line and "rescore" in line for line in lines)
+
+
+def test_reaction_diffusion_fast_run_finds_the_reaction_term(tmp_path, capsys):
+    path = ROOT / "bench" / "bench_reaction_diffusion.py"
+    spec = importlib.util.spec_from_file_location("bench_reaction_diffusion", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "rd.json"
+    assert module.main(["--fast", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())
+    # 16 cells, 1 % noise: u - u**2 with every coefficient within 0.03, and the tables evaluate the field
+    assert row["cells"] == 16 and row["right_terms"] and row["max_coefficient_error"] < 0.03 and row["adequate"]
+    assert row["tables_us"] > 0 and row["lambdified_us"] > 0
+    assert "| 16 |" in capsys.readouterr().out

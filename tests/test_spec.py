@@ -76,7 +76,9 @@ def test_declared_unknowns():
     assert build_model(declared, PLACES).unknowns["U"].args == (x,)
     cases = [
         ({"U": ("x", "t")}, r"^m.toml: \[model.equations\] x: U\(x\) does not match the declaration "
-                            r"\[model.unknowns\] U = \['x', 't'\]\.$"),
+                                r"\[model.unknowns\] U = \['x', 't'\] \(another number of arguments\)\.$"),
+        ({"U": ("t",)}, r"^m.toml: \[model.equations\] x: U\(x\) is the first application of U and does not "
+                        r"match the declaration \[model.unknowns\] U = \['t'\]; an unknown applied in several"),
         ({"U": ("x",), "W": ("x",)}, r"^m.toml: \[model.unknowns\] W: declared but not used in any equation\.$"),
         ({"U": ("k",)}, r"^m.toml: \[model.unknowns\] U: expected arguments among states \['x'\], inputs \[\] "
                         r"or time 't', received \['k'\]\.$"),
@@ -98,7 +100,8 @@ def test_json_stored_arguments_must_match_the_equations(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_json(path)
     assert str(err.value) == (
-        f"{path}: equations['x']: U(x) does not match the declaration unknowns['U'] = ['x', 'y']."
+        f"{path}: equations['x']: U(x) does not match the declaration unknowns['U'] = ['x', 'y'] "
+        "(another number of arguments)."
     )
 
 

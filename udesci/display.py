@@ -196,7 +196,10 @@ def parameter_rows(model, digits: int = DIGITS, intervals: dict | None = None) -
 # ----------------------------------------------------------------------------------------------
 def model_repr(model) -> str:
     """One line: states, unknowns with their arguments, parameters (≤ 300 characters)."""
-    unknowns = ", ".join(str(u.call) for u in model.unknowns.values()) or "none"
+    unknowns = ", ".join(
+        str(u.call) + (f" in {len(u.calls)} places" if len(u.calls) > 1 else "") for u in model.unknowns.values()
+    )
+    unknowns = unknowns or "none"
     params = ", ".join(
         f"{s}={format_number(v)}" + ("*" if s in model.learnable else "") for s, v in model.parameter_values().items()
     )

@@ -17,6 +17,7 @@ from torch import nn
 
 from .errors import ModelError, describe
 from .lambdify import broadcast_outputs, torch_function
+from .sparse_field import SPARSE_MIN_STATES, SparsePolynomial
 
 
 class VectorField(nn.Module):
@@ -44,8 +45,10 @@ class VectorField(nn.Module):
         )
         self.fixed = [(s, model.params[s]) for s in model.params if s not in model.learnable]
         self.unknown_specs = list(model.unknowns.values())
-        self.placeholders = [sp.Dummy(f"unk_{u.name}") for u in self.unknown_specs]
-        repl = {u.call: ph for u, ph in zip(self.unknown_specs, self.placeholders, strict=True)}
+        # one placeholder per application of each unknown, in the order of the specs and their calls
+        self.placeholders = [sp.Dummy(f"unk_{u.name}") for u in self.unknown_specs for _ in u.calls]
+        applications = [app for u in self.unknown_specs for app in u.applications]
+        repl = dict(zip(applications, self.placeholders, strict=True))
         rhs = [model.equations[s].xreplace(repl) for s in model.states]
         self.param_syms = [s for s in model.params if s in model.learnable]
         self.arg_syms = [model.time, *model.states, *model.inputs, *self.param_syms, *self.placeholders]
@@ -61,11 +64,19 @@ class VectorField(nn.Module):
                     f"not real (SymPy: {exc}); expected values for which every comparison, Min and Max is "
                     "between real numbers."
                 ) from None
-        self._fn = torch_function(self._exprs, self.arg_syms)
         self.state_index = {s: i for i, s in enumerate(model.states)}
         self.input_index = {s: i for i, s in enumerate(model.inputs)}
         self.time_symbol = model.time
         self.n_states, self.n_inputs = len(model.states), len(model.inputs)
+        # a large model evaluates its polynomial right-hand sides from index tables (sparse_field.py)
+        self._sparse = SparsePolynomial(self._exprs, self.arg_syms) if self.n_states >= SPARSE_MIN_STATES else None
+        self._fn = None if self._sparse is not None else torch_function(self._exprs, self.arg_syms)
+        # each application's arguments as positions in the columns (time, states, inputs): (n_calls, n_args)
+        position = {model.time: 0, **{s: 1 + i for i, s in enumerate(model.states)}}
+        position.update({s: 1 + self.n_states + j for j, s in enumerate(model.inputs)})
+        for i, u in enumerate(self.unknown_specs):
+            index = torch.tensor([[position[a] for a in call] for call in u.calls], dtype=torch.long)
+            self.register_buffer(f"_calls{i}", index, persistent=False)
         self._input_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
         # per-row values while `row_values` is open: {unknown: (B, p) TermSum coefficients} and
         # {learnable name: (B,)}; None means the registered modules and parameters
@@ -75,6 +86,12 @@ class VectorField(nn.Module):
         # carries the dtype through .to(...) for models without any parameter (physics only, or all
         # unknowns substituted); non-persistent, so it is not part of state_dict or checkpoints
         self.register_buffer("_dtype_ref", torch.zeros(()), persistent=False)
+
+    @property
+    def sparse(self) -> SparsePolynomial | None:
+        """The index tables a model of ``SPARSE_MIN_STATES`` (8) states or more is evaluated with
+        (:class:`~udesci.sparse_field.SparsePolynomial`); None for a smaller one (lambdified)."""
+        return self._sparse
 
     @property
     def dtype(self) -> torch.dtype:
@@ -90,7 +107,7 @@ class VectorField(nn.Module):
     def __setstate__(self, state):
         self.__dict__.update(state)
         # the lambdified function is not picklable: rebuild it from the stored expressions
-        self._fn = torch_function(self._exprs, self.arg_syms)
+        self._fn = None if self._sparse is not None else torch_function(self._exprs, self.arg_syms)
 
     def __deepcopy__(self, memo):
         new = self.__class__.__new__(self.__class__)
@@ -102,36 +119,62 @@ class VectorField(nn.Module):
                 new.__dict__[k] = copy.deepcopy(v, memo)
         return new
 
+    def _time(self, t, y: torch.Tensor) -> torch.Tensor:
+        """The time at every row of ``y``, shape ``(...)``."""
+        if not isinstance(t, torch.Tensor):
+            t = torch.as_tensor(t, dtype=y.dtype)
+        return t.expand(y.shape[:-1]) if t.dim() <= y.dim() - 1 else t
+
+    def _inputs(self, t: torch.Tensor) -> torch.Tensor:
+        """The bound inputs at times ``t`` (...), shape ``(..., n_inputs)``."""
+        if self._input_fn is None:
+            raise ModelError(
+                "this model has inputs but no input series was supplied; pass inputs= "
+                "(or a Dataset with input columns) to simulate/fit."
+            )
+        return self._input_fn(t)
+
     def columns(self, t: torch.Tensor, y: torch.Tensor) -> dict:
         """Values of time, states and inputs as tensors of shape ``(...)``, keyed by symbol."""
         cols = dict(zip(self.state_index, y.unbind(-1), strict=True))
-        if not isinstance(t, torch.Tensor):
-            t = torch.as_tensor(t, dtype=y.dtype)
-        cols[self.time_symbol] = t.expand(y.shape[:-1]) if t.dim() <= y.dim() - 1 else t
+        cols[self.time_symbol] = self._time(t, y)
         if self.n_inputs:
-            if self._input_fn is None:
-                raise ModelError(
-                    "this model has inputs but no input series was supplied; pass inputs= "
-                    "(or a Dataset with input columns) to simulate/fit."
-                )
-            u = self._input_fn(cols[self.time_symbol])
-            cols.update(zip(self.input_index, u.unbind(-1), strict=True))
+            cols.update(zip(self.input_index, self._inputs(cols[self.time_symbol]).unbind(-1), strict=True))
         return cols
 
+    def _unknown_at(self, spec, z: torch.Tensor, calls: bool) -> torch.Tensor:
+        """Unknown ``spec``'s value at arguments ``z``: ``(..., n_args) -> (...)``, or with ``calls``
+        ``(..., n_calls, n_args) -> (..., n_calls)`` (batch rows of per-row coefficients before the calls)."""
+        net = self.nets[spec.name]
+        rows = self._row_coefficients or {}
+        if spec.name in rows:  # a closed form with its own coefficients in every batch row
+            coef = rows[spec.name].unsqueeze(-2) if calls else rows[spec.name]
+            return (net.features(z) * coef).sum(-1)
+        return net(z).squeeze(-1)
+
+    def call_arguments(self, cols: dict, spec) -> torch.Tensor:
+        """The arguments of every application of unknown ``spec``, shape ``(..., n_calls, n_args)``."""
+        return torch.stack([torch.stack([cols[a] for a in call], dim=-1) for call in spec.calls], dim=-2)
+
+    def unknown_outputs(self, cols: dict) -> dict[str, torch.Tensor]:
+        """Each unknown's value at every application, by name: shape ``(..., n_calls)``."""
+        if self._fused is not None:
+            return {s.name: v.unsqueeze(-1) for s, v in zip(self.unknown_specs, self._fused_values(cols), strict=True)}
+        out = {}
+        for spec in self.unknown_specs:
+            if len(spec.calls) == 1:
+                z = torch.stack([cols[a] for a in spec.args], dim=-1)
+                out[spec.name] = self._unknown_at(spec, z, calls=False).unsqueeze(-1)
+            else:
+                out[spec.name] = self._unknown_at(spec, self.call_arguments(cols, spec), calls=True)
+        return out
+
     def unknown_values(self, cols: dict) -> list[torch.Tensor]:
-        """Network outputs for each unknown, shape ``(...)`` each."""
+        """Network outputs at each application of each unknown (the order of :attr:`placeholders`),
+        shape ``(...)`` each."""
         if self._fused is not None:
             return self._fused_values(cols)
-        out = []
-        rows = self._row_coefficients or {}
-        for spec in self.unknown_specs:
-            z = torch.stack([cols[a] for a in spec.args], dim=-1)
-            net = self.nets[spec.name]
-            if spec.name in rows:  # a closed form with its own coefficients in every batch row
-                out.append((net.features(z) * rows[spec.name]).sum(-1, keepdim=True).squeeze(-1))
-            else:
-                out.append(net(z).squeeze(-1))
-        return out
+        return [v for out in self.unknown_outputs(cols).values() for v in out.unbind(-1)]
 
     # -- state bound for one solve -------------------------------------------------------------
     @contextmanager
@@ -239,7 +282,8 @@ class VectorField(nn.Module):
         from .networks import MLP
 
         nets = [self.nets[s.name] for s in self.unknown_specs]
-        ok = len(nets) > 1 and all(type(n) is MLP for n in nets)
+        ok = len(nets) > 1 and all(type(n) is MLP for n in nets) and self._sparse is None
+        ok = ok and all(len(s.calls) == 1 for s in self.unknown_specs)
         ok = ok and len({(n.depth, n.activation) for n in nets}) == 1
         if not ok or self._fused is not None:
             yield self
@@ -273,8 +317,26 @@ class VectorField(nn.Module):
             h = act(torch.nn.functional.linear(h, w, b))
         return list((torch.nn.functional.linear(h, w_last, b_last) * f["out"]).unbind(-1))
 
+    def _sparse_forward(self, t, y: torch.Tensor) -> torch.Tensor:
+        """The right-hand side of a large model: one matrix of columns, :class:`SparsePolynomial`."""
+        tt = self._time(t, y)
+        parts = [tt.unsqueeze(-1), y]
+        if self.n_inputs:
+            parts.append(self._inputs(tt))
+        x = torch.cat(parts, dim=-1)
+        rows = self._row_params
+        params = [self.learnable[str(s)] if rows is None else rows[str(s)] for s in self.param_syms]
+        params = [p.to(y.dtype).expand(y.shape[:-1]).unsqueeze(-1) for p in params]
+        values = [
+            self._unknown_at(spec, x[..., getattr(self, f"_calls{i}")], calls=True)
+            for i, spec in enumerate(self.unknown_specs)
+        ]
+        return self._sparse(torch.cat([x, *params, *values], dim=-1))
+
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.nfe += 1
+        if self._sparse is not None:
+            return self._sparse_forward(t, y)
         cols = self.columns(t, y)
         args = [cols[self.time_symbol]]
         args += [cols[s] for s in self.state_index]

@@ -52,20 +52,57 @@ class Learnable:
         object.__setattr__(self, "value", v)
 
 
+def applications(rhs: sp.Expr) -> list[sp.Expr]:
+    """The unknowns' applications in a right-hand side, in the order :class:`HybridModel` reads them
+    (by their text): with the equations in state order, the first application of an unknown gives
+    its formal arguments :attr:`Unknown.args`."""
+    return sorted(rhs.atoms(AppliedUndef), key=str)
+
+
 @dataclass(frozen=True)
 class Unknown:
     """An unknown function and the symbols it is applied to.
+
+    One unknown may be applied in several places with different arguments, e.g. a reaction term
+    ``U(u_i)`` in every cell of a method-of-lines model, or the same coupling ``U(x)``, ``U(y)`` in two
+    equations: one network then stands behind every application, and a closed form found for it
+    holds in all of them.
 
     Attributes
     ----------
     name : str
         Function name, e.g. ``"U"``.
     args : tuple of sympy.Symbol
-        Its arguments (states, inputs or time), in call order.
+        Its formal arguments: those of its first application (in state order), in call order.
+        Closed forms of the unknown are written in these symbols.
+    calls : tuple of tuple of sympy.Symbol
+        The arguments of every distinct application, the first being ``args``; ``()`` when built
+        means ``(args,)``.
+
+    Raises
+    ------
+    ModelError
+        If ``calls`` does not start with ``args`` or an application has another number of arguments.
     """
 
     name: str
     args: tuple[sp.Symbol, ...]
+    calls: tuple[tuple[sp.Symbol, ...], ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "args", tuple(self.args))
+        calls = tuple(tuple(c) for c in self.calls) or (self.args,)
+        if calls[0] != self.args:
+            raise ModelError(
+                f"unknown {self.name}: calls must start with its arguments {self.args}, received {calls[0]}."
+            )
+        for c in calls:
+            if len(c) != len(self.args):
+                raise ModelError(
+                    f"unknown {self.name} is applied as {self.function(*self.args)} and as {self.function(*c)}; "
+                    "an unknown function must take the same number of arguments everywhere."
+                )
+        object.__setattr__(self, "calls", calls)
 
     @property
     def function(self) -> sp.FunctionClass:
@@ -74,8 +111,29 @@ class Unknown:
 
     @property
     def call(self) -> sp.Expr:
-        """The applied function, e.g. ``U(x, y)``."""
+        """The first application, in the formal arguments, e.g. ``U(x, y)``."""
         return self.function(*self.args)
+
+    @property
+    def applications(self) -> tuple[sp.Expr, ...]:
+        """Every application, e.g. ``(U(u_0), U(u_1), ...)``, in the order of :attr:`calls`."""
+        return tuple(self.function(*c) for c in self.calls)
+
+    def applied(self, expression: sp.Expr) -> dict[sp.Expr, sp.Expr]:
+        """Each application mapped to ``expression`` (written in :attr:`args`) at its own arguments.
+
+        Parameters
+        ----------
+        expression : sympy.Expr
+            A closed form of the unknown in its formal arguments.
+
+        Returns
+        -------
+        dict sympy.Expr -> sympy.Expr
+            ``{U(c_1, ...): expression(c_1, ...)}`` for every application (simultaneous replacement,
+            so swapped arguments such as ``U(y, x)`` are right); a mapping for ``xreplace``.
+        """
+        return {self.function(*c): expression.xreplace(dict(zip(self.args, c, strict=True))) for c in self.calls}
 
 
 @dataclass(frozen=True)
@@ -469,7 +527,9 @@ class HybridModel:
     equations : mapping state -> sympy expression or str
         One right-hand side per state; the keys (Symbols or names) define the
         states and their order.  Unknown terms are undefined functions applied
-        to states, inputs or the time symbol, e.g. ``U(x, y)``.  A string is
+        to states, inputs or the time symbol, e.g. ``U(x, y)``; one unknown may be
+        applied to different arguments in different places (``U(u_0)``, ``U(u_1)``, ...:
+        one network behind all, see :class:`Unknown`).  A string is
         read by :func:`udesci.expr.parse_expression` (never evaluated) with the
         states, parameters, inputs and time as symbols; names called like
         functions that are not built-in functions are unknowns.
@@ -505,7 +565,7 @@ class HybridModel:
         free symbol that is neither state, parameter, input nor time, a state
         without equation, an equation for a non-state, an unknown applied
         to nothing or to something other than states, inputs or time, an
-        unknown applied with different arguments in different places, or ``bounds``
+        unknown applied to different numbers of arguments in different places, or ``bounds``
         that are not a mapping of states to pairs, or contradict a state's assumptions.
     ConfigError
         For an invalid parameter value (not a finite real number, a boolean),
@@ -599,7 +659,7 @@ class HybridModel:
         allowed_args = set(self.states) | set(self.inputs) | {self.time}
         known = allowed_args | set(self.params)
         for state, rhs in self.equations.items():
-            for app in sorted(rhs.atoms(AppliedUndef), key=str):
+            for app in applications(rhs):
                 name = type(app).__name__
                 if getattr(type(app), "_kwargs", None):
                     raise ModelError(
@@ -623,13 +683,11 @@ class HybridModel:
                             f"{list(map(str, self.states))}, inputs {list(map(str, self.inputs))} or "
                             f"time {self.time}; received {app}."
                         )
-                spec = Unknown(name, tuple(app.args))
-                if name in self.unknowns and self.unknowns[name] != spec:
-                    raise ModelError(
-                        f"unknown {name} is applied as {self.unknowns[name].call} and as {app}; "
-                        "an unknown function must have the same arguments everywhere."
-                    )
-                self.unknowns[name] = spec
+                if name not in self.unknowns:
+                    self.unknowns[name] = Unknown(name, tuple(app.args))
+                elif tuple(app.args) not in self.unknowns[name].calls:
+                    spec = self.unknowns[name]
+                    self.unknowns[name] = Unknown(name, spec.args, (*spec.calls, tuple(app.args)))
             free = rhs.free_symbols
             for sym in sorted(free - known, key=str):
                 raise ModelError(
@@ -742,7 +800,9 @@ class HybridModel:
         Parameters
         ----------
         expressions : mapping unknown name -> sympy expression or str
-            Expression in the unknown's argument symbols (and any ``params``).  A
+            Expression in the unknown's (formal) argument symbols :attr:`Unknown.args` (and any
+            ``params``); an unknown applied in several places is replaced in each at its own
+            arguments.  A
             string is read by :func:`udesci.expr.parse_expression` (never evaluated)
             with the model's symbols, the names in ``params`` and the unknowns.
         learnable : iterable of Symbol
@@ -772,10 +832,9 @@ class HybridModel:
         names = {str(s): s for s in (self.time, *self.states, *self.inputs, *self.params)}
         names.update((str(k), _as_symbol(k, "params key")) for k in (params or {}))
         functions = {n: u.function for n, u in self.unknowns.items()}
-        repl = {
-            self.unknowns[n].call: _expression(e, names, functions, f"expressions[{n!r}]")
-            for n, e in expressions.items()
-        }
+        repl = {}
+        for n, e in expressions.items():
+            repl.update(self.unknowns[n].applied(_expression(e, names, functions, f"expressions[{n!r}]")))
         eqs = {s: rhs.xreplace(repl) for s, rhs in self.equations.items()}
         values = self.parameter_values()
         learn = set(learnable) | self.learnable

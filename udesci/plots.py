@@ -213,11 +213,12 @@ def observed_columns(model, data: Dataset) -> list[int]:
     DataError
         If a data column names no state of the model.
     """
+    position = {s: i for i, s in enumerate(model.state_names)}
     names = data.state_names or model.state_names[: data.trajectories[0].y.shape[1]]
-    missing = [s for s in names if s not in model.state_names]
+    missing = [s for s in names if s not in position]
     if missing:
         raise DataError(f"data: states {missing} are not states of the model {model.state_names}.")
-    return [model.state_names.index(s) for s in names]
+    return [position[s] for s in names]
 
 
 def held_out_by_trajectory(held_out, n_columns: int) -> dict:
@@ -1063,7 +1064,8 @@ class UnknownSamples:
     args : tuple of str
         Its declared arguments.
     t : ndarray of shape (N,)
-        Sample times (all trajectories, one after the other).
+        Sample times (all trajectories, one after the other; an unknown applied in several places
+        has the samples of each application, one after the other, within each trajectory).
     trajectory : ndarray of int, shape (N,)
         Trajectory of each sample.
     arguments : ndarray of shape (N, n_args)
@@ -1133,6 +1135,8 @@ def _evaluate(expr, args, values: np.ndarray, where: str) -> np.ndarray:
 
 def _known_part_change(model, found, name: str):
     """The change the refit made to the known part of ``name``'s equation (an expression), or None."""
+    if len(model.unknowns[name].calls) > 1:
+        return None  # applied in several places: no one known part to adjust
     call = model.unknowns[name].call
     homes = [st for st, rhs in model.equations.items() if rhs.has(call)]
     if len(homes) != 1 or sp.diff(model.equations[homes[0]], call) != 1:
@@ -1203,7 +1207,10 @@ def unknown_samples(
         cols, ok = _columns_along(model, y0s[k], tr, data, k, t)
         for name, expr in found.unknowns.items():
             args = found.details[name].args if name in found.details else model.unknowns[name].args
-            z = np.stack([cols[str(a)] for a in args], axis=1)[ok]
+            spec = model.unknowns.get(name)
+            # an unknown applied in several places: the samples of all its applications
+            calls = spec.calls if spec is not None and tuple(args) == spec.args else (tuple(args),)
+            z = np.concatenate([np.stack([cols[str(a)] for a in call], axis=1)[ok] for call in calls])
             closed = _evaluate(expr, args, z, f"found.unknowns[{name!r}]")
             network = adjusted = None
             if fitted is not None:
@@ -1216,7 +1223,8 @@ def unknown_samples(
                     syms = sorted(delta.free_symbols, key=str)
                     values = np.stack([cols[str(v)][ok] for v in syms], axis=1)
                     adjusted = closed + _evaluate(delta, syms, values, f"change in the known part of {name}")
-            parts[name].append((t[ok], np.full(int(ok.sum()), k), z, network, closed, adjusted))
+            times = np.tile(t[ok], len(calls))
+            parts[name].append((times, np.full(times.size, k), z, network, closed, adjusted))
     out = {}
     for name, pieces in parts.items():
         args = found.details[name].args if name in found.details else model.unknowns[name].args

@@ -229,7 +229,8 @@ class Setup:
     @property
     def observed(self) -> list[int]:
         """Model state index of each observed state (the order of ``[data] states``)."""
-        return [self.model.state_names.index(s) for s in self.config.data["states"]]
+        position = {s: i for i, s in enumerate(self.model.state_names)}
+        return [position[s] for s in self.config.data["states"]]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from torch import nn
 
 from .errors import ConfigError, ModelError
 from .expr import detect_unknowns, parse_expression
-from .model import HybridModel, Learnable, symbol_roles
+from .model import HybridModel, Learnable, applications, symbol_roles
 from .networks import check_size
 
 
@@ -237,16 +237,25 @@ def resolve(text: ModelText, places: Places, *, allow_unused: bool = False) -> R
     functions = {name: sp.Function(name) for name in declared}
 
     equations = {}
+    first: set[str] = set()
     for state, rhs_text in text.equations.items():
         where = places.prefix(places.equation(state))
         rhs = parse_expression(rhs_text, symbols, functions, where=where)
-        for app in rhs.atoms(AppliedUndef):
+        for app in applications(rhs):  # the order the model reads them in: the first gives the arguments
             name = type(app).__name__
             want = declared[name]
-            if want is not None and tuple(app.args) != want:
+            if want is None:
+                continue
+            listed = f"the declaration {places.unknown(name)} = {[str(a) for a in want]}"
+            if len(app.args) != len(want):
+                raise ConfigError(f"{where}: {app} does not match {listed} (another number of arguments).")
+            if name not in first and tuple(app.args) != want:
                 raise ConfigError(
-                    f"{where}: {app} does not match the declaration {places.unknown(name)} = {[str(a) for a in want]}."
+                    f"{where}: {app} is the first application of {name} and does not match {listed}; an unknown "
+                    "applied in several places declares the arguments of its first one (in state order), "
+                    "in which its closed forms are written."
                 )
+            first.add(name)
         equations[symbols[state]] = rhs
     resolved = ResolvedModel(text, places, symbols, functions, equations)
     if not allow_unused:

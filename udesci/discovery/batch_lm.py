@@ -31,6 +31,15 @@ GIVE_UP_AFTER = 3
 # the most field evaluations (rows) one batched derivative-matching refit evaluates at once
 ROW_BUDGET = 1 << 18
 
+# with ``free_starts``, at most this many segment-start entries (segments × states) get Jacobian columns
+# in the Levenberg–Marquardt refit; each costs one more solve per iteration (a method-of-lines model of
+# 1,000 cells would need 1,000).  Beyond it the starts are refit with the coefficients by L-BFGS on
+# backpropagated gradients, alternating with Levenberg–Marquardt on the coefficients alone
+# (``START_ROUNDS`` rounds of ``START_ITERATIONS`` iterations): see :func:`refit_candidates`
+MAX_FREE_STARTS = 64
+START_ROUNDS = 2
+START_ITERATIONS = 15
+
 __all__ = [
     "LMResult", "Layout", "NetSlice", "ParamSlot", "ResidualRows", "levenberg_marquardt", "point_blocks",
     "refit_candidates", "refit_on_derivatives", "whole_trajectories",
@@ -169,7 +178,11 @@ def refit_candidates(
         default all ones.
     free_starts : bool
         Also refit the segment starts: ``theta`` then has ``D + S·n`` columns, the
-        last ones the starts (row-major ``(S, n)``), all of them free.
+        last ones the starts (row-major ``(S, n)``), all of them free.  Up to ``MAX_FREE_STARTS``
+        (64) of them join the Levenberg–Marquardt refit; more (a method-of-lines model) would cost
+        one solve each per iteration, so then Levenberg–Marquardt refits the coefficients with the
+        starts held, and L-BFGS the starts with the coefficients (:func:`refit_starts`), in
+        ``START_ROUNDS`` (2) rounds, Levenberg–Marquardt last.
     tol : float
         A candidate stops once an accepted step lowers its loss by less than this
         fraction.
@@ -201,7 +214,8 @@ def refit_candidates(
     C = theta.shape[0]
     if len(active) != C:
         raise ConfigError(f"active: expected one index list per candidate ({C}), received {len(active)}.")
-    if free_starts:
+    many_starts = free_starts and S * n > MAX_FREE_STARTS
+    if free_starts and not many_starts:
         extra = list(range(D, D + S * n))
         active = [list(a) + extra for a in active]
     scale = prep.scale
@@ -209,13 +223,13 @@ def refit_candidates(
     seg_w = torch.ones(C, S, dtype=theta.dtype) if weights is None else weights.to(theta.dtype)
     w_gap = math.sqrt(continuity / max(links.numel() * n, 1))
 
-    def residuals(th: torch.Tensor, owner: torch.Tensor) -> ResidualRows:
+    def residuals(th: torch.Tensor, owner: torch.Tensor, grad: bool = False) -> ResidualRows:
         M = th.shape[0]
         w = seg_w[owner]
         st = th[:, D:].reshape(M, S, n) if free_starts else starts.expand(M, S, n)
         coefficients = {name: th[:, sl].repeat_interleave(S, dim=0) for name, sl in layout.nets}
         params = {name: th[:, at].repeat_interleave(S) for name, at in layout.params}
-        with torch.no_grad(), field_.row_values(coefficients, params):
+        with torch.set_grad_enabled(grad), field_.row_values(coefficients, params):
             pred = integrate(
                 field_, st.reshape(M * S, n), knots.repeat(M, 1), solver, inputs=(prep.interp, sel_k.repeat(M))
             )
@@ -231,7 +245,72 @@ def refit_candidates(
         r = torch.where(bad.unsqueeze(-1), torch.zeros_like(r), r)
         return ResidualRows(r, torch.where(bad[:, None, None, None], math.inf, sse), bad)
 
-    return levenberg_marquardt(residuals, theta, active, iterations, tol, give_up)
+    result = levenberg_marquardt(residuals, theta, active, iterations, tol, give_up)
+    if many_starts:
+        for _ in range(START_ROUNDS):
+            moved = refit_starts(residuals, result.theta, active, D, START_ITERATIONS)
+            result = levenberg_marquardt(residuals, moved, active, iterations, tol, give_up)
+    return result
+
+
+def refit_starts(residuals, theta: torch.Tensor, active: list, D: int, iterations: int) -> torch.Tensor:
+    """The starts (columns ``D:``) and active entries of each row of ``theta`` refit together by L-BFGS.
+
+    Each row is its own problem (one L-BFGS with its own line search; a common one would take the
+    steps of the worst row), with gradients backpropagated through its solve: one forward and one
+    backward solve per function evaluation, whatever the number of starts.  A row keeps its old
+    values unless its loss went down (rows that blow up keep theirs).
+
+    Parameters
+    ----------
+    residuals : callable (theta_rows (M, W), owner (M,), grad) -> ResidualRows
+        As in :func:`refit_candidates` (``grad=True`` keeps the graph).
+    theta : torch.Tensor of shape (C, W)
+    active : list of C lists of int
+        Each row's free entries before ``D`` (the starts are all free).
+    D : int
+        Where the starts begin.
+    iterations : int
+        L-BFGS iterations per row.
+
+    Returns
+    -------
+    torch.Tensor of shape (C, W)
+    """
+    C, W = theta.shape
+    out = theta.detach().clone()
+    before = residuals(out, torch.arange(C))
+    loss0 = torch.where(before.bad, math.inf, before.r.pow(2).sum(1))
+    for c in range(C):
+        if not bool(torch.isfinite(loss0[c])) or float(loss0[c]) <= 0.0:
+            continue
+        owner = torch.tensor([c])
+        free = torch.zeros(W, dtype=torch.bool)
+        free[D:] = True
+        free[list(active[c])] = True
+        fixed = out[c : c + 1]
+        values = fixed.clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([values], lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe")
+
+        def closure(values=values, fixed=fixed, free=free, owner=owner, c=c, opt=opt):
+            opt.zero_grad()
+            rows = residuals(torch.where(free, values, fixed), owner, grad=True)
+            if bool(rows.bad[0]):  # blown up at a trial point: a high plateau, and no gradient
+                values.grad = torch.zeros_like(values)
+                return torch.tensor(1e3, dtype=values.dtype)
+            loss = rows.r.pow(2).sum() / loss0[c]  # relative to the start: a scale-free tolerance
+            loss.backward()
+            return loss
+
+        try:
+            opt.step(closure)
+        except (RuntimeError, ValueError):  # a failed line search: keep the row
+            continue
+        trial = torch.where(free, values.detach(), fixed)
+        after = residuals(trial, owner)
+        if not bool(after.bad[0]) and float(after.r.pow(2).sum()) < float(loss0[c]):
+            out[c] = trial[0]
+    return out
 
 
 class ResidualRows(NamedTuple):

@@ -136,7 +136,8 @@ def check_identifiability(
     concerned = [
         name
         for name, spec in model.unknowns.items()
-        if name in details and any(names.index(str(a)) in hidden for a in spec.args if str(a) in names)
+        if name in details
+        and any(names.index(str(a)) in hidden for call in spec.calls for a in call if str(a) in names)
     ]
     if not concerned:
         return None

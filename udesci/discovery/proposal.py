@@ -245,8 +245,8 @@ def usable_samples(prep: PaddedBatch, y: torch.Tensor, outputs: dict) -> torch.T
     prep : PaddedBatch
     y : torch.Tensor of shape (N, n)
         Sampled states.
-    outputs : dict name -> torch.Tensor of shape (N,)
-        Network outputs at the samples.
+    outputs : dict name -> torch.Tensor of shape (N,) or (N, n_calls)
+        Network outputs at the samples (at every application of an unknown applied in several places).
 
     Returns
     -------
@@ -259,7 +259,7 @@ def usable_samples(prep: PaddedBatch, y: torch.Tensor, outputs: dict) -> torch.T
     """
     keep = torch.isfinite(y).all(dim=1)
     for out in outputs.values():
-        keep &= torch.isfinite(out)
+        keep &= torch.isfinite(out).reshape(out.shape[0], -1).all(dim=1)
     observed = prep.mask > 0
     big = torch.finfo(prep.y.dtype).max
     for i in prep.observed:
@@ -352,6 +352,52 @@ def sample_states(
         t, y, index = torch.cat([t] * (copies + 1)), torch.cat([y, *noise]), torch.cat([index] * (copies + 1))
     ok = torch.isfinite(y).all(-1)
     return t[ok], y[ok], index[ok]
+
+
+# an unknown applied in several places is regressed on at most this many of its applications' samples
+MAX_POOLED_SAMPLES = 20_000
+
+
+def pooled_samples(field_, cols: dict, keep: torch.Tensor, outputs: dict, seed: int) -> tuple[dict, dict]:
+    """Each unknown's formal arguments and network output at the usable samples.
+
+    An unknown applied in one place is sampled where the states were; one applied in several places
+    (``U(u_0)``, ..., ``U(u_999)``) pools the samples of all its applications, one network standing
+    behind each, and keeps a random ``MAX_POOLED_SAMPLES`` (20,000) of them when there are more.
+
+    Parameters
+    ----------
+    field_ : VectorField
+    cols : dict symbol -> torch.Tensor of shape (N,)
+        Time, states and inputs at the usable samples.
+    keep : torch.Tensor of shape (N0,), bool
+        Which of the sampled rows are usable (``outputs`` hold all ``N0``).
+    outputs : dict name -> torch.Tensor of shape (N0, n_calls)
+        Network output at every application (:meth:`VectorField.unknown_outputs`).
+    seed : int
+        Seed of the subset.
+
+    Returns
+    -------
+    arguments : dict name -> dict symbol -> torch.Tensor of shape (M,)
+    targets : dict name -> torch.Tensor of shape (M,)
+    """
+    arguments, targets = {}, {}
+    for spec in field_.unknown_specs:
+        out = outputs[spec.name][keep]
+        if len(spec.calls) == 1:
+            arguments[spec.name] = {a: cols[a] for a in spec.args}
+            targets[spec.name] = out[:, 0]
+            continue
+        z = field_.call_arguments(cols, spec).reshape(-1, len(spec.args))
+        out = out.reshape(-1)
+        if z.shape[0] > MAX_POOLED_SAMPLES:
+            gen = torch.Generator().manual_seed(seed)
+            pick = torch.randperm(z.shape[0], generator=gen)[:MAX_POOLED_SAMPLES].sort().values
+            z, out = z[pick], out[pick]
+        arguments[spec.name] = dict(zip(spec.args, z.unbind(-1), strict=True))
+        targets[spec.name] = out
+    return arguments, targets
 
 
 def stlsq(theta: np.ndarray, target: np.ndarray, threshold: float, ridge: float, max_iter: int = 30) -> np.ndarray:

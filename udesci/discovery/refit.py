@@ -16,7 +16,7 @@ from ..model import HybridModel, Learnable
 from ..networks import TermSum
 from ..solve import Solver, integrate
 from ..train import FitResult, PaddedBatch
-from .batch_lm import Layout, refit_candidates
+from .batch_lm import MAX_FREE_STARTS, Layout, refit_candidates
 
 # Discovery's trajectory solves: classic RK4 with four steps per observation interval.  Fixed steps keep
 # the misfit a smooth function of the coefficients (finite-difference intervals need that; adaptive step
@@ -123,8 +123,12 @@ def refit_whole(field_, model, data, prep, whole, y0, iterations) -> FitResult |
         model,
         [{"stage": "refit", "iteration": 0, "loss": float(loss[0])}],
         y0_new,
-        message="coefficients, learnable parameters and initial states refit on whole trajectories "
-        "(Levenberg–Marquardt)",
+        message=(
+            "coefficients, learnable parameters and initial states refit on whole trajectories (Levenberg–Marquardt)"
+            if y0.numel() <= MAX_FREE_STARTS
+            else "coefficients and learnable parameters refit on whole trajectories (Levenberg–Marquardt; the "
+            f"{y0.numel()} initial-state entries, more than {MAX_FREE_STARTS}, stay at the fitted ones)"
+        ),
         seconds={"refit": time.perf_counter() - start},
         data=data,
     )

@@ -20,7 +20,7 @@ import torch
 from scipy import sparse
 
 from ..solve import integrate
-from .batch_lm import Layout
+from .batch_lm import MAX_FREE_STARTS, Layout
 from .criteria import information_criterion
 from .refit import SCORING_SOLVER
 
@@ -192,8 +192,9 @@ def bootstrap_ensemble(
     step) and the linearised one, in proportion to the replicate's observations of the state.
 
     Cost: one batched forward-difference solve for the Jacobian (a row per coefficient, learnable
-    parameter and initial state), one batched simulation of the combinations, then small linear
-    solves (replicates × combinations).
+    parameter and initial state; the initial states are held when there are more than
+    ``MAX_FREE_STARTS``, see :func:`trajectory_jacobian`), one batched simulation of the
+    combinations, then small linear solves (replicates × combinations).
 
     Parameters
     ----------
@@ -261,7 +262,7 @@ def bootstrap_ensemble(
     combos = list(product(*(candidates[name] for name in names)))
     combos = sorted(combos, key=lambda c: sum(candidates[nm].index(sup) for nm, sup in zip(names, c, strict=True)))[:64]
     scores = np.full((B, len(combos)), np.inf)
-    steps = np.zeros((B + 1, len(combos), P))
+    steps = np.zeros((B + 1, len(combos), theta.size))  # held initial states (beyond P) do not move
     lin = np.full((B + 1, len(combos), n), np.inf)  # linearised misfit per replicate (and the full data), state
     for c, combo in enumerate(combos):
         free = [slices[nm].start + i for nm, sup in zip(names, combo, strict=True) for i in sup] + others
@@ -274,7 +275,7 @@ def bootstrap_ensemble(
             d[:, free] = -np.linalg.solve(A, rhs[..., None])[..., 0]
         except np.linalg.LinAlgError:
             continue
-        steps[:, c] = d
+        steps[:, c, :P] = d
         # each row's residuals r + J d at every point and state, summed per block, weighted by the row's draws
         sq = (rp[:, :, None] + np.einsum("xip,bp->xib", Jp, d)) ** 2
         per_block = (member @ sq.reshape(idx.size, -1)).reshape(n_blocks, n, B + 1)
@@ -306,6 +307,11 @@ def bootstrap_ensemble(
 def trajectory_jacobian(field_, prep, layout, theta) -> tuple[np.ndarray, np.ndarray]:
     """Scaled residuals of whole trajectories and their forward-difference Jacobian (one batched solve).
 
+    With more than ``MAX_FREE_STARTS`` (64) initial-state entries (a method-of-lines model), the
+    Jacobian has columns for the coefficients and learnable parameters only: the initial states are
+    held where they are (one more solve row per entry would be needed; their uncertainty is then
+    left out of the intervals built on it, which are conditional on the starts).
+
     Parameters
     ----------
     field_ : VectorField
@@ -320,13 +326,14 @@ def trajectory_jacobian(field_, prep, layout, theta) -> tuple[np.ndarray, np.nda
     -------
     residuals : ndarray of shape (K, T, n)
         ``(simulated - observed) / scale`` at the observations (0 where not observed).
-    jacobian : ndarray of shape (K, T, n, D + K·n)
-        Their derivatives with respect to every entry of ``theta``.
+    jacobian : ndarray of shape (K, T, n, P)
+        Their derivatives with respect to the first ``P`` entries of ``theta``: all ``D + K·n`` of
+        them, or ``D`` with more than ``MAX_FREE_STARTS`` initial-state entries.
     """
-    P = theta.shape[0]
-    h = math.sqrt(torch.finfo(theta.dtype).eps) * theta.abs().clamp(min=1e-3)
+    P = theta.shape[0] if theta.shape[0] - layout.size <= MAX_FREE_STARTS else layout.size
+    h = math.sqrt(torch.finfo(theta.dtype).eps) * theta[:P].abs().clamp(min=1e-3)
     rows = theta.unsqueeze(0).repeat(P + 1, 1)
-    rows[1:] += torch.diag(h)
+    rows[1:, :P] += torch.diag(h)
     r = scaled_residuals(field_, prep, layout, rows)
     J = (r[1:] - r[0]) / h.reshape(-1, 1, 1, 1)
     return r[0].numpy(), J.permute(1, 2, 3, 0).numpy()
@@ -368,7 +375,8 @@ def gauss_newton_intervals(field_, y0, prep, level: float = 0.95) -> dict:
 
     The covariance is ``s² (JᵀJ)⁻¹`` of the whole-trajectory misfit at the final fit, ``J`` the
     Jacobian of the scaled residuals with respect to the active coefficients, learnable parameters
-    and initial states (:func:`trajectory_jacobian`), ``s²`` the residual variance (SSE over the
+    and initial states (:func:`trajectory_jacobian`; held, so not in ``J``, beyond
+    ``MAX_FREE_STARTS``), ``s²`` the residual variance (SSE over the
     observations minus the free parameters); the interval is the estimate ± ``z`` standard errors.
 
     Parameters
@@ -395,7 +403,7 @@ def gauss_newton_intervals(field_, y0, prep, level: float = 0.95) -> dict:
     if not entries:
         return {}
     r, J = trajectory_jacobian(field_, prep, layout, base)
-    free = [at for _, at, _ in entries] + [at for _, at in layout.params] + list(range(layout.size, base.shape[0]))
+    free = [at for _, at, _ in entries] + [at for _, at in layout.params] + list(range(layout.size, J.shape[-1]))
     Jf = J.reshape(-1, J.shape[-1])[:, free]
     if not (np.isfinite(r).all() and np.isfinite(Jf).all()):
         return {}

@@ -102,21 +102,25 @@ def _python_source(model: HybridModel, unknowns) -> str:
     forms = exportable(model, unknowns)
     syms = model_symbols(model)
     # substitute closed forms for unknowns still in the model
-    repl = {
-        unknown.call: forms[name].expression
-        for name, unknown in model.unknowns.items()
-        if forms[name].expression is not None
-    }
+    repl = {}
+    for name, unknown in model.unknowns.items():
+        form = forms[name]
+        if form.expression is None:
+            continue
+        if tuple(form.args) == unknown.args:  # at every application's own arguments
+            repl.update(unknown.applied(form.expression))
+        else:
+            repl[unknown.call] = form.expression
     eqs = [model.equations[s] for s in model.states]
     for _ in range(len(repl) + 1):  # a closed form may itself use another unknown
         eqs = [e.xreplace(repl) for e in eqs]
-    remaining = {}
+    remaining = {}  # every application left, by its unknown's name (one unknown may be applied in several places)
     for e in eqs:
         for app in e.atoms(AppliedUndef):
-            remaining[type(app).__name__] = app
+            remaining.setdefault(app, type(app).__name__)
     nets = model.networks()
     net_specs = {}
-    for name in sorted(remaining):
+    for name in sorted(set(remaining.values())):
         spec = network_spec(nets[name])
         if spec is None:
             raise ConfigError(
@@ -163,7 +167,7 @@ def _python_source(model: HybridModel, unknowns) -> str:
         if sym in used:
             body.append(f"    {local[sym]} = _u[{str(sym)!r}]{note(sym)}")
     placeholders = {}
-    for i, (name, app) in enumerate(sorted(remaining.items())):
+    for i, (app, name) in enumerate(sorted(remaining.items(), key=lambda item: (item[1], sstr(item[0])))):
         ph = sp.Symbol(f"_unk_{i}")
         placeholders[app] = ph
         args = ", ".join(local[a] for a in app.args)

@@ -96,7 +96,8 @@ class PaddedBatch:
                 f"data: has {data.trajectories[0].y.shape[1]} columns but no state names, and the model has "
                 f"{len(names)} states {names}; pass states=[...] to Dataset."
             )
-        unknown = [s for s in names if s not in model.state_names]
+        position = {s: i for i, s in enumerate(model.state_names)}
+        unknown = [s for s in names if s not in position]
         if unknown:
             raise DataError(f"data states: {unknown} are not states of the model {model.state_names}.")
         missing_inputs = [u for u in model.input_names if u not in data.input_names]
@@ -106,7 +107,7 @@ class PaddedBatch:
                 f"(it has {data.input_names}); pass inputs=[...] to Dataset.from_frame."
             )
         n = len(model.states)
-        obs_idx = [model.state_names.index(s) for s in names]
+        obs_idx = [position[s] for s in names]
         self.observed = sorted(set(obs_idx))
         K = data.n_trajectories
         T = max(tr.t.size for tr in data.trajectories)
@@ -307,15 +308,17 @@ def set_network_scaling(model: HybridModel, prep: PaddedBatch) -> None:
         if not isinstance(net, MLP):
             continue
         locs, scales = [], []
-        for a in spec.args:
-            if a in field_.state_index:
-                i = field_.state_index[a]
-                v = prep.smooth[..., i][valid]
-                v = v[torch.isfinite(v)]
-            elif a in field_.input_index:
-                v = prep.interp.coef[..., 3, field_.input_index[a]].reshape(-1)
-            else:
-                v = prep.knots[valid]
+        for j in range(len(spec.args)):
+            values = []  # the j-th argument of every application
+            for a in {call[j]: None for call in spec.calls}:
+                if a in field_.state_index:
+                    v = prep.smooth[..., field_.state_index[a]][valid]
+                    values.append(v[torch.isfinite(v)])
+                elif a in field_.input_index:
+                    values.append(prep.interp.coef[..., 3, field_.input_index[a]].reshape(-1))
+                else:
+                    values.append(prep.knots[valid])
+            v = torch.cat(values)
             locs.append(float(v.mean()) if v.numel() else 0.0)
             scales.append(float(v.std()) if v.numel() > 1 else 1.0)
         outs = []
