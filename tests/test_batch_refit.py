@@ -171,8 +171,8 @@ def test_state_criterion_is_the_gaussian_bic_with_a_variance_per_state():
 
 
 def test_termsum_features_match_the_lambdified_terms_values_and_gradients():
-    # monomials go through the power table, the rest through the lambdified function; the
-    # columns come back in the terms' order either way
+    # monomials go through the power table, sines and cosines of the arguments through one sin and
+    # one cos, the rest through the lambdified function; the columns come back in the terms' order
     from udesci.lambdify import broadcast_outputs, torch_function
     from udesci.networks import TermSum, monomial_exponents
 
@@ -189,9 +189,11 @@ def test_termsum_features_match_the_lambdified_terms_values_and_gradients():
         (1, 0, 4),
         None,
     ]
-    weights = torch.arange(1.0, len(terms) + 1, dtype=torch.float64)
+    weights = torch.arange(1.0, 21.0, dtype=torch.float64)
     gen = torch.Generator().manual_seed(0)
-    for chosen in (terms, [t for t in terms if monomial_exponents(t, args) is not None], [sp.sin(y), sp.cos(x)]):
+    trig_and_rest = [sp.cos(w), x / (2 + x), sp.sin(x), sp.sin(2 * y)]  # sin(2 y): not a trig term of an argument
+    mono = [t for t in terms if monomial_exponents(t, args) is not None]
+    for chosen in (terms, mono, [sp.sin(y), sp.cos(x)], trig_and_rest, mono + trig_and_rest):
         module = TermSum(chosen, args, np.ones(len(chosen)), np.ones(len(chosen)))
         z = torch.randn(4, 3, 3, dtype=torch.float64, generator=gen)
         z[0, 0] = 0.0  # zero arguments: the power table's gradient must stay finite and right

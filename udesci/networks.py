@@ -209,6 +209,27 @@ def monomial_exponents(term, args) -> tuple[int, ...] | None:
     return tuple(out)
 
 
+def trig_position(term, args) -> int | None:
+    """Where ``term`` sits among ``sin(args[0]), ..., sin(args[k-1]), cos(args[0]), ..., cos(args[k-1])``,
+    or ``None`` when it is not the sine or cosine of an argument itself.
+
+    Parameters
+    ----------
+    term : sympy.Expr
+    args : sequence of sympy.Symbol, length k
+
+    Returns
+    -------
+    int in ``[0, 2k)`` or None
+    """
+    import sympy as sp
+
+    if isinstance(term, (sp.sin, sp.cos)) and term.args[0] in args:
+        i = list(args).index(term.args[0])
+        return i if isinstance(term, sp.sin) else len(args) + i
+    return None
+
+
 class TermSum(nn.Module):
     """Linear combination of fixed SymPy terms, ``sum_j mask_j c_j term_j(z)``.
 
@@ -236,7 +257,10 @@ class TermSum(nn.Module):
         # entry per term (discovery evaluates features in every solver stage of every batched refit)
         exponents = [monomial_exponents(term, args) for term in terms]
         mono = [j for j, e in enumerate(exponents) if e is not None]
-        rest = [j for j, e in enumerate(exponents) if e is None]
+        # the sines and cosines of the arguments (the library's trig terms) come from one sin and one cos
+        trig_at = [None if exponents[j] is not None else trig_position(terms[j], args) for j in range(len(terms))]
+        trig = [j for j, at in enumerate(trig_at) if at is not None]
+        rest = [j for j, e in enumerate(exponents) if e is None and trig_at[j] is None]
         self._rest_features = torch_function([terms[j] for j in rest], args) if rest else None
         self._broadcast = broadcast_outputs
         self._k = len(args)
@@ -245,9 +269,12 @@ class TermSum(nn.Module):
         # row (i * (degree + 1) + e_ij) of the flattened power table, argument-major: (k * n_mono,)
         gather = [i * (self._degree + 1) + exponents[j][i] for i in range(self._k) for j in mono]
         self.register_buffer("_gather", torch.tensor(gather, dtype=torch.long), persistent=False)
-        order = torch.argsort(torch.tensor(mono + rest)) if rest and mono else None
+        self.register_buffer("_trig", torch.tensor([trig_at[j] for j in trig], dtype=torch.long), persistent=False)
+        parts = sum(1 for part in (mono, trig, rest) if part)
+        order = torch.argsort(torch.tensor(mono + trig + rest)) if parts > 1 else None
         self.register_buffer("_order", order, persistent=False)
         self._n_mono = len(mono)
+        self._n_trig = len(trig)
         self.coef = nn.Parameter(torch.as_tensor(coefficients, dtype=torch.float64).clone())
         self.register_buffer("mask", torch.as_tensor(mask, dtype=torch.float64).clone())
 
@@ -256,11 +283,13 @@ class TermSum(nn.Module):
         parts = []
         if self._n_mono:
             parts.append(self._monomials(z))
+        if self._n_trig:
+            parts.append(torch.cat([torch.sin(z), torch.cos(z)], dim=-1).index_select(-1, self._trig))
         if self._rest_features is not None:
             parts.append(self._broadcast(self._rest_features(*z.unbind(-1)), z[..., 0]))
         if len(parts) <= 1:
             return parts[0] if parts else z.new_zeros(*z.shape[:-1], 0)
-        return torch.cat(parts, dim=-1)[..., self._order]
+        return torch.cat(parts, dim=-1).index_select(-1, self._order)
 
     def _monomials(self, z: torch.Tensor) -> torch.Tensor:
         """The monomial terms at ``z`` (..., k) -> (..., n_mono), in their order among the terms."""
