@@ -151,41 +151,6 @@ def test_per_row_coefficients_reach_every_application():
         torch.testing.assert_close(out[b, 1], closed(coef[b], states[b, 1]) - states[b, 1], rtol=0, atol=1e-15)
 
 
-def test_many_starts_refit_by_lbfgs_reach_the_levenberg_marquardt_optimum(monkeypatch):
-    # a logistic pair with a closed form behind its shared unknown: refit coefficients and starts with the
-    # starts in Levenberg–Marquardt's Jacobian, then (forced) by the alternating L-BFGS rounds
-    t = np.linspace(0.0, 4.0, 21)
-    truth = ud.HybridModel({x: x - x**2, y: 0.5 * (y - y**2)})
-    clean = ud.simulate(truth, [0.1, 0.2], t)
-    noisy = clean + 0.003 * np.random.default_rng(1).standard_normal(clean.shape)
-    data = ud.Dataset(t, noisy, states=["x", "y"])
-    model = ud.HybridModel({x: U(x), y: 0.5 * U(y)})
-    model.module.set_network("U", TermSum([x, x**2], (x,), np.array([0.8, -0.7]), np.ones(2)))
-    for p in model.module.parameters():
-        p.requires_grad_(False)
-    prep = PaddedBatch(model, data, torch.float64)
-    whole = whole_trajectories(prep)
-    y0 = torch.tensor([[0.12, 0.18]], dtype=torch.float64)
-    layout = Layout.of(model.module)
-    theta = torch.cat([layout.vector(model.module), y0.reshape(-1)])[None]
-    solver = ud.Solver("rk4", substeps=4)
-
-    def run():
-        return refit_candidates(
-            model.module, prep, whole, y0, 0.0, solver, layout, theta, [[0, 1]], 30, free_starts=True, tol=1e-12
-        )
-
-    joint = run()
-    monkeypatch.setattr(batch_lm, "MAX_FREE_STARTS", 0)
-    alternating = run()
-    start = refit_candidates(model.module, prep, whole, y0, 0.0, solver, layout, theta[:, :2], [[]], 1)
-    assert float(joint.loss[0]) < 0.05 * float(start.loss[0])
-    # the same optimum: losses within 1 %, coefficients within 1e-3, starts within 1e-3
-    assert abs(float(alternating.loss[0]) / float(joint.loss[0]) - 1) < 0.01
-    torch.testing.assert_close(alternating.theta, joint.theta, rtol=0, atol=1e-3)
-    torch.testing.assert_close(joint.theta[0, :2], torch.tensor([1.0, -1.0], dtype=torch.float64), rtol=0, atol=0.05)
-
-
 def fisher_kpp(n, t, seed=0, noise=0.01):
     """A ring of n cells, u_i' = (u_{i+1} - 2 u_i + u_{i-1}) + u_i - u_i**2, observed with noise."""
     u = sp.symbols(f"u_0:{n}")
@@ -198,6 +163,40 @@ def fisher_kpp(n, t, seed=0, noise=0.01):
     noisy = clean + noise * np.mean(np.abs(clean)) * rng.standard_normal(clean.shape)
     model = ud.HybridModel({u[i]: (u[(i + 1) % n] - 2 * u[i] + u[i - 1]) + U(u[i]) for i in range(n)})
     return model, ud.Dataset(t, noisy, states=[str(s) for s in u]), u
+
+
+def test_many_starts_refit_by_lbfgs_reach_the_levenberg_marquardt_optimum(monkeypatch):
+    # the 16-cell ring with a closed form behind its shared reaction term: coefficients and the 16 starts
+    # refit by Levenberg–Marquardt with the starts in its Jacobian, then (forced) by LM on the coefficients
+    # alternating with L-BFGS on the starts, from the same point
+    t = np.linspace(0.0, 6.0, 41)
+    model, data, u = fisher_kpp(16, t)
+    model.module.set_network("U", TermSum([u[0], u[0] ** 2], (u[0],), np.array([0.8, -0.7]), np.ones(2)))
+    for p in model.module.parameters():
+        p.requires_grad_(False)
+    prep = PaddedBatch(model, data, torch.float64)
+    whole = whole_trajectories(prep)
+    y0 = torch.as_tensor(data.trajectories[0].y[:1], dtype=torch.float64) + 0.02
+    layout = Layout.of(model.module)
+    theta = torch.cat([layout.vector(model.module), y0.reshape(-1)])[None]
+    solver = ud.Solver("rk4", substeps=2)
+
+    def run():
+        return refit_candidates(
+            model.module, prep, whole, y0, 0.0, solver, layout, theta, [[0, 1]], 15, free_starts=True, tol=1e-10
+        )
+
+    joint = run()
+    monkeypatch.setattr(batch_lm, "MAX_FREE_STARTS", 0)
+    alternating = run()
+    start = refit_candidates(model.module, prep, whole, y0, 0.0, solver, layout, theta[:, :2], [[]], 1)
+    assert float(joint.loss[0]) < 0.05 * float(start.loss[0])
+    # the same optimum: losses within 1 %, coefficients within 2e-3 of each other and 2 % of the truth (1, -1)
+    assert abs(float(alternating.loss[0]) / float(joint.loss[0]) - 1) < 0.01
+    torch.testing.assert_close(alternating.theta[0, :2], joint.theta[0, :2], rtol=0, atol=2e-3)
+    torch.testing.assert_close(joint.theta[0, :2], torch.tensor([1.0, -1.0], dtype=torch.float64), rtol=0, atol=0.02)
+    # the starts moved from the shifted ones towards the data's
+    assert float((alternating.theta[0, 2:] - theta[0, 2:]).abs().max()) > 0.01
 
 
 def test_a_reaction_term_shared_by_every_cell_is_discovered(tmp_path):
