@@ -234,3 +234,27 @@ def test_a_reaction_term_shared_by_every_cell_is_discovered(tmp_path):
         loaded_rhs = loaded.module(torch.tensor(0.0), torch.as_tensor(states)).numpy()
     np.testing.assert_allclose(hybrid.rhs(0.0, states.T).T, network_rhs, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(loaded_rhs, network_rhs, rtol=1e-10, atol=1e-10)
+
+
+def test_a_coupling_of_three_neighbours_shared_by_every_site_is_discovered():
+    # Lorenz-96 on 10 sites, x_i' = U(x_{i-2}, x_{i-1}, x_{i+1}) - x_i + 8 with the coupling unknown and
+    # shared: the truth (x_{i+1} - x_{i-2}) x_{i-1}, written in the first application's arguments
+    n = 10
+    s = sp.symbols(f"x_0:{n}")
+    truth = ud.HybridModel({s[i]: (s[(i + 1) % n] - s[i - 2]) * s[i - 1] - s[i] + 8 for i in range(n)})
+    rng = np.random.default_rng(0)
+    start = ud.simulate(truth, 8 + 0.5 * rng.standard_normal(n), np.linspace(0.0, 5.0, 51))[-1]
+    t = np.linspace(0.0, 3.0, 151)
+    clean = ud.simulate(truth, start, t)
+    noisy = clean + 0.01 * np.mean(np.abs(clean)) * rng.standard_normal(clean.shape)
+    torch.manual_seed(0)
+    model = ud.HybridModel({s[i]: U(s[i - 2], s[i - 1], s[(i + 1) % n]) - s[i] + 8 for i in range(n)})
+    assert model.unknowns["U"].args == (s[8], s[9], s[1]) and len(model.unknowns["U"].calls) == n
+    found = ud.discover(ud.fit(model, ud.Dataset(t, noisy, states=[str(v) for v in s]), seed=0, progress=False))
+    expr = sp.expand(found.unknowns["U"])
+    coefficients = expr.as_coefficients_dict()
+    assert set(coefficients) == {s[1] * s[9], s[8] * s[9]}  # (x_{i+1} - x_{i-2}) x_{i-1} at i = 0
+    np.testing.assert_allclose([float(coefficients[s[1] * s[9]]), float(coefficients[s[8] * s[9]])], [1, -1], atol=0.01)
+    assert found.adequacy.adequate
+    # at site 5 the closed form reads (x_6 - x_3) x_4
+    assert sp.expand(found.model.equations[s[5]] - expr.xreplace({s[8]: s[3], s[9]: s[4], s[1]: s[6]})) == -s[5] + 8
