@@ -30,19 +30,21 @@ def import_file(path):
 
 
 def test_an_unknown_applied_in_several_places_has_one_network_behind_all():
-    model = ud.HybridModel({x: -U(x), y: U(y) - y})
+    affine = torch.nn.Linear(1, 1).double()
+    with torch.no_grad():
+        affine.weight.fill_(2.0)
+        affine.bias.fill_(0.5)
+    model = ud.HybridModel({x: -U(x), y: U(y) - y}, networks={"U": affine})
     spec = model.unknowns["U"]
     assert spec.args == (x,) and spec.calls == ((x,), (y,))
     assert spec.applications == (U(x), U(y))
     assert list(model.networks()) == ["U"] and "U(x) in 2 places" in repr(model)
     states = torch.tensor([[0.3, -1.2], [2.0, 0.5]], dtype=torch.float64)
-    net = model.networks()["U"]
     with torch.no_grad():
         out = model.module(torch.tensor(0.0), states)
-        at_x, at_y = net(states[:, :1]).squeeze(-1), net(states[:, 1:]).squeeze(-1)
-    # the same network evaluated at each application's own argument (two different values here)
-    assert float((at_x - at_y).abs().min()) > 1e-3
-    torch.testing.assert_close(out, torch.stack([-at_x, at_y - states[:, 1]], dim=-1), rtol=0, atol=1e-14)
+    # the one network (2 z + 0.5) at each application's own argument: x' = -(2x + 0.5), y' = (2y + 0.5) - y
+    expected = torch.stack([-(2 * states[:, 0] + 0.5), (2 * states[:, 1] + 0.5) - states[:, 1]], dim=-1)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-14)
 
 
 def test_a_closed_form_replaces_every_application_at_its_own_arguments():
@@ -106,6 +108,7 @@ def test_the_sparse_field_matches_the_lambdified_one_in_values_and_gradients(mon
 
 
 def test_the_sparse_field_reads_measured_inputs_and_moves_with_the_dtype():
+    torch.manual_seed(0)
     model, _ = ring_model(9, inputs=True)
     t = np.linspace(0.0, 2.0, 5)
     series = ud.InputInterpolator([t], [np.stack([np.cos(t)], axis=1)])

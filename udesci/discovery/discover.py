@@ -742,7 +742,9 @@ def assemble(state: DiscoveryState) -> Discovery:
     result_model = with_params(result_model, {s: values[s] for s in result_model.params})
     metrics = {
         "data_rmse_scaled": math.sqrt(sse / state.n_observations) if math.isfinite(sse) else math.inf,
-        "samples": state.n_samples,
+        # the network samples the closed forms were regressed on (an unknown applied in several places
+        # pools its applications': more than the sampled states)
+        "samples": max((int(v.shape[0]) for v in state.network_outputs.values()), default=state.n_samples),
     }
     adequacy = assess(state, sse, min(sse_seen, sse_first), noise, sse_near)
     metrics["adequacy"] = adequacy.as_dict()
