@@ -174,7 +174,13 @@ class VectorField(nn.Module):
         shape ``(...)`` each."""
         if self._fused is not None:
             return self._fused_values(cols)
-        return [v for out in self.unknown_outputs(cols).values() for v in out.unbind(-1)]
+        out = []  # every field evaluation comes here: no calls' axis for an unknown applied once
+        for spec in self.unknown_specs:
+            if len(spec.calls) == 1:
+                out.append(self._unknown_at(spec, torch.stack([cols[a] for a in spec.args], dim=-1), calls=False))
+            else:
+                out.extend(self._unknown_at(spec, self.call_arguments(cols, spec), calls=True).unbind(-1))
+        return out
 
     # -- state bound for one solve -------------------------------------------------------------
     @contextmanager
