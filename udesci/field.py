@@ -158,15 +158,10 @@ class VectorField(nn.Module):
 
     def unknown_outputs(self, cols: dict) -> dict[str, torch.Tensor]:
         """Each unknown's value at every application, by name: shape ``(..., n_calls)``."""
-        if self._fused is not None:
-            return {s.name: v.unsqueeze(-1) for s, v in zip(self.unknown_specs, self._fused_values(cols), strict=True)}
-        out = {}
+        values, out, at = self.unknown_values(cols), {}, 0
         for spec in self.unknown_specs:
-            if len(spec.calls) == 1:
-                z = torch.stack([cols[a] for a in spec.args], dim=-1)
-                out[spec.name] = self._unknown_at(spec, z, calls=False).unsqueeze(-1)
-            else:
-                out[spec.name] = self._unknown_at(spec, self.call_arguments(cols, spec), calls=True)
+            out[spec.name] = torch.stack(values[at : at + len(spec.calls)], dim=-1)
+            at += len(spec.calls)
         return out
 
     def unknown_values(self, cols: dict) -> list[torch.Tensor]:

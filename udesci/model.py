@@ -655,7 +655,7 @@ class HybridModel:
         functions = {n: sp.Function(n) for rhs in eqs.values() for n in detect_unknowns(rhs, names)}
         self.equations = {s: _expression(rhs, names, functions, f"equation for {s}") for s, rhs in eqs.items()}
 
-        self.unknowns: dict[str, Unknown] = {}
+        calls: dict[str, dict] = {}
         allowed_args = set(self.states) | set(self.inputs) | {self.time}
         known = allowed_args | set(self.params)
         for state, rhs in self.equations.items():
@@ -683,11 +683,7 @@ class HybridModel:
                             f"{list(map(str, self.states))}, inputs {list(map(str, self.inputs))} or "
                             f"time {self.time}; received {app}."
                         )
-                if name not in self.unknowns:
-                    self.unknowns[name] = Unknown(name, tuple(app.args))
-                elif tuple(app.args) not in self.unknowns[name].calls:
-                    spec = self.unknowns[name]
-                    self.unknowns[name] = Unknown(name, spec.args, (*spec.calls, tuple(app.args)))
+                calls.setdefault(name, {}).setdefault(tuple(app.args), None)  # distinct, in order of appearance
             free = rhs.free_symbols
             for sym in sorted(free - known, key=str):
                 raise ModelError(
@@ -696,6 +692,7 @@ class HybridModel:
                     f"nor the time {self.time}; add it to params= or inputs=."
                 )
             check_supported(rhs, f"equation for {state}")
+        self.unknowns: dict[str, Unknown] = {name: Unknown(name, next(iter(c)), tuple(c)) for name, c in calls.items()}
         names = {str(s) for s in (*self.states, *self.params, *self.inputs, self.time)}
         for name in self.unknowns:
             if name in names:
