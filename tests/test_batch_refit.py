@@ -210,3 +210,69 @@ def test_termsum_features_match_the_lambdified_terms_values_and_gradients():
     assert set(module.state_dict()) == {"coef", "mask"}
     single = module.to(torch.float32).features(torch.ones(5, 3))
     assert single.dtype == torch.float32 and single.shape == (5, len(terms))
+
+
+def _rows(fn):
+    """A residual function of :func:`levenberg_marquardt`'s contract from ``fn(theta (M, p)) -> (M, R)``."""
+    from udesci.discovery.batch_lm import ResidualRows
+
+    def residuals(theta, owner):
+        r = fn(theta)
+        bad = ~torch.isfinite(r).all(dim=1)
+        r = torch.where(bad.unsqueeze(-1), torch.zeros_like(r), r)
+        return ResidualRows(r, torch.where(bad, math.inf, r.pow(2).sum(1)), bad)
+
+    return residuals
+
+
+def test_affine_least_squares_is_each_supports_exact_least_squares():
+    from udesci.discovery.batch_lm import affine_least_squares
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((40, 5)) * np.array([1.0, 1e3, 1e-3, 1.0, 10.0])  # columns of very different sizes
+    b = rng.standard_normal(40)
+    At, bt = torch.as_tensor(A), torch.as_tensor(b)
+    sups = [(), (0,), (1, 3), (0, 2, 4), (0, 1, 2, 3, 4), (4, 2)]
+    done = affine_least_squares(_rows(lambda th: th @ At.T - bt), torch.zeros(len(sups), 5, dtype=torch.float64), sups)
+    assert done is not None
+    for c, sup in enumerate(sups):
+        want = np.zeros(5)
+        if sup:
+            want[list(sup)] = np.linalg.lstsq(A[:, list(sup)], b, rcond=None)[0]
+        np.testing.assert_allclose(done.theta[c].numpy(), want, rtol=1e-9, atol=1e-12)
+        assert float(done.loss[c]) == pytest.approx(float(np.sum((A @ want - b) ** 2)), rel=1e-10)
+
+
+def test_affine_least_squares_declines_curved_residuals_and_marks_unusable_columns():
+    from udesci.discovery.batch_lm import affine_least_squares
+
+    rng = np.random.default_rng(1)
+    At, bt = torch.as_tensor(rng.standard_normal((30, 3))), torch.as_tensor(rng.standard_normal(30))
+    start = torch.zeros(2, 3, dtype=torch.float64)
+    # residuals curved in the coefficients: not solved here (the caller falls back to Levenberg–Marquardt)
+    assert affine_least_squares(_rows(lambda th: torch.exp(0.1 * th @ At.T) - bt), start, [(0,), (1, 2)]) is None
+
+    # a column that cannot be evaluated (NaN wherever its coefficient is non-zero): only its candidates lose
+    def holed(th):
+        return th @ At.T - bt + torch.where(th[:, 2:3] != 0, math.nan, 0.0)
+
+    done = affine_least_squares(_rows(holed), start, [(0, 1), (1, 2)])
+    assert done is not None and math.isinf(float(done.loss[1])) and math.isfinite(float(done.loss[0]))
+    want = np.linalg.lstsq(At[:, :2].numpy(), bt.numpy(), rcond=None)[0]
+    np.testing.assert_allclose(done.theta[0, :2].numpy(), want, rtol=1e-9)
+
+
+def test_derivative_refit_takes_the_affine_path_and_agrees_with_levenberg_marquardt(monkeypatch):
+    from udesci.discovery import batch_lm
+
+    field_, prep = _closed_form_field()
+    sups = [(3,), (1, 3), (0, 2), (0, 1, 2, 3)]
+    start = torch.zeros(len(sups), 4, dtype=torch.float64)
+    fast = batch_lm.refit_on_derivatives(field_, prep, "U", start, sups)
+    monkeypatch.setattr(batch_lm, "affine_least_squares", lambda *a: None)
+    slow = batch_lm.refit_on_derivatives(field_, prep, "U", start, sups, iterations=30)
+    # LM's forward-difference Jacobian leaves it within 1e-4 of the exact minimiser, never below it
+    np.testing.assert_allclose(fast.theta.numpy(), slow.theta.numpy(), rtol=1e-3, atol=1e-6)
+    assert bool((fast.loss <= slow.loss * (1 + 1e-12)).all())
+    np.testing.assert_allclose(fast.loss.numpy(), slow.loss.numpy(), rtol=1e-6)
+    assert float(fast.theta[0, 3]) == pytest.approx(-BETA, rel=2e-2)  # x*y alone: the truth within the smoothing bias

@@ -40,3 +40,17 @@ def test_stlsq_matches_pysindy():
             got = stlsq(theta, target, threshold, 1e-6)
             assert np.array_equal(got != 0, expected != 0)
             np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-10)
+
+
+def test_supports_enumerate_every_pair_while_within_the_cap():
+    import math
+
+    from udesci.discovery.proposal import MAX_EXHAUSTIVE_SUPPORTS, supports
+
+    swept = {(0, 5, 9): 0.1, (3,): 0.5}
+    got = supports(35, 2, swept)
+    assert len(got) == 1 + 35 + math.comb(35, 2) + 1  # empty, singles, pairs, and the one new swept support
+    assert (3, 17) in got and (0, 5, 9) in got and len(set(got)) == len(got)
+    # 120 terms: 7,260 singles and pairs exceed the cap, so the pairs are left to the sweep
+    big = supports(120, 2, {})
+    assert 1 + 120 + math.comb(120, 2) > MAX_EXHAUSTIVE_SUPPORTS and len(big) == 121

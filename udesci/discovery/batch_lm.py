@@ -486,6 +486,78 @@ def point_blocks(prep: PaddedBatch, length: int) -> tuple[torch.Tensor, int]:
     return out, at
 
 
+def affine_least_squares(residuals, coefficients: torch.Tensor, supports: list) -> LMResult | None:
+    """Every candidate's exact least-squares coefficients when its residuals are affine in them.
+
+    The residuals at zero and at each unit coefficient vector (``p + 1`` rows of one batched call)
+    give ``r(c) = r0 + J c``; two rows at random coefficients check that prediction.  Each candidate
+    is then one least-squares solve on its support's columns of ``J`` (batched by support size, on
+    columns scaled to unit norm), instead of Levenberg–Marquardt iterations that probe every
+    candidate's columns anew.  Where the known part of the field is affine in the unknown (the usual
+    ``known + U``) this is the exact minimiser that Levenberg–Marquardt's first step reaches.
+
+    Parameters
+    ----------
+    residuals : callable (theta_rows (M, p), owner (M,) long) -> ResidualRows
+    coefficients : torch.Tensor of shape (C, p)
+        Starting coefficients; returned unchanged for candidates that cannot be evaluated.
+    supports : list of C sequences of int
+
+    Returns
+    -------
+    LMResult or None
+        ``theta`` (C, p), ``loss`` (C,) (``inf`` for a candidate using a column that cannot be
+        evaluated, or whose residuals are not finite), ``extra`` the same loss; ``None`` when the
+        residuals are not affine in the coefficients (the caller falls back to Levenberg–Marquardt).
+    """
+    C, p = coefficients.shape
+    dtype = coefficients.dtype
+    rows = torch.cat([torch.zeros(1, p, dtype=dtype), torch.eye(p, dtype=dtype)])
+    out = residuals(rows, torch.zeros(p + 1, dtype=torch.long))
+    if bool(out.bad[0]):
+        return None
+    r0, J = out.r[0], (out.r[1:] - out.r[0]).T  # (R,), (R, p)
+    usable = ~out.bad[1:] & torch.isfinite(J).all(dim=0)
+    if not bool(usable.any()):
+        return None
+    Ju = torch.where(usable, J, torch.zeros_like(J))
+    # two random coefficient vectors on the usable columns check the affine prediction
+    gen = torch.Generator().manual_seed(0)
+    probes = torch.randn(2, p, generator=gen, dtype=torch.float64).to(dtype) * usable
+    check = residuals(probes, torch.zeros(2, dtype=torch.long))
+    pred = r0 + probes @ Ju.T  # (2, R)
+    size = float(pred.abs().max()) + float(r0.abs().max())
+    tolerance = math.sqrt(torch.finfo(dtype).eps) * max(size, 1e-300)  # rounding passes, a curvature does not
+    if bool(check.bad.any()) or float((check.r - pred).abs().max()) > tolerance:
+        return None
+    norms = Ju.norm(dim=0)
+    norms = torch.where(norms > 0, norms, torch.ones_like(norms))
+    Jn = Ju / norms
+    theta = coefficients.clone()
+    loss = torch.full((C,), math.inf, dtype=dtype)
+    by_size: dict[int, list[int]] = {}
+    for c, sup in enumerate(supports):
+        if all(bool(usable[i]) for i in sup):
+            by_size.setdefault(len(sup), []).append(c)
+    base = float(r0.pow(2).sum())
+    for k, cands in by_size.items():
+        if k == 0:
+            theta[cands] = 0.0
+            loss[cands] = base
+            continue
+        idx = torch.tensor([list(supports[c]) for c in cands], dtype=torch.long)  # (B, k)
+        for chunk in torch.split(torch.arange(len(cands)), max(1, ROW_BUDGET // max(1, J.shape[0] * k))):
+            cols = Jn[:, idx[chunk]].permute(1, 0, 2)  # (B, R, k)
+            sol = torch.linalg.lstsq(cols, -r0.expand(len(chunk), -1).unsqueeze(-1)).solution.squeeze(-1)
+            res = r0 + (cols @ sol.unsqueeze(-1)).squeeze(-1)
+            rows_ = [cands[i] for i in chunk.tolist()]
+            th = torch.zeros(len(chunk), p, dtype=dtype)
+            th.scatter_(1, idx[chunk], sol / norms[idx[chunk]])
+            theta[rows_] = th
+            loss[rows_] = torch.where(torch.isfinite(res).all(1), res.pow(2).sum(1), math.inf)
+    return LMResult(theta, loss, loss)
+
+
 def refit_on_derivatives(
     field_, prep: PaddedBatch, name: str, coefficients: torch.Tensor, supports: list, iterations: int = 5
 ) -> LMResult:
@@ -545,9 +617,12 @@ def refit_on_derivatives(
         loss = torch.where(bad, math.inf, r.pow(2).sum(1))
         return ResidualRows(r, loss, bad)
 
+    coefficients = coefficients.to(field_.dtype)
+    solved = affine_least_squares(residuals, coefficients, supports)
+    if solved is not None:
+        return solved
     # candidates in chunks of similar support size, so that a few large supports do not make every
     # candidate carry as many Jacobian probes, and no batch holds more than ROW_BUDGET field rows
-    coefficients = coefficients.to(field_.dtype)
     order = sorted(range(len(supports)), key=lambda c: len(supports[c]))
     theta, loss = coefficients.clone(), torch.full((len(supports),), math.inf, dtype=field_.dtype)
     at = 0

@@ -472,9 +472,17 @@ def closed_form(terms, coef) -> sp.Expr:
     return expr
 
 
+# the most supports :func:`supports` enumerates exhaustively (every pair of an 84-term library is 3,570)
+MAX_EXHAUSTIVE_SUPPORTS = 5000
+
+
 def supports(p: int, exhaustive: int, swept: dict, companions: dict | None = None) -> list[tuple]:
-    """Candidate supports: the empty one, every support of up to ``exhaustive`` terms (libraries of
-    at most 15 terms), then the sweep's.
+    """Candidate supports: the empty one, every support of up to ``exhaustive`` terms (each size
+    while the enumeration stays within ``MAX_EXHAUSTIVE_SUPPORTS``), then the sweep's.
+
+    The sweep alone can miss a sparse truth: on a large library it thresholds a network that carries
+    the data's noise, and its supports then jump from many terms to few wrong ones (Lorenz, ``U(x, y,
+    z) = x y`` with a degree-4 library of 35 terms: 17 terms or worse; every pair holds ``x y``).
 
     Parameters
     ----------
@@ -485,7 +493,7 @@ def supports(p: int, exhaustive: int, swept: dict, companions: dict | None = Non
     companions : dict int -> int, optional
         Terms that come with another (:attr:`UnknownWork.companions`): a support holding the first holds
         the second, which is never in a support alone (a sweep support holding it holds its term instead)
-        and does not count towards the ``exhaustive`` terms nor the 15.
+        and does not count towards the ``exhaustive`` terms nor towards ``MAX_EXHAUSTIVE_SUPPORTS``.
 
     Returns
     -------
@@ -499,9 +507,10 @@ def supports(p: int, exhaustive: int, swept: dict, companions: dict | None = Non
         return tuple(sorted(set(sup) | {companions[i] for i in sup if i in companions}))
 
     out: list[tuple] = [()]
-    if len(free) <= 15:
-        for size in range(1, exhaustive + 1):
-            out += [complete(c) for c in combinations(free, size)]
+    for size in range(1, exhaustive + 1):
+        if len(out) - 1 + math.comb(len(free), size) > MAX_EXHAUSTIVE_SUPPORTS:
+            break
+        out += [complete(c) for c in combinations(free, size)]
     seen = set(out)
     for sup in swept:
         full = complete({owner.get(i, i) for i in sup})

@@ -22,8 +22,9 @@ class Selection:
     ridge : float, default 1e-6
         Ridge penalty of each least-squares fit (on normalised columns).
     exhaustive : int, default 2
-        Also score every support of up to this many terms (libraries of at
-        most 15 terms).
+        Also score every support of up to this many terms (each size while
+        at most ``MAX_EXHAUSTIVE_SUPPORTS`` = 5,000 supports are enumerated:
+        every pair of up to 99 terms).
     shortlist : int, default 32
         Candidates (best by derivative matching) refit on trajectory segments
         and scored on the data (all in one batched solve).
