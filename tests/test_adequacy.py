@@ -16,7 +16,14 @@ from torch import nn
 import udesci as ud
 from udesci import cli
 from udesci.cli_common import EXIT_CHECK
-from udesci.discovery.results import MAX_DATA_RATIO, MAX_NOISE_RATIO, MAX_SPREAD_RATIO, MAX_START_RATIO, Adequacy
+from udesci.discovery.results import (
+    MAX_DATA_RATIO,
+    MAX_NOISE_RATIO,
+    MAX_SPREAD_RATIO,
+    MAX_START_RATIO,
+    MAX_UNBACKED_NOISE_RATIO,
+    Adequacy,
+)
 
 x, y = sp.symbols("x y")
 U = sp.Function("U")
@@ -231,6 +238,21 @@ def test_a_closed_form_far_from_the_data_is_inadequate_however_poorly_the_ude_fi
     assert "22× their noise level" in text and "the trained UDE misfits them 132× too" in text
     assert poor_ude.as_dict()["noise_ratio"] == 22.0 and "0.17× the UDE's" in poor_ude.summary()
     assert Adequacy({"U": 0.9}, 1.0, 1.0, 0.82, 1.0).adequate
+
+
+def test_a_closed_form_that_contradicts_its_network_must_fit_within_the_noise():
+    # ODEBench 59's answer (chaotic Rössler, R² 0.53 against the truth): network R² −0.75, 2.44× the noise
+    unbacked = Adequacy({"U_2": -0.75}, 0.67, 2.9, 2.44, 3.65, 2.8)
+    assert unbacked.noise_bound == MAX_UNBACKED_NOISE_RATIO and not unbacked.adequate
+    assert unbacked.ratio == 2.44 * MAX_DATA_RATIO / MAX_UNBACKED_NOISE_RATIO
+    text = " ".join(unbacked.problems())
+    assert "2.44× their noise level" in text and "contradicts its network" in text
+    assert unbacked.inadequate_unknowns() == ["U_2"]
+    # the same misfit backed by the network stays under the loose bound
+    backed = Adequacy({"U_2": 0.95}, 0.67, 2.9, 2.44, 3.65, 2.8)
+    assert backed.noise_bound == MAX_NOISE_RATIO and backed.adequate
+    # ODEBench 57 (its trajectory settles on a fixed point): network R² −2.8 but within the noise, adequate
+    assert Adequacy({"U_2": -2.8}, 0.016, 2.7, 0.047, 3.05, 0.26).adequate
 
 
 def test_the_noise_level_is_estimated_from_the_observations_alone():
