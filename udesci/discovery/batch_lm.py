@@ -41,7 +41,8 @@ START_ROUNDS = 2
 START_ITERATIONS = 15
 
 __all__ = [
-    "LMResult", "Layout", "NetSlice", "ParamSlot", "ResidualRows", "levenberg_marquardt", "point_blocks",
+    "LMResult", "Layout", "NetSlice", "ParamSlot", "ResidualRows", "affine_least_squares", "levenberg_marquardt",
+    "point_blocks",
     "refit_candidates", "refit_on_derivatives", "whole_trajectories",
 ]  # fmt: skip
 
@@ -566,8 +567,8 @@ def refit_on_derivatives(
     The objective of each candidate is :func:`udesci.train.collocation_loss` — the field at the
     smoothed states against the smoothed derivatives — as a function of the unknown's
     coefficients on the candidate's support (everything else in the field as it stands).  Where
-    the field is affine in the unknown (the usual ``known + U``), one Levenberg–Marquardt step
-    solves it exactly; the others polish a field that is not.
+    the field is affine in the unknown (the usual ``known + U``), :func:`affine_least_squares`
+    solves every candidate exactly; otherwise batched Levenberg–Marquardt refits them.
 
     Parameters
     ----------
