@@ -276,3 +276,31 @@ def test_derivative_refit_takes_the_affine_path_and_agrees_with_levenberg_marqua
     assert bool((fast.loss <= slow.loss * (1 + 1e-12)).all())
     np.testing.assert_allclose(fast.loss.numpy(), slow.loss.numpy(), rtol=1e-6)
     assert float(fast.theta[0, 3]) == pytest.approx(-BETA, rel=2e-2)  # x*y alone: the truth within the smoothing bias
+
+
+def test_levenberg_marquardt_stops_simulating_candidates_that_have_stopped():
+    """A linear least-squares candidate converges in a few iterations, Rosenbrock's needs many:
+    once the first has stopped its rows are no longer evaluated, and both reach their known
+    minimisers (the linear one NumPy's least squares to 1e-9, Rosenbrock's (1, 1) to 1e-6)."""
+    from udesci.discovery.batch_lm import ResidualRows, levenberg_marquardt
+
+    gen = np.random.default_rng(3)
+    A, b = gen.normal(size=(6, 2)), gen.normal(size=6)
+    At, bt = torch.as_tensor(A), torch.as_tensor(b)
+    owners_seen = []
+
+    def residuals(theta, owner):
+        owners_seen.append(sorted(set(owner.tolist())))
+        linear = theta @ At.T - bt
+        rosen = torch.stack([10 * (theta[:, 1] - theta[:, 0] ** 2), 1 - theta[:, 0]], dim=1)
+        rosen = torch.cat([rosen, torch.zeros(len(theta), 4, dtype=theta.dtype)], dim=1)
+        r = torch.where((owner == 0).unsqueeze(-1), linear, rosen)
+        return ResidualRows(r, r.pow(2).sum(1), torch.zeros(len(theta), dtype=torch.bool))
+
+    start = torch.tensor([[0.0, 0.0], [-1.2, 1.0]], dtype=torch.float64)
+    out = levenberg_marquardt(residuals, start, [[0, 1], [0, 1]], iterations=200, tol=1e-14)
+    np.testing.assert_allclose(out.theta[0].numpy(), np.linalg.lstsq(A, b, rcond=None)[0], atol=1e-9)
+    np.testing.assert_allclose(out.theta[1].numpy(), [1.0, 1.0], atol=1e-6)
+    assert owners_seen[0] == [0, 1]
+    assert owners_seen[-1] == [1]  # the linear candidate had stopped long before Rosenbrock's
+    assert sum(s == [1] for s in owners_seen) > 5

@@ -387,7 +387,8 @@ def levenberg_marquardt(
     active : list of C lists of int
         Free entries of each vector (the others stay as given).
     iterations : int
-        Iterations (each one residual call of ``C × (P + 1)`` rows, ``P`` the most free entries).
+        Iterations (each one residual call of ``(P + 1)`` rows per candidate still running, ``P``
+        the most free entries; a candidate that has stopped is not simulated again).
     tol : float
         A candidate stops once an accepted step lowers its loss by less than this fraction, or
         once its linearised model predicts that a nearly undamped step cannot.
@@ -409,22 +410,24 @@ def levenberg_marquardt(
         idx[c, : len(a)] = torch.as_tensor(a, dtype=torch.long)
         valid[c, : len(a)] = True
     theta = theta.clone()
-    owner = torch.arange(C).repeat_interleave(P + 1)
 
-    def with_jacobian(th: torch.Tensor):
-        """Residuals at ``th`` and their forward-difference Jacobian, from one batched call."""
-        h = math.sqrt(eps) * th.gather(1, idx).abs().clamp(min=1e-3) * valid
+    def with_jacobian(th: torch.Tensor, which: torch.Tensor):
+        """Residuals at ``th`` (the rows of candidates ``which``) and their forward-difference Jacobian,
+        from one batched call."""
+        m = len(which)
+        ix, ok = idx[which], valid[which]
+        h = math.sqrt(eps) * th.gather(1, ix).abs().clamp(min=1e-3) * ok
         probe = th.unsqueeze(1).repeat(1, P + 1, 1)
-        probe[:, 1:].scatter_add_(2, idx.unsqueeze(-1), h.unsqueeze(-1))
-        rows = residuals(probe.reshape(C * (P + 1), -1), owner)
-        rp, bad_p = rows.r.reshape(C, P + 1, -1), rows.bad.reshape(C, P + 1)
+        probe[:, 1:].scatter_add_(2, ix.unsqueeze(-1), h.unsqueeze(-1))
+        rows = residuals(probe.reshape(m * (P + 1), -1), which.repeat_interleave(P + 1))
+        rp, bad_p = rows.r.reshape(m, P + 1, -1), rows.bad.reshape(m, P + 1)
         r0 = rp[:, 0]
-        J = (rp[:, 1:] - r0.unsqueeze(1)) / torch.where(valid, h, 1.0).unsqueeze(-1)
-        J = J * (valid & ~bad_p[:, 1:]).unsqueeze(-1)
-        extra0 = rows.extra.reshape(C, P + 1, *rows.extra.shape[1:])[:, 0]
+        J = (rp[:, 1:] - r0.unsqueeze(1)) / torch.where(ok, h, 1.0).unsqueeze(-1)
+        J = J * (ok & ~bad_p[:, 1:]).unsqueeze(-1)
+        extra0 = rows.extra.reshape(m, P + 1, *rows.extra.shape[1:])[:, 0]
         return r0, J, extra0, torch.where(bad_p[:, 0], math.inf, r0.pow(2).sum(1))
 
-    r, J, extra, loss = with_jacobian(theta)
+    r, J, extra, loss = with_jacobian(theta, torch.arange(C))
     lam = torch.full((C,), 1e-3, dtype=theta.dtype)
     done = ~torch.isfinite(loss) | ~valid.any(1)
     for iteration in range(iterations):
@@ -441,21 +444,24 @@ def levenberg_marquardt(
         # ``tol``: converged (rejected trials would only raise the damping until it gives up)
         predicted = -(2 * (step * g).sum(-1) + (step.unsqueeze(1) @ H @ step.unsqueeze(-1)).reshape(C))
         done = done | ((predicted <= tol * loss) & (lam <= 1.0))
-        step = torch.where(done.unsqueeze(-1), torch.zeros_like(step), step)
         if bool(done.all()):
             break
-        trial = theta.scatter_add(1, idx, step)
-        rt, Jt, extra_t, lt = with_jacobian(trial)
-        better = (lt < loss) & ~done
-        gain = torch.where(better, (loss - lt) / loss.clamp(min=1e-300), torch.zeros_like(loss))
-        theta = torch.where(better.unsqueeze(-1), trial, theta)
-        r = torch.where(better.unsqueeze(-1), rt, r)
-        J = torch.where(better[:, None, None], Jt, J)
-        keep = better.reshape(C, *([1] * (extra.dim() - 1)))
-        extra = torch.where(keep, extra_t, extra)
-        loss = torch.where(better, lt, loss)
-        lam = torch.where(better, lam / 3, lam * 4).clamp(1e-12, 1e12)
-        done = done | (better & (gain < tol)) | (lam >= 1e12)
+        # only the candidates still running are simulated: the others keep what they have
+        live = (~done).nonzero().squeeze(1)
+        trial = theta[live].scatter_add(1, idx[live], step[live])
+        rt, Jt, extra_t, lt = with_jacobian(trial, live)
+        better = lt < loss[live]
+        gain = torch.where(better, (loss[live] - lt) / loss[live].clamp(min=1e-300), torch.zeros_like(lt))
+        won = live[better]
+        theta[won], r[won], J[won], extra[won], loss[won] = (
+            trial[better],
+            rt[better],
+            Jt[better],
+            extra_t[better],
+            lt[better],
+        )
+        lam[live] = torch.where(better, lam[live] / 3, lam[live] * 4).clamp(1e-12, 1e12)
+        done[live] = done[live] | (better & (gain < tol)) | (lam[live] >= 1e12)
     return LMResult(theta, loss, extra)
 
 
